@@ -1,0 +1,57 @@
+"""authkestra: machine-to-machine OAuth 2.0 (Client Credentials) for Python.
+
+The public API; everything else is internal and may change::
+
+    from authkestra import ClientCredentialsFlow
+
+    flow = ClientCredentialsFlow(client_id, client_secret, token_url)
+    token = await flow.get_token(["read", "write"])
+"""
+
+__version__ = "0.1.0"
+
+from .errors import (
+    AuthError,
+    ConfigError,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    MalformedResponse,
+    NetworkError,
+    OAuthError,
+    ProviderError,
+    RateLimited,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from .flow import AuthMethod, ClientCredentialsFlow, RetryPolicy
+from .secrets import EnvSecret, FileSecret, Secret, SecretSource
+from .token import Token
+
+__all__ = [
+    "AuthError",
+    "AuthMethod",
+    "ClientCredentialsFlow",
+    "ConfigError",
+    "EnvSecret",
+    "FileSecret",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidTarget",
+    "MalformedResponse",
+    "NetworkError",
+    "OAuthError",
+    "ProviderError",
+    "RateLimited",
+    "RetryPolicy",
+    "Secret",
+    "SecretSource",
+    "Token",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+    "__version__",
+]

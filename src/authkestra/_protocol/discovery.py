@@ -1,0 +1,110 @@
+"""Finding the token endpoint from the issuer's metadata (RFC 8414, OIDC Discovery)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import ConfigError, MalformedResponse, ProviderError
+from .actions import HttpRequest, HttpResponse, Operation
+from .context import ProtocolContext
+from .redact import Redactor
+from .responses import parse_json_object, raise_for_failure
+from .retry import send_with_retries
+from .urls import check_endpoint_url, metadata_urls
+
+__all__ = ["ServerMetadata", "discover", "parse_metadata"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerMetadata:
+    """The parts of an authorization server's metadata the client uses."""
+
+    issuer: str
+    token_endpoint: str
+    raw: dict[str, Any]
+
+    @property
+    def introspection_endpoint(self) -> str | None:
+        value = self.raw.get("introspection_endpoint")
+        return value if isinstance(value, str) else None
+
+    @property
+    def jwks_uri(self) -> str | None:
+        value = self.raw.get("jwks_uri")
+        return value if isinstance(value, str) else None
+
+
+def parse_metadata(
+    response: HttpResponse, *, issuer: str, url: str, allow_insecure_http: bool, redact: Redactor
+) -> ServerMetadata:
+    """Validate metadata: a JSON object for *this* issuer with a usable token endpoint."""
+    what = f"the metadata endpoint {url}"
+    raise_for_failure(response, redact, what=what)
+    status = response.status_code
+    if response.truncated:
+        raise MalformedResponse(f"{what} sent a body over the size limit", status_code=status)
+    try:
+        body = parse_json_object(response.body)
+    except ValueError as exc:
+        raise MalformedResponse(
+            f"{what} sent invalid metadata: {exc}", status_code=status
+        ) from None
+    if body.get("issuer") != issuer:
+        shown = redact.clean(body["issuer"], 100) if isinstance(body.get("issuer"), str) else None
+        raise MalformedResponse(
+            f"{what} describes issuer {shown!r}, not the configured {issuer!r}"
+            " (RFC 8414 §3.3 requires them to be identical, trailing slash included)",
+            status_code=status,
+        )
+    token_endpoint = body.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise MalformedResponse(f"{what} has no token_endpoint", status_code=status)
+    try:
+        check_endpoint_url(
+            token_endpoint,
+            what="the discovered token_endpoint",
+            allow_insecure_http=allow_insecure_http,
+        )
+    except ConfigError as exc:
+        raise MalformedResponse(f"{what}: {exc}", status_code=status) from None
+    return ServerMetadata(issuer=issuer, token_endpoint=token_endpoint, raw=body)
+
+
+def discover(issuer: str, ctx: ProtocolContext) -> Operation[ServerMetadata]:
+    """Fetch the issuer's metadata: RFC 8414 first, then OpenID Connect Discovery.
+
+    A 404 (or 405/410) from the first location moves on to the next; any other
+    failure is raised.
+    """
+    not_found: list[str] = []
+    for url in metadata_urls(issuer):
+
+        def request(deadline: float, url: str = url) -> HttpRequest:
+            return HttpRequest(
+                method="GET",
+                url=url,
+                headers=(("Accept", "application/json"), ("User-Agent", ctx.user_agent)),
+                body=None,
+                deadline=deadline,
+                max_body=ctx.max_body,
+            )
+
+        response = yield from send_with_retries(
+            request, ctx.policy, ctx.clock, what=f"metadata request {url}"
+        )
+        if response.status_code in (404, 405, 410):
+            not_found.append(url)
+            continue
+        return parse_metadata(
+            response,
+            issuer=issuer,
+            url=url,
+            allow_insecure_http=ctx.allow_insecure_http,
+            redact=ctx.redact,
+        )
+    raise ProviderError(
+        f"no authorization server metadata for issuer {issuer!r} (tried {', '.join(not_found)});"
+        " check the issuer or give token_url instead",
+        status_code=404,
+    )

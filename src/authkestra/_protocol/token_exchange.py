@@ -1,0 +1,73 @@
+"""One token request, end to end: read the secret, send with retries, interpret the answer."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from ..errors import InvalidClient
+from ..token import Token
+from .actions import HttpRequest, Operation, ReadSecret
+from .context import ProtocolContext
+from .responses import parse_token_response
+from .retry import send_with_retries
+from .token_request import TokenRequestSpec, build_token_request
+
+__all__ = ["request_token"]
+
+logger = logging.getLogger("authkestra")
+
+
+def request_token(
+    spec: TokenRequestSpec, token_url: str, ctx: ProtocolContext, *, secret_rotates: bool
+) -> Operation[Token]:
+    """Obtain a token for ``spec`` from ``token_url``.
+
+    When the server answers ``invalid_client`` and the secret comes from a
+    source that can change (a file, a secrets manager), the source is read once
+    more and, if it now gives another secret, the request is retried once: a
+    rotated secret is picked up without a restart.
+    """
+    secret: str | None = None
+    if spec.auth_method.needs_secret:
+        secret = yield ReadSecret()
+        ctx.redact.add(secret, client_id=spec.client_id)
+    try:
+        return (yield from _exchange(spec, token_url, secret, ctx))
+    except InvalidClient:
+        if secret is None or not secret_rotates:
+            raise
+        fresh: str = yield ReadSecret()
+        if hmac.compare_digest(fresh.encode(), secret.encode()):
+            raise
+        ctx.redact.add(fresh, client_id=spec.client_id)
+        logger.info("authkestra: invalid_client; the secret source has a new secret, retrying once")
+        return (yield from _exchange(spec, token_url, fresh, ctx))
+
+
+def _exchange(
+    spec: TokenRequestSpec, token_url: str, secret: str | None, ctx: ProtocolContext
+) -> Operation[Token]:
+    def make_request(deadline: float) -> HttpRequest:
+        return build_token_request(
+            spec,
+            token_url,
+            secret,
+            deadline=deadline,
+            max_body=ctx.max_body,
+            user_agent=ctx.user_agent,
+        )
+
+    response = yield from send_with_retries(
+        make_request, ctx.policy, ctx.clock, what="token request"
+    )
+    token = parse_token_response(
+        response, requested_scopes=spec.scopes, received_at=ctx.wall_clock(), redact=ctx.redact
+    )
+    logger.debug(
+        "authkestra: token obtained for client %r (scope %r, expires_in %s)",
+        spec.client_id,
+        token.scope,
+        token.expires_in,
+    )
+    return token

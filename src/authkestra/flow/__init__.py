@@ -1,0 +1,7 @@
+"""The client side: obtain tokens for this service and use them."""
+
+from .._protocol.client_auth import AuthMethod
+from .._protocol.retry import RetryPolicy
+from .client_credentials import ClientCredentialsFlow
+
+__all__ = ["AuthMethod", "ClientCredentialsFlow", "RetryPolicy"]

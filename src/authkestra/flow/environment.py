@@ -1,0 +1,84 @@
+"""Reading a flow's configuration from ``AUTHKESTRA_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from ..secrets import FileSecret, Secret
+
+__all__ = ["ENV_PREFIX", "flow_arguments_from_env"]
+
+ENV_PREFIX = "AUTHKESTRA_"
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(ENV_PREFIX + name)
+    return value if value and value.strip() else None
+
+
+def flow_arguments_from_env(
+    environ: Mapping[str, str] | None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``ClientCredentialsFlow`` keyword arguments from the environment, then ``overrides``.
+
+    An override of None is ignored, so callers (the CLI) can pass every option.
+    """
+    env = os.environ if environ is None else environ
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    args: dict[str, Any] = {}
+
+    client_id = given.pop("client_id", None) or _get(env, "CLIENT_ID")
+    if client_id is None:
+        raise ConfigError("AUTHKESTRA_CLIENT_ID is not set: it names the client to authenticate as")
+    args["client_id"] = client_id
+
+    auth_method = given.pop("auth_method", None) or _get(env, "AUTH_METHOD")
+    if auth_method is not None:
+        args["auth_method"] = auth_method.strip()
+
+    if "client_secret" in given:
+        args["client_secret"] = given.pop("client_secret")
+    else:
+        secret, secret_file = _get(env, "CLIENT_SECRET"), _get(env, "CLIENT_SECRET_FILE")
+        if secret is not None and secret_file is not None:
+            raise ConfigError(
+                "both AUTHKESTRA_CLIENT_SECRET and AUTHKESTRA_CLIENT_SECRET_FILE are set: keep one"
+            )
+        if secret_file is not None:
+            source = FileSecret(secret_file)
+            source.read()  # fail now, naming the file, rather than at the first request
+            args["client_secret"] = source
+        elif secret is not None:
+            args["client_secret"] = Secret(secret)
+        elif auth_method != "none":
+            raise ConfigError(
+                "AUTHKESTRA_CLIENT_SECRET (or AUTHKESTRA_CLIENT_SECRET_FILE) is not set:"
+                " it holds the client's secret"
+            )
+
+    if "token_url" in given or "issuer" in given:
+        args["token_url"] = given.pop("token_url", None)
+        args["issuer"] = given.pop("issuer", None)
+    else:
+        token_url, issuer = _get(env, "TOKEN_URL"), _get(env, "ISSUER")
+        if token_url is None and issuer is None:
+            raise ConfigError(
+                "AUTHKESTRA_TOKEN_URL (or AUTHKESTRA_ISSUER) is not set:"
+                " it says where to get tokens"
+            )
+        if token_url is not None and issuer is not None:
+            raise ConfigError("both AUTHKESTRA_TOKEN_URL and AUTHKESTRA_ISSUER are set: keep one")
+        args["token_url"], args["issuer"] = token_url, issuer
+
+    for name, key in (("SCOPES", "scopes"), ("AUDIENCE", "audience")):
+        value = _get(env, name)
+        if value is not None:
+            args[key] = value.strip()
+    resource = _get(env, "RESOURCE")
+    if resource is not None:
+        args["resource"] = resource.split()
+    args.update(given)
+    return args

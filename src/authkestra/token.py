@@ -1,0 +1,84 @@
+"""The access token a flow hands to its caller."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["Token"]
+
+
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
+class Token:
+    """An access token obtained with the Client Credentials grant.
+
+    Attributes:
+        access_token: the token to send as ``Authorization: Bearer <access_token>``.
+        token_type: ``"Bearer"`` (normalised from any case).
+        expires_in: lifetime in whole seconds as the server gave it, or None.
+        expires_at: when it expires (aware UTC datetime), or None when unknown.
+        scope: the granted scope as a space-separated string, or None.
+        scopes: the granted scopes as a tuple.
+        raw: every other field of the response (never ``access_token`` or
+            ``refresh_token``), read-only.
+
+    ``repr()`` and ``str()`` never show the access token.
+    """
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int | None = None
+    expires_at: datetime | None = None
+    scope: str | None = None
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.raw, MappingProxyType):
+            object.__setattr__(self, "raw", MappingProxyType(dict(self.raw)))
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The granted scopes, in the order the server listed them."""
+        return tuple(self.scope.split()) if self.scope else ()
+
+    @property
+    def authorization(self) -> str:
+        """The value of the ``Authorization`` header: ``"Bearer <access_token>"``."""
+        return f"{self.token_type} {self.access_token}"
+
+    def is_expired(self, *, leeway: float = 0.0, now: datetime | None = None) -> bool:
+        """True when the token expires within ``leeway`` seconds of ``now``.
+
+        A token without a known expiry is never reported expired here; the
+        flow's cache applies its own default lifetime to such tokens.
+        """
+        if self.expires_at is None:
+            return False
+        now = now or datetime.now(timezone.utc)
+        return (self.expires_at - now).total_seconds() <= leeway
+
+    def __repr__(self) -> str:
+        expires = self.expires_at.isoformat() if self.expires_at else None
+        return (
+            f"Token(token_type={self.token_type!r}, "
+            f"access_token=<redacted, {len(self.access_token)} chars>, "
+            f"expires_at={expires!r}, scope={self.scope!r})"
+        )
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Token):
+            return NotImplemented
+        return (
+            hmac.compare_digest(self.access_token.encode(), other.access_token.encode())
+            and self.token_type == other.token_type
+            and self.expires_at == other.expires_at
+            and self.scope == other.scope
+        )
+
+    __hash__ = None  # type: ignore[assignment]
