@@ -1,0 +1,57 @@
+// A real third-party authorization server for the test suite: npm oidc-provider on loopback.
+//
+// Usage: node oidc_provider_server.mjs CONFIG.json
+// CONFIG: {"clients": [...oidc-provider client metadata...],
+//          "scopes": ["read", ...],
+//          "resources": {"https://api.test/": {"scope": "read write", "ttl": 60,
+//                         "alg": "ES256", "format": "jwt"}},
+//          "ttl": 60, "jwks": {"keys": [...]}}
+// Listens on 127.0.0.1 on a free port and prints one JSON line {"issuer": ...} when ready.
+import http from 'node:http';
+import fs from 'node:fs';
+import Provider, { errors } from 'oidc-provider';
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+let handler = (req, res) => { res.statusCode = 503; res.end(); };
+const server = http.createServer((req, res) => handler(req, res));
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  const resources = config.resources || {};
+  const provider = new Provider(issuer, {
+    clients: config.clients,
+    scopes: ['openid', ...(config.scopes || [])],
+    jwks: config.jwks,
+    ttl: { ClientCredentials: config.ttl || 600 },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (ctx, client, oneOf) => oneOf,
+        useGrantedResource: () => false,
+        getResourceServerInfo: (ctx, indicator) => {
+          const info = resources[indicator];
+          if (!info) throw new errors.InvalidTarget();
+          return {
+            scope: info.scope,
+            audience: indicator,
+            accessTokenTTL: info.ttl || config.ttl || 600,
+            accessTokenFormat: info.format || 'jwt',
+            jwt: { sign: { alg: info.alg || 'ES256' } },
+          };
+        },
+      },
+    },
+  });
+  provider.proxy = false;
+  handler = provider.callback();
+  process.stdout.write(JSON.stringify({ issuer }) + '\n');
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
