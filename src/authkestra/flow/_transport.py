@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -85,14 +88,68 @@ def _mapped_errors(url: str) -> Iterator[None]:
 
 
 def _build(
-    client: httpx.Client | httpx.AsyncClient, request: HttpRequest, timeout: httpx.Timeout
+    client: httpx.Client | httpx.AsyncClient,
+    request: HttpRequest,
+    timeout: httpx.Timeout,
+    extensions: dict[str, object] | None = None,
 ) -> httpx.Request:
     headers = dict(request.headers)
     # Token answers are small; compressed ones only add a decompression-bomb risk.
     headers.setdefault("Accept-Encoding", "identity")
     return client.build_request(
-        request.method, request.url, headers=headers, content=request.body, timeout=timeout
+        request.method,
+        request.url,
+        headers=headers,
+        content=request.body,
+        timeout=timeout,
+        extensions=extensions,
     )
+
+
+class _Watchdog:
+    """Enforces the deadline on a blocking request, status line and headers included.
+
+    httpx's timeouts are per read: a server that sends one byte per second never
+    trips them. The watchdog learns the request's socket from httpcore's trace
+    hook and shuts it down when the deadline passes, which wakes the blocked
+    read at once. (A pooled connection reused by an injected client opens no
+    socket, so for it only the per-read timeouts apply.)
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, object]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            get_extra_info = getattr(stream, "get_extra_info", None)
+            sock = get_extra_info("socket") if callable(get_extra_info) else None
+            with self._lock:
+                if isinstance(sock, socket.socket):
+                    self._socket = sock
+                    if self.fired:
+                        self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing left to wake
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 class _Body:
@@ -132,21 +189,34 @@ class SyncTransport:
         self.limits = _Limits(timeout, clock)
 
     def send(self, client: httpx.Client, request: HttpRequest) -> HttpResponse:
-        with _mapped_errors(request.url):
-            raw = client.send(
-                _build(client, request, self.limits.for_request(request)),
-                stream=True,
-                follow_redirects=False,
-            )
-            try:
-                body = _Body(request.max_body)
-                for chunk in raw.iter_bytes():
-                    self.limits.check(request)
-                    if not body.add(chunk):
-                        break
-                return body.response(raw)
-            finally:
-                raw.close()
+        timeout = self.limits.for_request(request)
+        watchdog = _Watchdog(request.deadline - self.limits.clock())
+        try:
+            with watchdog, _mapped_errors(request.url):
+                return self._exchange(client, request, timeout, watchdog)
+        except NetworkError:
+            if watchdog.fired:
+                raise NetworkError(f"timed out talking to {request.url}") from None
+            raise
+
+    def _exchange(
+        self,
+        client: httpx.Client,
+        request: HttpRequest,
+        timeout: httpx.Timeout,
+        watchdog: _Watchdog,
+    ) -> HttpResponse:
+        built = _build(client, request, timeout, {"trace": watchdog.trace})
+        raw = client.send(built, stream=True, follow_redirects=False)
+        try:
+            body = _Body(request.max_body)
+            for chunk in raw.iter_bytes():
+                self.limits.check(request)
+                if not body.add(chunk):
+                    break
+            return body.response(raw)
+        finally:
+            raw.close()
 
 
 class AsyncTransport:
