@@ -36,8 +36,10 @@ def flow_arguments_from_env(
     args["client_id"] = client_id
 
     auth_method = given.pop("auth_method", None) or _get(env, "AUTH_METHOD")
+    if isinstance(auth_method, str):
+        auth_method = auth_method.strip()
     if auth_method is not None:
-        args["auth_method"] = auth_method.strip()
+        args["auth_method"] = auth_method
 
     if "client_secret" in given:
         args["client_secret"] = given.pop("client_secret")
