@@ -62,6 +62,18 @@ class AuthError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take keyword-only arguments: rebuild from the attributes, so
+        # errors can be copied (one per waiting caller) and pickled (to a worker).
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
+
+def _rebuild(cls: type[AuthError], args: tuple[object, ...], state: dict[str, object]) -> AuthError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(AuthError):
     """The flow, the CLI or the environment is misconfigured.

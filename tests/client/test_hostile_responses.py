@@ -290,7 +290,7 @@ def test_discovery_paths(hostile: HostileServer, where: str) -> None:
     )
     flow = ClientCredentialsFlow("svc", SECRET, issuer=hostile.url, retry=FAST)
     assert flow.get_token_sync().access_token == "tok-123"
-    assert flow.get_token_sync().access_token == "tok-123"
+    assert flow.get_token_sync(force_refresh=True).access_token == "tok-123"
     paths = [r.path for r in hostile.received]
     assert paths.count("/token") == 2
     assert sum(p.startswith("/.well-known") for p in paths) == (

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["Action", "HttpRequest", "HttpResponse", "Operation", "ReadSecret", "Sleep"]
+__all__ = ["Action", "Call", "HttpRequest", "HttpResponse", "Operation", "ReadSecret", "Sleep"]
 
 T = TypeVar("T")
 
@@ -60,6 +60,18 @@ class ReadSecret:
     """Read the client secret from its source; the driver answers the secret text."""
 
 
-Action = HttpRequest | Sleep | ReadSecret
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """Run ``func()`` (a token cache operation); the driver answers its result.
+
+    An exception it raises is thrown into the operation. ``blocking`` calls run
+    in a worker thread under the async driver, so they never stall the loop.
+    """
+
+    func: Callable[[], Any]
+    blocking: bool = True
+
+
+Action = HttpRequest | Sleep | ReadSecret | Call
 #: A protocol operation: yields actions, receives their results, returns T.
 Operation = Generator[Action, Any, T]

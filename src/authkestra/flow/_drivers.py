@@ -10,14 +10,13 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
 
-from .._protocol.actions import Action, HttpRequest, Operation, ReadSecret, Sleep
+from .._protocol.actions import Action, Call, HttpRequest, Operation, ReadSecret, Sleep
 from ..errors import AuthError, ConfigError, NetworkError
 from ..secrets import CallableSecret, SecretSource, secret_text
 from ._transport import AsyncTransport, SyncTransport
@@ -27,7 +26,7 @@ __all__ = ["AsyncDriver", "SyncDriver"]
 T = TypeVar("T")
 
 
-def _step(op: Operation[T], value: Any, error: BaseException | None) -> tuple[bool, Any]:
+def _step(op: Operation[T], value: Any, error: Exception | None) -> tuple[bool, Any]:
     """Advance ``op`` by one action: (False, action) or (True, its return value)."""
     try:
         action = op.throw(error) if error is not None else op.send(value)
@@ -36,13 +35,23 @@ def _step(op: Operation[T], value: Any, error: BaseException | None) -> tuple[bo
     return False, action
 
 
+def _thrown_in(action: Action, exc: Exception) -> bool:
+    """Which failures the operation handles itself: network errors, cache failures."""
+    return isinstance(exc, NetworkError) or isinstance(action, Call)
+
+
 def _source_failed(exc: Exception) -> ConfigError:
     # The source's own message could quote the secret: name the type, chain the cause.
     return ConfigError(f"the client secret source failed ({type(exc).__name__})")
 
 
 class SyncDriver:
-    """Runs operations with ``httpx.Client`` and ``time.sleep``."""
+    """Runs operations with ``httpx.Client`` and ``time.sleep``.
+
+    The HTTP client is the injected one, or one made on the first request of
+    an operation and closed at its end (an operation served from a cache opens
+    no connection at all).
+    """
 
     def __init__(
         self,
@@ -59,30 +68,40 @@ class SyncDriver:
         self.sleep = sleep
 
     def run(self, op: Operation[T]) -> T:
-        context: AbstractContextManager[httpx.Client] = (
-            nullcontext(self.client) if self.client is not None else self.client_factory()
-        )
-        with context as client:
+        own: httpx.Client | None = None
+        try:
             value: Any = None
-            error: NetworkError | None = None
+            error: Exception | None = None
             while True:
                 done, action = _step(op, value, error)
                 if done:
                     return action  # type: ignore[no-any-return]
                 value, error = None, None
                 try:
-                    value = self._perform(client, action)
-                except NetworkError as exc:
-                    error = exc  # the operation decides whether to retry
+                    if isinstance(action, HttpRequest):
+                        client = self.client
+                        if client is None:
+                            own = own or self.client_factory()
+                            client = own
+                        value = self.transport.send(client, action)
+                    else:
+                        value = self._perform(action)
+                except Exception as exc:
+                    if not _thrown_in(action, exc):
+                        raise
+                    error = exc
+        finally:
+            if own is not None:
+                own.close()
 
-    def _perform(self, client: httpx.Client, action: Action) -> Any:
-        if isinstance(action, HttpRequest):
-            return self.transport.send(client, action)
+    def _perform(self, action: Action) -> Any:
         if isinstance(action, Sleep):
             self.sleep(action.seconds)
             return None
         if isinstance(action, ReadSecret):
             return self._read_secret()
+        if isinstance(action, Call):
+            return action.func()
         raise TypeError(f"unknown action {action!r}")
 
     def _read_secret(self) -> str:
@@ -133,30 +152,43 @@ class AsyncDriver:
         self.secret_source = secret_source
 
     async def run(self, op: Operation[T]) -> T:
-        context: AbstractAsyncContextManager[httpx.AsyncClient] = (
-            _AsyncNull(self.client) if self.client is not None else self.client_factory()
-        )
-        async with context as client:
+        own: httpx.AsyncClient | None = None
+        try:
             value: Any = None
-            error: NetworkError | None = None
+            error: Exception | None = None
             while True:
                 done, action = _step(op, value, error)
                 if done:
                     return action  # type: ignore[no-any-return]
                 value, error = None, None
                 try:
-                    value = await self._perform(client, action)
-                except NetworkError as exc:
+                    if isinstance(action, HttpRequest):
+                        client = self.client
+                        if client is None:
+                            own = own or self.client_factory()
+                            client = own
+                        value = await self.transport.send(client, action)
+                    else:
+                        value = await self._perform(action)
+                except Exception as exc:
+                    if not _thrown_in(action, exc):
+                        raise
                     error = exc
+        finally:
+            if own is not None:
+                with anyio.CancelScope(shield=True):
+                    await own.aclose()
 
-    async def _perform(self, client: httpx.AsyncClient, action: Action) -> Any:
-        if isinstance(action, HttpRequest):
-            return await self.transport.send(client, action)
+    async def _perform(self, action: Action) -> Any:
         if isinstance(action, Sleep):
             await anyio.sleep(action.seconds)
             return None
         if isinstance(action, ReadSecret):
             return await self._read_secret()
+        if isinstance(action, Call):
+            if action.blocking:
+                return await anyio.to_thread.run_sync(action.func)
+            return action.func()
         raise TypeError(f"unknown action {action!r}")
 
     async def _read_secret(self) -> str:
@@ -175,16 +207,3 @@ class AsyncDriver:
         except Exception as exc:
             raise _source_failed(exc) from exc
         return secret_text(value)
-
-
-class _AsyncNull(AbstractAsyncContextManager[httpx.AsyncClient]):
-    """An injected client: used as is, closed by its owner."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,12 +26,20 @@ from .._protocol.retry import RetryPolicy
 from .._protocol.token_exchange import request_token
 from .._protocol.token_request import TokenRequestSpec
 from .._protocol.urls import check_endpoint_url
+from ..cache.base import TokenCache
+from ..cache.memory import MemoryCache
 from ..errors import ConfigError
 from ..secrets import SecretLike, SecretSource, to_secret_source
 from ..token import Token
 from ._drivers import AsyncDriver, SyncDriver
+from ._token_manager import TokenManager, cache_key
 from ._transport import AsyncTransport, SyncTransport
 from .environment import flow_arguments_from_env
+from .events import TokenEventHook
+from .httpx_auth import BearerAuth
+
+if TYPE_CHECKING:
+    from .requests_auth import RequestsBearerAuth
 
 __all__ = ["DEFAULT_TIMEOUT", "ClientCredentialsFlow"]
 
@@ -81,7 +89,21 @@ class ClientCredentialsFlow:
             automatically for the token request to be safe; the flow asks each
             request not to. You close them; the flow does not.
         max_response_bytes: the most the flow reads of any answer.
+        cache: where tokens are shared beyond this flow: a
+            :class:`~authkestra.cache.MemoryCache` of its own by default;
+            :class:`~authkestra.cache.FileCache` for processes on one machine;
+            :class:`~authkestra.cache.RedisCache` for a fleet.
+        default_token_ttl: the lifetime assumed for a token whose response has
+            no ``expires_in`` and which is not a JWT with an ``exp``.
+        on_event: called with a :class:`~authkestra.flow.events.TokenEvent`
+            for cache hits and misses, tokens acquired and refreshed, and
+            failed fetches (feed your metrics from it).
         clock: a time source (tests).
+
+    Tokens are cached: a call returns the cached token until it nears expiry;
+    one request is made for any number of concurrent callers; the token is
+    renewed in the background at about 80% of its lifetime while callers keep
+    getting the current one.
     """
 
     def __init__(
@@ -103,6 +125,9 @@ class ClientCredentialsFlow:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        cache: TokenCache | None = None,
+        default_token_ttl: float = 300.0,
+        on_event: TokenEventHook | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id.strip():
@@ -127,6 +152,10 @@ class ClientCredentialsFlow:
             raise ConfigError("audience must be a non-empty string")
         if not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
             raise ConfigError("max_response_bytes must be an int of at least 1024")
+        if not default_token_ttl > 0:
+            raise ConfigError("default_token_ttl must be a positive number of seconds")
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise ConfigError("cache must be an authkestra.cache.TokenCache")
 
         self.client_id = client_id
         self.issuer = issuer
@@ -166,6 +195,20 @@ class ClientCredentialsFlow:
             async_http_client,
             source,
         )
+        self._where = token_url or issuer or ""
+        self._specs: dict[Any, tuple[str, TokenRequestSpec]] = {}
+        self._tokens = TokenManager(
+            fetch=self._obtain,
+            sync_driver=self._sync,
+            async_driver=self._async,
+            cache=cache if cache is not None else MemoryCache(),
+            clock=self.clock,
+            default_ttl=default_token_ttl,
+            # Long enough for a fetch with all its retries, and a little more.
+            wait_timeout=self.retry.total_timeout + 10.0,
+            client_id=client_id,
+            on_event=on_event,
+        )
 
     @classmethod
     def from_env(
@@ -196,20 +239,33 @@ class ClientCredentialsFlow:
         """The issuer's metadata once discovered, else None."""
         return self._metadata
 
+    @property
+    def cache(self) -> TokenCache:
+        """The token cache backend."""
+        return self._tokens.cache
+
     async def get_token(
         self,
         scopes: ScopesLike = None,
         *,
         audience: str | None = _UNSET,
         resource: str | Iterable[str] | None = _UNSET,
+        force_refresh: bool = False,
     ) -> Token:
-        """Obtain an access token for ``scopes`` (default: the flow's ``scopes``).
+        """An access token for ``scopes`` (default: the flow's ``scopes``).
 
-        ``audience`` and ``resource`` override the flow's for this call.
-        Raises a subclass of :class:`authkestra.AuthError` on failure.
+        Served from the cache while it is fresh; fetched (once, however many
+        callers ask at the same time) when there is none. ``audience`` and
+        ``resource`` override the flow's for this call. ``force_refresh``
+        skips the cached token and fetches a new one. Raises a subclass of
+        :class:`authkestra.AuthError` on failure.
         """
-        spec = self._spec(scopes, audience, resource)
-        return await self._async.run(self._obtain(spec))
+        key, spec = self._resolve(scopes, audience, resource)
+        if not force_refresh:
+            token = self._tokens.cached(key, spec, in_async=True)
+            if token is not None:
+                return token
+        return await self._tokens.get_async(key, spec, force=force_refresh)
 
     def get_token_sync(
         self,
@@ -217,10 +273,59 @@ class ClientCredentialsFlow:
         *,
         audience: str | None = _UNSET,
         resource: str | Iterable[str] | None = _UNSET,
+        force_refresh: bool = False,
     ) -> Token:
         """Blocking twin of :meth:`get_token`, for scripts, cron jobs and sync web apps."""
-        spec = self._spec(scopes, audience, resource)
-        return self._sync.run(self._obtain(spec))
+        key, spec = self._resolve(scopes, audience, resource)
+        if not force_refresh:
+            token = self._tokens.cached(key, spec, in_async=False)
+            if token is not None:
+                return token
+        return self._tokens.get_sync(key, spec, force=force_refresh)
+
+    def invalidate(
+        self,
+        scopes: ScopesLike = None,
+        *,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+        token: Token | None = None,
+    ) -> bool:
+        """Forget the cached token for these parameters, so the next call fetches a new one.
+
+        With ``token``, only if the cached token is still that one (another
+        caller may have replaced it already). A token forgotten here is never
+        taken back from a shared cache backend. Returns True if a token was dropped.
+        """
+        key, _spec = self._resolve(scopes, audience, resource)
+        return self._tokens.invalidate(key, token)
+
+    def auth(
+        self,
+        scopes: ScopesLike = None,
+        *,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+    ) -> BearerAuth:
+        """An ``httpx.Auth`` for ``httpx.Client`` and ``httpx.AsyncClient``.
+
+        It sets ``Authorization: Bearer ...`` from this flow's cache and, when
+        the API answers 401, drops that token and retries the request once with
+        a fresh one (if the request body can be sent again).
+        """
+        return BearerAuth(self, scopes, audience=audience, resource=resource)
+
+    def requests_auth(
+        self,
+        scopes: ScopesLike = None,
+        *,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+    ) -> RequestsBearerAuth:
+        """The same as :meth:`auth`, for requests (``pip install 'authkestra[requests]'``)."""
+        from .requests_auth import RequestsBearerAuth
+
+        return RequestsBearerAuth(self, scopes, audience=audience, resource=resource)
 
     def __repr__(self) -> str:
         where = (
@@ -232,6 +337,27 @@ class ClientCredentialsFlow:
         )
 
     # -- internals ---------------------------------------------------------------------
+
+    def _resolve(
+        self, scopes: ScopesLike, audience: Any, resource: Any
+    ) -> tuple[str, TokenRequestSpec]:
+        """The cache key and request spec for these arguments, memoised (the hot path)."""
+        try:
+            memo = (
+                tuple(scopes) if isinstance(scopes, list) else scopes,
+                audience,
+                tuple(resource) if isinstance(resource, list) else resource,
+            )
+            found = self._specs.get(memo)
+        except TypeError:  # unhashable arguments: compute every time
+            memo, found = None, None
+        if found is not None:
+            return found
+        spec = self._spec(scopes, audience, resource)
+        resolved = (cache_key(self._where, spec), spec)
+        if memo is not None and len(self._specs) < 256:
+            self._specs[memo] = resolved
+        return resolved
 
     def _spec(self, scopes: ScopesLike, audience: Any, resource: Any) -> TokenRequestSpec:
         chosen = normalize_scopes(scopes) if scopes is not None else self.scopes

@@ -1,0 +1,143 @@
+"""A token cache in one file, shared by processes on one machine (cron jobs, the CLI)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .base import CachedToken, TokenCache
+
+__all__ = ["FileCache"]
+
+logger = logging.getLogger("authkestra")
+
+
+class FileCache(TokenCache):
+    """Tokens in a JSON file readable only by its owner (mode 0600).
+
+    Writes are atomic (a temporary file renamed over the old one), so a reader
+    never sees half a file; ``lock()`` is an ``flock`` on ``PATH.lock``, so of
+    several processes that need a new token at once, one fetches it. The file
+    holds access tokens: keep it in a directory only the service's user can
+    read. A corrupt or foreign file is ignored and replaced, never trusted.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    # -- records -----------------------------------------------------------------------
+
+    def _read_all(self) -> dict[str, Any]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return {}
+        with os.fdopen(fd, "rb") as fh:
+            if os.fstat(fh.fileno()).st_mode & 0o077:
+                logger.warning("authkestra: ignoring token cache %s: readable by others", self.path)
+                return {}
+            data = fh.read(4 * 1024 * 1024)
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            logger.warning("authkestra: token cache %s is corrupt; starting afresh", self.path)
+            return {}
+        return obj if isinstance(obj, dict) else {}
+
+    def _write_all(self, records: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(records, fh, separators=(",", ":"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        # Read-modify-write under a short lock so two writers do not drop each other's keys.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(
+            self.path.with_name(self.path.name + ".write-lock"), os.O_CREAT | os.O_RDWR, 0o600
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def load(self, key: str) -> CachedToken | None:
+        raw = self._read_all().get(key)
+        if not isinstance(raw, str):
+            return None
+        try:
+            record = CachedToken.from_json(raw)
+        except ValueError:
+            return None
+        return record if record.expires_at > time.time() else None
+
+    def save(self, key: str, record: CachedToken) -> None:
+        with self._exclusive():
+            records = self._read_all()
+            now = time.time()
+            kept = {k: v for k, v in records.items() if isinstance(v, str) and _alive(v, now)}
+            kept[key] = record.to_json()
+            self._write_all(kept)
+
+    def delete(self, key: str) -> None:
+        with self._exclusive():
+            records = self._read_all()
+            if records.pop(key, None) is not None:
+                self._write_all(records)
+
+    # -- cross-process fetch lock ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, key: str, ttl: float) -> Iterator[bool]:
+        """An ``flock`` on the lock file; False if another process holds it.
+
+        The kernel releases an flock when its holder dies, so ``ttl`` is not
+        needed to recover from a crash here.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    yield False
+                    return
+                raise
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"FileCache({str(self.path)!r})"
+
+
+def _alive(raw: str, now: float) -> bool:
+    try:
+        return CachedToken.from_json(raw).expires_at > now
+    except ValueError:
+        return False

@@ -1,0 +1,83 @@
+"""One token fetch in flight, awaited by any mix of threads and coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+
+import anyio
+
+from ..errors import AuthError
+from ..token import Token
+
+__all__ = ["Flight"]
+
+
+def _waker(callback: Callable[[], None]) -> Callable[[], None]:
+    """A thread-safe way to run ``callback`` in the current event loop (asyncio or trio)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def wake_trio() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(callback)
+
+        return wake_trio
+
+    def wake_asyncio() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(callback)
+
+    return wake_asyncio
+
+
+class Flight:
+    """The outcome of one fetch, shared by every caller that waits for it.
+
+    The leader calls :meth:`finish` exactly once; followers wait with
+    :meth:`wait_sync` (threads) or :meth:`wait_async` (coroutines, any loop).
+    ``abandoned`` means the leader was cancelled before it had an outcome:
+    followers then try again themselves.
+    """
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._wakers: list[Callable[[], None]] = []
+        self.token: Token | None = None
+        self.error: AuthError | None = None
+        self.abandoned = False
+
+    def finish(
+        self, token: Token | None = None, error: AuthError | None = None, *, abandoned: bool = False
+    ) -> None:
+        with self._lock:
+            self.token, self.error, self.abandoned = token, error, abandoned
+            self._done.set()
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+    def wait_sync(self, timeout: float) -> bool:
+        """Block until finished; False on timeout."""
+        return self._done.wait(timeout)
+
+    async def wait_async(self, within: float) -> bool:
+        """Wait without blocking the event loop; False on timeout."""
+        if self._done.is_set():
+            return True
+        event = anyio.Event()
+        wake = _waker(event.set)
+        with self._lock:
+            if self._done.is_set():
+                return True
+            self._wakers.append(wake)
+        with anyio.move_on_after(within):
+            await event.wait()
+        return self._done.is_set()

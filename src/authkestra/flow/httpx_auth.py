@@ -1,0 +1,65 @@
+"""``httpx.Auth`` from a flow: bearer header, and one retry with a fresh token on 401."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .._protocol.params import ScopesLike
+
+if TYPE_CHECKING:
+    from .client_credentials import ClientCredentialsFlow
+
+__all__ = ["BearerAuth"]
+
+
+def _replayable(request: httpx.Request) -> bool:
+    # bytes, str, form and JSON bodies are kept in memory; a streamed body is gone once sent.
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+class BearerAuth(httpx.Auth):
+    """Made by :meth:`ClientCredentialsFlow.auth`; works with sync and async httpx clients."""
+
+    def __init__(
+        self,
+        flow: ClientCredentialsFlow,
+        scopes: ScopesLike = None,
+        *,
+        audience: Any,
+        resource: str | Iterable[str] | Any | None,
+    ) -> None:
+        self.flow = flow
+        self.scopes = scopes
+        self.options = {"audience": audience, "resource": resource}
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.flow.get_token_sync(self.scopes, **self.options)
+        request.headers["Authorization"] = token.authorization
+        response = yield request
+        if response.status_code == 401 and _replayable(request):
+            self.flow.invalidate(self.scopes, token=token, **self.options)
+            fresh = self.flow.get_token_sync(self.scopes, **self.options)
+            if fresh.access_token != token.access_token:
+                request.headers["Authorization"] = fresh.authorization
+                yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self.flow.get_token(self.scopes, **self.options)
+        request.headers["Authorization"] = token.authorization
+        response = yield request
+        if response.status_code == 401 and _replayable(request):
+            self.flow.invalidate(self.scopes, token=token, **self.options)
+            fresh = await self.flow.get_token(self.scopes, **self.options)
+            if fresh.access_token != token.access_token:
+                request.headers["Authorization"] = fresh.authorization
+                yield request
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(client_id={self.flow.client_id!r}, scopes={self.scopes!r})"
