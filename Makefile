@@ -7,7 +7,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PEERS  := tests/interop/peers
 
-.PHONY: test check lint typecheck install peers demo bench clean
+# Servers the suite runs for real are installed from Debian when missing (root or sudo).
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test check lint typecheck install peers servers demo bench clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -21,6 +24,11 @@ $(PEERS)/node_modules/.installed: $(PEERS)/package-lock.json
 	cd $(PEERS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+servers:
+	@command -v redis-server >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server; }
+
 lint: install
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src
@@ -30,7 +38,7 @@ typecheck: install
 
 check: lint typecheck
 
-test: install peers check
+test: install peers servers check
 	$(BIN)/pytest
 
 clean:

@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.clock import FakeClock
 from tests.support.hostile_server import HostileServer
 from tests.support.oidc_provider import OidcProvider, client, signing_jwks
+from tests.support.redis_server import RedisServer
+from tests.support.token_server import TokenServer
 
 #: Secrets with every character RFC 6749 §2.3.1 encoding must survive (oidc-provider
 #: takes printable ASCII only; non-ASCII is covered against our own servers).
@@ -43,3 +46,29 @@ def hostile() -> Iterator[HostileServer]:
     server = HostileServer()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def token_server() -> Iterator[TokenServer]:
+    server = TokenServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on loopback, for the whole session."""
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flush()
+    return redis_server.url

@@ -38,6 +38,7 @@ from authkestra.errors import (
 )
 from tests.support.hostile_server import HostileServer, Reply
 from tests.support.oidc_provider import OidcProvider
+from tests.support.token_server import TokenServer
 
 BASIC_SECRET = "basic-secret-0123456789"
 POST_SECRET = "post-secret-0123456789"
@@ -732,3 +733,21 @@ def test_importing_the_cli_is_light() -> None:
         timeout=60,
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_cache_file_is_reused_across_runs(token_server: TokenServer, tmp_path: Path) -> None:
+    import stat
+
+    cache = tmp_path / "tokens.json"
+    env = {
+        "AUTHKESTRA_CLIENT_ID": "svc",
+        "AUTHKESTRA_CLIENT_SECRET": "secret-value-123",
+        "AUTHKESTRA_TOKEN_URL": token_server.url,
+    }
+    first = run(["--cache", str(cache)], env)
+    second = run([], {**env, "AUTHKESTRA_TOKEN_CACHE": str(cache)})
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert first.stdout == second.stdout == "tok-1\n"
+    assert token_server.requests == 1
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert run([], env).stdout == "tok-2\n"  # without the cache: a new token

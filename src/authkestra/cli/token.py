@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import getpass
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
@@ -13,6 +14,7 @@ from typer.core import TyperCommand
 from .._protocol.client_auth import AuthMethod
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
+from ..cache.file import FileCache
 from ..errors import (
     AuthError,
     ConfigError,
@@ -185,6 +187,18 @@ def token_command(
             help="Retries after a network failure, HTTP 5xx or 429.",
         ),
     ] = RetryPolicy().max_attempts - 1,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            metavar="PATH",
+            help=(
+                "Keep tokens in this file (mode 0600) and reuse them while fresh, so"
+                " repeated runs (cron jobs, scripts) share one token."
+                " [env: AUTHKESTRA_TOKEN_CACHE]"
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Obtain an access token with the Client Credentials grant and print it.
 
@@ -232,6 +246,7 @@ def token_command(
             "allow_insecure_http": allow_insecure_http or None,
             "timeout": timeout,
             "retry": policy,
+            "cache": _file_cache(cache, env),
         }
         token = _obtain(env, overrides, redact)
     except KeyboardInterrupt:
@@ -251,6 +266,11 @@ def _obtain(env: Environment, overrides: dict[str, Any], redact: Redactor) -> To
             redact.add(secret, client_id=arguments["client_id"])
     flow = ClientCredentialsFlow(**arguments)
     return flow.get_token_sync()
+
+
+def _file_cache(option: Path | None, env: Environment) -> FileCache | None:
+    path = option or env.environ.get(ENV_PREFIX + "TOKEN_CACHE") or None
+    return FileCache(path) if path else None
 
 
 def _secret_text(arguments: dict[str, Any]) -> str | None:

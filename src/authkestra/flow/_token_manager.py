@@ -69,14 +69,13 @@ def cache_key(where: str, spec: TokenRequestSpec) -> str:
 class _Entry:
     """A usable token and its deadlines on the monotonic clock."""
 
-    __slots__ = ("obtained", "record", "refresh_at", "token", "usable_until")
+    __slots__ = ("record", "refresh_at", "token", "usable_until")
 
     def __init__(self, record: CachedToken, clock: Clock) -> None:
         # Store times are wall-clock (shared across machines); convert once to monotonic.
         offset = clock.monotonic() - clock.now().timestamp()
         self.record = record
         self.token = record.token
-        self.obtained = clock.monotonic()
         self.refresh_at = record.refresh_after + offset
         self.usable_until = record.expires_at + offset
 
@@ -84,11 +83,22 @@ class _Entry:
 class _Slot:
     """The state of one cache key."""
 
-    __slots__ = ("entry", "failures", "flight", "last_error", "lock", "not_before", "stale")
+    __slots__ = (
+        "entry",
+        "failures",
+        "flight",
+        "generation",
+        "last_error",
+        "lock",
+        "not_before",
+        "stale",
+    )
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.entry: _Entry | None = None
+        #: Counts the tokens this slot has held: a forced refresh waits for a newer one.
+        self.generation = 0
         self.flight: Flight | None = None
         self.failures = 0
         self.not_before = 0.0
@@ -160,7 +170,7 @@ class TokenManager:
             if token is not None:
                 return token
         slot = self._slot(key)
-        started = self.clock.monotonic()
+        started = slot.generation
         self._emit(TokenEventKind.CACHE_MISS, spec, key)
         while True:
             flight, leader, token = self._join(slot, started, force)
@@ -180,7 +190,7 @@ class TokenManager:
             if token is not None:
                 return token
         slot = self._slot(key)
-        started = self.clock.monotonic()
+        started = slot.generation
         self._emit(TokenEventKind.CACHE_MISS, spec, key)
         while True:
             flight, leader, token = self._join(slot, started, force)
@@ -195,7 +205,7 @@ class TokenManager:
                 return self._outcome(flight)
 
     def _join(
-        self, slot: _Slot, started: float, force: bool
+        self, slot: _Slot, started: int, force: bool
     ) -> tuple[Flight | None, bool, Token | None]:
         """Under the slot lock: a usable token, the flight to wait for, or a new flight to lead."""
         with slot.lock:
@@ -205,7 +215,7 @@ class TokenManager:
             if (
                 entry is not None
                 and now < entry.usable_until
-                and (not force or entry.obtained >= started)
+                and (not force or slot.generation > started)
             ):
                 return None, False, entry.token
             if slot.flight is not None:
@@ -309,7 +319,7 @@ class TokenManager:
         def usable(record: CachedToken | None) -> bool:
             if record is None or record.token.access_token == slot.stale:
                 return False
-            if record.obtained_at >= started_wall:
+            if record.obtained_at > started_wall:
                 return True  # written after we asked: the freshest there is
             return not force and self.clock.now().timestamp() < record.refresh_after
 
@@ -396,6 +406,7 @@ class TokenManager:
         with slot.lock:
             previous = slot.entry
             slot.entry = entry
+            slot.generation += 1
             slot.failures = 0
             slot.not_before = 0.0
             slot.last_error = None

@@ -5,7 +5,11 @@
 //          "scopes": ["read", ...],
 //          "resources": {"https://api.test/": {"scope": "read write", "ttl": 60,
 //                         "alg": "ES256", "format": "jwt"}},
-//          "ttl": 60, "jwks": {"keys": [...]}}
+//          "ttl": 60, "jwks": {"keys": [...]},
+//          "countRequests": false}
+// With "countRequests": true (benchmarks), POSTs to /token are counted:
+// GET /__counts answers {"token": N} and POST /__counts/reset sets N back to 0.
+// Without it those paths do not exist and the server is oidc-provider alone.
 // Listens on 127.0.0.1 on a free port and prints one JSON line {"issuer": ...} when ready.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -48,9 +52,30 @@ server.listen(0, '127.0.0.1', () => {
     },
   });
   provider.proxy = false;
-  handler = provider.callback();
+  handler = config.countRequests ? counting(provider.callback()) : provider.callback();
   process.stdout.write(JSON.stringify({ issuer }) + '\n');
 });
+
+// Wraps the provider's handler to count token requests (opt-in, see the header).
+function counting(inner) {
+  const counts = { token: 0 };
+  const reply = (res) => {
+    res.statusCode = 200;
+    res.setHeader('content-type', 'application/json');
+    res.setHeader('cache-control', 'no-store');
+    res.end(JSON.stringify(counts));
+  };
+  return (req, res) => {
+    const path = req.url.split('?')[0];
+    if (path === '/__counts' && req.method === 'GET') return reply(res);
+    if (path === '/__counts/reset' && req.method === 'POST') {
+      counts.token = 0;
+      return reply(res);
+    }
+    if (path === '/token' && req.method === 'POST') counts.token += 1;
+    return inner(req, res);
+  };
+}
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => server.close(() => process.exit(0)));
