@@ -23,7 +23,7 @@ from typing import Annotated, TextIO
 import typer
 
 from .. import __version__
-from . import token
+from . import clients, keys, serve, token
 from .exit_codes import ExitCode
 
 __all__ = ["COMMANDS", "Environment", "app", "main"]
@@ -82,7 +82,12 @@ def _root(
 
 
 #: ``register`` of every command module, in the order ``--help`` lists them.
-COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (token.register,)
+COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
+    token.register,
+    serve.register,
+    clients.register,
+    keys.register,
+)
 
 for _register in COMMANDS:
     _register(app)

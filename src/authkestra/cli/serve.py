@@ -1,0 +1,83 @@
+"""``authkestra serve``: run the authorization server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ._store_options import DbOption, fail, server_settings
+
+if TYPE_CHECKING:
+    from . import Environment
+
+__all__ = ["register"]
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=0, max=65535, help="[default: 8080]")
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="Public issuer URL [default: http://HOST:PORT].")
+    ] = None,
+    db: DbOption = None,
+    redis: Annotated[
+        str | None,
+        typer.Option("--redis", metavar="URL", help="Redis for state shared by instances."),
+    ] = None,
+    signing_alg: Annotated[
+        str | None, typer.Option("--signing-alg", help="ES256, EdDSA or RS256.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the authorization server (token, metadata, JWKS, introspection, revocation).
+
+    Every setting can also come from AUTHKESTRA_<NAME> variables (AUTHKESTRA_DB,
+    AUTHKESTRA_REDIS, AUTHKESTRA_ISSUER, AUTHKESTRA_SECRET_KEY_FILE, ...).
+    """
+    env: Environment = ctx.obj
+    settings = server_settings(
+        env, host=host, port=port, issuer=issuer, db=db, redis=redis, signing_alg=signing_alg
+    )
+    import uvicorn
+
+    from ..server.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ImportError as exc:
+        raise fail(
+            env, f"missing dependency {exc.name}: pip install 'authkestra[server]'"
+        ) from None
+    env.stderr.write(
+        f"authkestra: issuer {settings.effective_issuer()}, store {_safe_url(settings.db)}\n"
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        server_header=False,
+        access_log=False,
+    )
+
+
+def _safe_url(url: str) -> str:
+    # A database URL may carry a password: never print it.
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the ``authkestra`` app."""
+    app.command("serve")(serve)

@@ -1,0 +1,79 @@
+"""``create_app()``: the Starlette application of the authorization server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .context import ServerContext, build_context
+from .endpoints.discovery import health_endpoint, jwks_endpoint, metadata_endpoint
+from .endpoints.introspection import introspection_endpoint, revocation_endpoint
+from .endpoints.token import token_endpoint
+from .settings import ServerSettings
+from .store import Store
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("authkestra.server")
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = "invalid_request" if exc.status_code < 500 else "server_error"
+    return JSONResponse(
+        {"error": error, "error_description": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    # Logged with its traceback here; the client gets no detail about the internals.
+    logger.error("authkestra server: unhandled %s", type(exc).__name__, exc_info=exc)
+    return JSONResponse({"error": "server_error"}, status_code=500)
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    store: Store | None = None,
+    context: ServerContext | None = None,
+) -> Starlette:
+    """The authorization server as an ASGI app.
+
+    ``settings`` default to ``ServerSettings()`` (``AUTHKESTRA_*`` environment).
+    The store is opened, migrated and given a signing key at startup.
+    """
+    settings = settings or ServerSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx = context or build_context(settings, store)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            if context is None:
+                ctx.close()
+
+    routes = [
+        Route("/token", token_endpoint, methods=["POST"]),
+        Route("/introspect", introspection_endpoint, methods=["POST"]),
+        Route("/revoke", revocation_endpoint, methods=["POST"]),
+        Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
+        Route("/.well-known/openid-configuration", metadata_endpoint, methods=["GET"]),
+        Route("/jwks.json", jwks_endpoint, methods=["GET"]),
+        Route("/healthz", health_endpoint, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+    )

@@ -1,0 +1,74 @@
+"""Authenticating clients at the token, introspection and revocation endpoints."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+from ..errors import InvalidClient
+from .oauth_request import ClientCredentials
+from .secret_hashing import SecretHasher
+from .store import ClientRecord, Store
+
+__all__ = ["ClientDirectory"]
+
+_FAILED = InvalidClient(
+    "client authentication failed",
+    status_code=401,
+    error_description="client authentication failed",
+)
+
+
+class ClientDirectory:
+    """Looks clients up (briefly cached) and checks their credentials.
+
+    Every failure is the same ``invalid_client`` -- unknown client, wrong
+    secret, wrong method, disabled -- so the answer tells an attacker nothing,
+    and an unknown client costs the same hash and comparison as a known one.
+    """
+
+    def __init__(self, store: Store, hasher: SecretHasher, *, cache_seconds: float) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, client_id: str) -> ClientRecord | None:
+        now = time.monotonic()
+        hit = self._cache.get(client_id)
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]
+        record = self.store.find_client(client_id)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()  # bounded: random ids cannot grow it without limit
+            self._cache[client_id] = (now, record)
+        return record
+
+    def authenticate(self, credentials: ClientCredentials) -> ClientRecord:
+        """The client, if the credentials are right for it; else ``invalid_client``."""
+        client = self.lookup(credentials.client_id)
+        now = datetime.now(timezone.utc)
+        hashes = (
+            [h.value for h in client.secrets if h.expires_at is None or h.expires_at > now]
+            if client is not None
+            else []
+        )
+        secret_ok = self.hasher.matches(credentials.secret or "", hashes)
+        if (
+            client is None
+            or not client.enabled
+            or credentials.secret is None  # only confidential clients get tokens here
+            or credentials.method != client.auth_method
+            or not secret_ok
+        ):
+            raise _copy(_FAILED)
+        return client
+
+
+def _copy(error: InvalidClient) -> InvalidClient:
+    return InvalidClient(
+        error.message, status_code=error.status_code, error_description=error.error_description
+    )

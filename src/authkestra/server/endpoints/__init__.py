@@ -1,0 +1,1 @@
+"""HTTP endpoints: thin adapters between Starlette and the grant logic."""

@@ -1,0 +1,114 @@
+"""What every OAuth endpoint shares: bounded bodies, client authentication, JSON errors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ...errors import InvalidClient, InvalidRequest, OAuthError, RateLimited
+from ..context import ServerContext
+from ..oauth_request import FormParams, client_credentials, parse_form
+from ..store import ClientRecord
+
+__all__ = [
+    "NO_STORE",
+    "authenticate_client",
+    "error_response",
+    "json_response",
+    "read_form",
+    "uses_basic",
+]
+
+#: RFC 6749 §5.1: responses with tokens must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def uses_basic(request: Request) -> bool:
+    return request.headers.get("authorization", "").split(" ", 1)[0].lower() == "basic"
+
+
+async def read_form(request: Request, limit: int) -> FormParams:
+    """The form body, at most ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return parse_form(bytes(body), request.headers.get("content-type"))
+
+
+def _too_large(limit: int) -> InvalidRequest:
+    return InvalidRequest(
+        "request body too large",
+        status_code=413,
+        error_description=f"the body exceeds {limit} bytes",
+    )
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate_client(
+    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+) -> ClientRecord:
+    """The authenticated client, with failed attempts counted and throttled (blocking)."""
+    retry_after = ctx.limiter.blocked(None, address)
+    if retry_after is not None:
+        raise _rate_limited(retry_after)
+    try:
+        credentials = client_credentials(authorization, params)
+    except InvalidClient:
+        ctx.limiter.record_failure(None, address)
+        raise
+    retry_after = ctx.limiter.blocked(credentials.client_id, address)
+    if retry_after is not None:
+        raise _rate_limited(retry_after)
+    try:
+        return ctx.clients.authenticate(credentials)
+    except InvalidClient:
+        ctx.limiter.record_failure(credentials.client_id, address)
+        raise
+
+
+def _rate_limited(retry_after: float) -> RateLimited:
+    return RateLimited("too many failed client authentications", retry_after=retry_after)
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code, headers={**NO_STORE, **(headers or {})})
+
+
+def error_response(error: OAuthError | RateLimited, *, issuer: str, basic: bool) -> Response:
+    """RFC 6749 §5.2 JSON error with the right status and headers."""
+    if isinstance(error, RateLimited):
+        seconds = math.ceil(error.retry_after or 1)
+        return json_response(
+            {
+                "error": "slow_down",
+                "error_description": "too many failed client authentications; retry later",
+            },
+            429,
+            {"Retry-After": str(seconds)},
+        )
+    body = {"error": error.error}
+    if error.error_description:
+        body["error_description"] = error.error_description
+    status = error.status_code
+    headers: dict[str, str] = {}
+    if isinstance(error, InvalidClient):
+        # RFC 6749 §5.2: 401 with a challenge when the client tried Basic; 400 otherwise.
+        if basic:
+            status = 401
+            headers["WWW-Authenticate"] = f'Basic realm="{issuer}", charset="UTF-8"'
+        else:
+            status = 400
+    return json_response(body, status, headers)

@@ -1,0 +1,64 @@
+"""Metadata (RFC 8414), the JWKS, and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..context import ServerContext
+
+__all__ = ["health_endpoint", "jwks_endpoint", "metadata_endpoint"]
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def metadata(ctx: ServerContext) -> dict[str, Any]:
+    issuer = ctx.issuer
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "access_token_signing_alg_values_supported": [ctx.settings.signing_alg],
+    }
+
+
+async def metadata_endpoint(request: Request) -> Response:
+    ctx: ServerContext = request.app.state.ctx
+    return JSONResponse(metadata(ctx), headers={"Cache-Control": "public, max-age=300"})
+
+
+async def jwks_endpoint(request: Request) -> Response:
+    ctx: ServerContext = request.app.state.ctx
+    jwks = await anyio.to_thread.run_sync(ctx.keys.jwks)
+    # Short: a rotated-in key must reach resource servers soon.
+    return JSONResponse(jwks, headers={"Cache-Control": "public, max-age=60"})
+
+
+def _check(ctx: ServerContext) -> dict[str, str]:
+    status = {"store": "ok"}
+    ctx.store.ping()
+    if ctx.redis is not None:
+        ctx.redis.ping()
+        status["redis"] = "ok"
+    return status
+
+
+async def health_endpoint(request: Request) -> Response:
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        checks = await anyio.to_thread.run_sync(_check, ctx)
+    except Exception as exc:
+        return JSONResponse(
+            {"status": "unavailable", "reason": type(exc).__name__}, status_code=503
+        )
+    return JSONResponse({"status": "ok", **checks})

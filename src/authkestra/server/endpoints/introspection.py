@@ -1,0 +1,88 @@
+"""``POST /introspect`` (RFC 7662) and ``POST /revoke`` (RFC 7009)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...errors import InvalidRequest, OAuthError, RateLimited
+from ..context import ServerContext
+from ..oauth_request import FormParams, single
+from ..token_check import read_own_token
+from ._common import (
+    authenticate_client,
+    client_address,
+    error_response,
+    json_response,
+    read_form,
+    uses_basic,
+)
+
+__all__ = ["introspection_endpoint", "revocation_endpoint"]
+
+INACTIVE = {"active": False}
+
+
+def _token_param(params: FormParams) -> str:
+    token = single(params, "token")
+    if token is None:
+        raise InvalidRequest(
+            "token missing", status_code=400, error_description="the token parameter is required"
+        )
+    return token
+
+
+def _introspect(
+    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+) -> dict[str, Any]:
+    authenticate_client(ctx, authorization, params, address)
+    claims = read_own_token(_token_param(params), keys=ctx.keys, issuer=ctx.issuer)
+    if claims is None or ctx.revocations.is_revoked(claims["jti"]):
+        return INACTIVE
+    owner = ctx.clients.lookup(claims["client_id"])
+    if owner is None or not owner.enabled:
+        return INACTIVE  # its client was deleted or disabled since
+    answer = {"active": True, "token_type": "Bearer"}
+    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
+        if name in claims:
+            answer[name] = claims[name]
+    return answer
+
+
+def _revoke(
+    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+) -> None:
+    client = authenticate_client(ctx, authorization, params, address)
+    claims = read_own_token(_token_param(params), keys=ctx.keys, issuer=ctx.issuer)
+    # RFC 7009 §2.2: unknown and invalid tokens get 200 too. A token of another client is
+    # left alone, and answered the same way, so the endpoint is no oracle for other tokens.
+    if claims is not None and claims["client_id"] == client.client_id:
+        ctx.revocations.revoke(claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc))
+
+
+async def introspection_endpoint(request: Request) -> Response:
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        params = await read_form(request, ctx.settings.max_body_bytes)
+        result = await anyio.to_thread.run_sync(
+            _introspect, ctx, request.headers.get("authorization"), params, client_address(request)
+        )
+    except (OAuthError, RateLimited) as error:
+        return error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
+    return json_response(result)
+
+
+async def revocation_endpoint(request: Request) -> Response:
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        params = await read_form(request, ctx.settings.max_body_bytes)
+        await anyio.to_thread.run_sync(
+            _revoke, ctx, request.headers.get("authorization"), params, client_address(request)
+        )
+    except (OAuthError, RateLimited) as error:
+        return error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})

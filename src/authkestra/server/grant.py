@@ -1,0 +1,87 @@
+"""The Client Credentials grant (RFC 6749 §4.4) and the JWT access tokens it issues (RFC 9068)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+from ..errors import InvalidScope, InvalidTarget, UnsupportedGrantType
+from .keys import KeyRing
+from .oauth_request import FormParams, single
+from .store import ClientRecord
+
+__all__ = ["issue_token"]
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def _granted_scopes(client: ClientRecord, requested: str | None) -> tuple[str, ...]:
+    if requested is None:
+        return client.default_scopes if client.default_scopes is not None else client.scopes
+    scopes = tuple(dict.fromkeys(requested.split()))
+    for scope in scopes:
+        if not _SCOPE_TOKEN.fullmatch(scope) or scope not in client.scopes:
+            raise InvalidScope(
+                "scope not allowed",
+                status_code=400,
+                error_description="a requested scope is not allowed for this client",
+            )
+    return scopes
+
+
+def _audiences(client: ClientRecord, params: FormParams, issuer: str) -> tuple[str, ...]:
+    # RFC 8707 resource and the common audience parameter both name the API the token is for.
+    requested = tuple(dict.fromkeys(params.get("resource", []) + params.get("audience", [])))
+    if not requested:
+        return client.audiences or (issuer,)
+    for target in requested:
+        if target not in client.audiences:
+            raise InvalidTarget(
+                "target not allowed",
+                status_code=400,
+                error_description="a requested resource or audience is not allowed for this client",
+            )
+    return requested
+
+
+def issue_token(
+    client: ClientRecord,
+    params: FormParams,
+    *,
+    issuer: str,
+    keys: KeyRing,
+    default_ttl: int,
+) -> dict[str, Any]:
+    """The RFC 6749 §5.1 response for an authenticated client's token request."""
+    grant_type = single(params, "grant_type")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantType(
+            "unsupported grant type",
+            status_code=400,
+            error_description="this server issues tokens for grant_type=client_credentials only",
+        )
+    scopes = _granted_scopes(client, single(params, "scope"))
+    audiences = _audiences(client, params, issuer)
+    ttl = client.token_ttl or default_ttl
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": client.client_id,
+        "client_id": client.client_id,
+        "aud": audiences[0] if len(audiences) == 1 else list(audiences),
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+    }
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    response: dict[str, Any] = {
+        "access_token": keys.sign(claims),
+        "token_type": "Bearer",
+        "expires_in": ttl,
+    }
+    if scopes:
+        response["scope"] = " ".join(scopes)
+    return response

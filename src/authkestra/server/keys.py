@@ -1,0 +1,122 @@
+"""Token signing keys: generated, kept in the store (shared by every instance), rotated."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from .store import SigningKeyRecord, Store
+
+__all__ = ["ALGORITHMS", "KeyRing", "generate_key"]
+
+Key = ECKey | OKPKey | RSAKey
+
+#: Signing algorithms and how to make a key for each.
+ALGORITHMS = ("ES256", "EdDSA", "RS256")
+
+
+def generate_key(alg: str) -> tuple[str, str]:
+    """A new private key for ``alg``: (kid, private JWK as JSON)."""
+    kid = secrets.token_urlsafe(12)
+    params: Any = {"alg": alg, "use": "sig", "kid": kid}
+    key: Key
+    if alg == "ES256":
+        key = ECKey.generate_key("P-256", params, private=True)
+    elif alg == "EdDSA":
+        key = OKPKey.generate_key("Ed25519", params, private=True)
+    elif alg == "RS256":
+        key = RSAKey.generate_key(2048, params, private=True)
+    else:
+        raise ValueError(
+            f"unsupported signing algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}"
+        )
+    return kid, json.dumps(key.as_dict(private=True))
+
+
+class KeyRing:
+    """The published keys and the one that signs, read from the store and reused briefly.
+
+    Parsing a private key costs milliseconds, so parsed keys are kept by kid;
+    the list itself is re-read every ``cache_seconds`` so a rotation done with
+    the CLI on any machine reaches every instance.
+    """
+
+    def __init__(self, store: Store, *, alg: str, cache_seconds: float) -> None:
+        self.store = store
+        self.alg = alg
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._parsed: dict[str, Key] = {}
+        self._records: list[SigningKeyRecord] = []
+        self._loaded_at = float("-inf")
+
+    def _load(self) -> list[SigningKeyRecord]:
+        now = time.monotonic()
+        if now - self._loaded_at < self.cache_seconds and self._records:
+            return self._records
+        with self._lock:
+            if now - self._loaded_at < self.cache_seconds and self._records:
+                return self._records
+            records = self.store.signing_keys()
+            if not any(r.retired_at is None for r in records):
+                kid, jwk = generate_key(self.alg)
+                self.store.add_signing_key(kid, self.alg, jwk, retire_others_after=None)
+                records = self.store.signing_keys()
+            self._records = records
+            self._loaded_at = now
+            return records
+
+    def _parse(self, record: SigningKeyRecord) -> Key:
+        key = self._parsed.get(record.kid)
+        if key is None:
+            data = json.loads(record.private_jwk)
+            importers: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
+            key = importers[data["kty"]].import_key(data)
+            self._parsed[record.kid] = key
+        return key
+
+    def signing_key(self) -> tuple[str, str, Key]:
+        """(kid, alg, key) of the newest unretired key."""
+        for record in self._load():
+            if record.retired_at is None:
+                return record.kid, record.alg, self._parse(record)
+        raise RuntimeError("no signing key")  # _load always creates one
+
+    def verification_key(self, kid: str) -> tuple[str, Key] | None:
+        """(alg, key) for a published ``kid``, or None."""
+        for refresh in (False, True):
+            if refresh:
+                self._loaded_at = float(
+                    "-inf"
+                )  # a kid we do not know yet: another instance rotated
+            for record in self._load():
+                if record.kid == kid:
+                    return record.alg, self._parse(record)
+        return None
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS: every published key, signing and retired."""
+        keys = []
+        for record in self._load():
+            public = self._parse(record).as_dict(private=False)
+            public.update({"kid": record.kid, "alg": record.alg, "use": "sig"})
+            keys.append(public)
+        return {"keys": keys}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        kid, alg, key = self.signing_key()
+        return jwt.encode({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key, algorithms=[alg])
+
+    def rotate(self, *, keep_old_for: timedelta, alg: str | None = None) -> str:
+        """Add a new signing key; the old ones stay in the JWKS for ``keep_old_for``."""
+        kid, jwk = generate_key(alg or self.alg)
+        self.store.add_signing_key(kid, alg or self.alg, jwk, retire_others_after=keep_old_for)
+        self._loaded_at = float("-inf")
+        return kid

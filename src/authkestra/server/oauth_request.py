@@ -1,0 +1,117 @@
+"""Reading OAuth requests strictly: form bodies, repeated parameters, client credentials."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from urllib.parse import parse_qsl
+
+from .._protocol.client_auth import decode_basic_credentials
+from ..errors import InvalidClient, InvalidRequest
+
+__all__ = ["ClientCredentials", "FormParams", "client_credentials", "parse_form"]
+
+FormParams = dict[str, list[str]]
+_FORM = "application/x-www-form-urlencoded"
+# RFC 6749 Appendix A: client_id and client_secret are VSCHAR (printable ASCII and space).
+_VSCHAR = re.compile(r"[\x20-\x7e]*")
+
+
+def parse_form(body: bytes, content_type: str | None) -> FormParams:
+    """The parameters of a form body; InvalidRequest for anything else."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != _FORM:
+        raise InvalidRequest(
+            f"the request body must be {_FORM}",
+            status_code=400,
+            error_description=f"expected {_FORM}",
+        )
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest(
+            "the body is not valid UTF-8 form data",
+            status_code=400,
+            error_description="the body is not valid UTF-8 form data",
+        ) from None
+    params: FormParams = {}
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def single(params: FormParams, name: str) -> str | None:
+    """A parameter that may appear once (RFC 6749 §3.2); empty counts as absent."""
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest(
+            f"repeated parameter {name}", status_code=400, error_description=f"{name} is repeated"
+        )
+    return values[0] or None
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ClientCredentials:
+    """How the client authenticated: its id, its secret, and the method it used."""
+
+    client_id: str
+    secret: str | None
+    method: str  # client_secret_basic | client_secret_post | none
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials({self.client_id!r}, {self.method})"
+
+
+def client_credentials(authorization: str | None, params: FormParams) -> ClientCredentials:
+    """The client's credentials from the Authorization header or the body, exactly one way.
+
+    Two credentials, or a body ``client_id`` that differs from the header's, are
+    an ``invalid_request``; no credentials at all is ``invalid_client``.
+    """
+    body_id = single(params, "client_id")
+    body_secret = single(params, "client_secret")
+    if authorization is not None and authorization.split(" ", 1)[0].lower() == "basic":
+        if body_secret is not None:
+            raise InvalidRequest(
+                "two client credentials",
+                status_code=400,
+                error_description="use one client authentication method: Basic or client_secret",
+            )
+        try:
+            client_id, secret = decode_basic_credentials(authorization)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest(
+                "malformed Basic credentials",
+                status_code=400,
+                error_description="the Authorization header is not valid Basic credentials",
+            ) from None
+        if body_id is not None and body_id != client_id:
+            raise InvalidRequest(
+                "client_id mismatch",
+                status_code=400,
+                error_description="client_id in the body differs from the Authorization header",
+            )
+        _check_chars(client_id, secret)
+        return ClientCredentials(client_id, secret, "client_secret_basic")
+    if body_id is None:
+        raise InvalidClient(
+            "no client authentication",
+            status_code=401,
+            error_description="client authentication is required",
+        )
+    _check_chars(body_id, body_secret or "")
+    if body_secret is not None:
+        return ClientCredentials(body_id, body_secret, "client_secret_post")
+    return ClientCredentials(body_id, None, "none")
+
+
+def _check_chars(client_id: str, secret: str) -> None:
+    if not client_id or not _VSCHAR.fullmatch(client_id) or not _VSCHAR.fullmatch(secret):
+        raise InvalidClient(
+            "invalid client credentials",
+            status_code=401,
+            error_description="client authentication failed",
+        )

@@ -1,0 +1,78 @@
+"""Server settings: ``AUTHKESTRA_*`` environment variables, flags, or code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DB", "ServerSettings"]
+
+#: The embedded default store: a SQLite file in the working directory.
+DEFAULT_DB = "sqlite:///authkestra.db"
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``authkestra serve`` and ``create_app()`` can be told.
+
+    Each field is also read from ``AUTHKESTRA_<NAME>`` (for example
+    ``AUTHKESTRA_DB``, ``AUTHKESTRA_REDIS``, ``AUTHKESTRA_ISSUER``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTHKESTRA_", extra="ignore")
+
+    issuer: str | None = Field(
+        default=None,
+        description="The issuer URL, as clients and APIs know it (default: http://HOST:PORT).",
+    )
+    db: str = Field(default=DEFAULT_DB, description="SQLAlchemy URL of the store.")
+    redis: str | None = Field(
+        default=None, description="Redis URL for shared rate-limit and revocation state."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key of the HMAC that protects stored client secrets. Default: generated on"
+            " first start and kept in the store."
+        ),
+    )
+    secret_key_file: Path | None = None
+    signing_alg: Literal["ES256", "EdDSA", "RS256"] = "ES256"
+    default_token_ttl: int = Field(default=3600, ge=1, le=86400)
+    max_failures_per_client: int = Field(default=20, ge=1)
+    max_failures_per_address: int = Field(default=100, ge=1)
+    failure_window: int = Field(default=60, ge=1, description="Seconds of the failure window.")
+    secret_grace_period: int = Field(
+        default=86400, ge=0, description="Seconds an old secret keeps working after rotation."
+    )
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an instance reuses a client or key it read from the store.",
+    )
+    migrate: bool = Field(default=True, description="Upgrade the store schema at start.")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_without_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    def effective_issuer(self) -> str:
+        """The issuer, defaulting to the address the server listens on."""
+        if self.issuer:
+            return self.issuer
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def hmac_key_from_settings(self) -> bytes | None:
+        """The configured HMAC key, if one is configured (file first)."""
+        if self.secret_key_file is not None:
+            return self.secret_key_file.read_bytes().strip()
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        return None

@@ -1,0 +1,81 @@
+"""The tables of the store (SQLAlchemy 2). Changed only through a migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "ClientRow",
+    "ClientSecretRow",
+    "RevokedTokenRow",
+    "ServerStateRow",
+    "SigningKeyRow",
+]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ClientRow(Base):
+    """A registered client (a service)."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    auth_method: Mapped[str] = mapped_column(String(32))
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    default_scopes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    audiences: Mapped[str] = mapped_column(Text, default="")
+    token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClientSecretRow(Base):
+    """A keyed hash of one of a client's secrets; ``expires_at`` set once it is rotated out."""
+
+    __tablename__ = "client_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("clients.client_id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SigningKeyRow(Base):
+    """A signing key: the newest unretired one signs; retired ones stay in the JWKS a while."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    private_jwk: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    published_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RevokedTokenRow(Base):
+    """A revoked token's ``jti``, kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ServerStateRow(Base):
+    """Small named values every instance shares (the generated HMAC key)."""
+
+    __tablename__ = "server_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

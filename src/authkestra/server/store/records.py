@@ -1,0 +1,49 @@
+"""What the store hands out: plain immutable records, no ORM objects."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+__all__ = ["ClientRecord", "SecretHash", "SigningKeyRecord"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretHash:
+    """A keyed hash of a client secret; ``expires_at`` is set for a rotated-out secret."""
+
+    value: str
+    expires_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientRecord:
+    """A registered client as the token endpoint sees it."""
+
+    client_id: str
+    auth_method: str
+    scopes: tuple[str, ...]
+    default_scopes: tuple[str, ...] | None
+    audiences: tuple[str, ...]
+    token_ttl: int | None
+    enabled: bool
+    created_at: datetime
+    secrets: tuple[SecretHash, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"ClientRecord({self.client_id!r}, {self.auth_method}, enabled={self.enabled})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class SigningKeyRecord:
+    """A signing key (private JWK as JSON text) and its life."""
+
+    kid: str
+    alg: str
+    private_jwk: str
+    created_at: datetime
+    retired_at: datetime | None
+    published_until: datetime | None
+
+    def __repr__(self) -> str:
+        return f"SigningKeyRecord({self.kid!r}, {self.alg}, retired_at={self.retired_at})"

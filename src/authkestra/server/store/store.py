@@ -1,0 +1,295 @@
+"""The store: clients, secrets (keyed hashes), signing keys, revocations; SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, cast
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import ClientRow, ClientSecretRow, RevokedTokenRow, ServerStateRow, SigningKeyRow
+from .records import ClientRecord, SecretHash, SigningKeyRecord
+
+__all__ = ["ClientExists", "Store", "UnknownClient"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Serialises schema upgrades of instances starting together on one PostgreSQL.
+_PG_MIGRATION_LOCK = 0x61757468  # "auth"
+
+
+class UnknownClient(LookupError):
+    """No client with that id."""
+
+
+class ClientExists(ValueError):
+    """A client with that id is already registered."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything here is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class Store:
+    """All persistent server state, behind plain methods (blocking; call from a thread)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest version (versioned Alembic migrations)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as connection:
+            try:
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except Exception:
+                return None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- shared state --------------------------------------------------------------------
+
+    def state(self, name: str, default_factory: object) -> str:
+        """A shared named value, created once (by whichever instance comes first)."""
+        with self.session() as session:
+            row = session.get(ServerStateRow, name)
+            if row is not None:
+                return row.value
+        assert callable(default_factory)
+        value = str(default_factory())
+        try:
+            with self.session() as session:
+                session.add(ServerStateRow(name=name, value=value))
+        except IntegrityError:
+            pass  # another instance created it first: use theirs
+        with self.session() as session:
+            row = session.get(ServerStateRow, name)
+            assert row is not None
+            return row.value
+
+    # -- clients -------------------------------------------------------------------------
+
+    def create_client(
+        self,
+        client_id: str,
+        *,
+        secret_hash: str,
+        auth_method: str,
+        scopes: tuple[str, ...],
+        audiences: tuple[str, ...],
+        default_scopes: tuple[str, ...] | None = None,
+        token_ttl: int | None = None,
+    ) -> ClientRecord:
+        now = _utcnow()
+        try:
+            with self.session() as session:
+                session.add(
+                    ClientRow(
+                        client_id=client_id,
+                        auth_method=auth_method,
+                        scopes=" ".join(scopes),
+                        default_scopes=" ".join(default_scopes)
+                        if default_scopes is not None
+                        else None,
+                        audiences=" ".join(audiences),
+                        token_ttl=token_ttl,
+                        enabled=True,
+                        created_at=now,
+                    )
+                )
+                session.flush()
+                session.add(
+                    ClientSecretRow(client_id=client_id, secret_hash=secret_hash, created_at=now)
+                )
+        except IntegrityError:
+            raise ClientExists(client_id) from None
+        return self.get_client(client_id)
+
+    def get_client(self, client_id: str) -> ClientRecord:
+        with self.session() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                raise UnknownClient(client_id)
+            now = _utcnow()
+            hashes = tuple(
+                SecretHash(s.secret_hash, _aware(s.expires_at))
+                for s in session.scalars(
+                    select(ClientSecretRow).where(ClientSecretRow.client_id == client_id)
+                )
+                if s.expires_at is None or _aware(s.expires_at) > now  # type: ignore[operator]
+            )
+            return _record(row, hashes)
+
+    def find_client(self, client_id: str) -> ClientRecord | None:
+        try:
+            return self.get_client(client_id)
+        except UnknownClient:
+            return None
+
+    def list_clients(self) -> list[ClientRecord]:
+        with self.session() as session:
+            rows = session.scalars(select(ClientRow).order_by(ClientRow.client_id)).all()
+            return [_record(row, ()) for row in rows]
+
+    def rotate_secret(self, client_id: str, new_hash: str, grace: timedelta) -> datetime:
+        """Add a new secret; current ones keep working until the returned time."""
+        now = _utcnow()
+        until = now + grace
+        with self.session() as session:
+            if session.get(ClientRow, client_id) is None:
+                raise UnknownClient(client_id)
+            for row in session.scalars(
+                select(ClientSecretRow).where(ClientSecretRow.client_id == client_id)
+            ):
+                expires = _aware(row.expires_at)
+                if expires is None or expires > until:
+                    row.expires_at = until
+            session.add(ClientSecretRow(client_id=client_id, secret_hash=new_hash, created_at=now))
+        return until
+
+    def set_enabled(self, client_id: str, enabled: bool) -> None:
+        with self.session() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                raise UnknownClient(client_id)
+            row.enabled = enabled
+
+    def delete_client(self, client_id: str) -> None:
+        with self.session() as session:
+            session.execute(delete(ClientSecretRow).where(ClientSecretRow.client_id == client_id))
+            result = session.execute(delete(ClientRow).where(ClientRow.client_id == client_id))
+            if cast("CursorResult[Any]", result).rowcount == 0:
+                raise UnknownClient(client_id)
+
+    # -- signing keys --------------------------------------------------------------------
+
+    def signing_keys(self) -> list[SigningKeyRecord]:
+        """Every key still published, newest first."""
+        now = _utcnow()
+        with self.session() as session:
+            rows = session.scalars(
+                select(SigningKeyRow).order_by(SigningKeyRow.created_at.desc())
+            ).all()
+            return [
+                _key(row)
+                for row in rows
+                if row.published_until is None or _aware(row.published_until) > now  # type: ignore[operator]
+            ]
+
+    def add_signing_key(
+        self, kid: str, alg: str, private_jwk: str, *, retire_others_after: timedelta | None
+    ) -> None:
+        """Add a key that signs from now on; older keys stop signing and stay published a while."""
+        now = _utcnow()
+        with self.session() as session:
+            if retire_others_after is not None:
+                for row in session.scalars(
+                    select(SigningKeyRow).where(SigningKeyRow.retired_at.is_(None))
+                ):
+                    row.retired_at = now
+                    row.published_until = now + retire_others_after
+            session.add(SigningKeyRow(kid=kid, alg=alg, private_jwk=private_jwk, created_at=now))
+
+    # -- revocation ----------------------------------------------------------------------
+
+    def revoke(self, jti: str, expires_at: datetime) -> None:
+        with contextlib.suppress(IntegrityError), self.session() as session:
+            session.add(RevokedTokenRow(jti=jti, expires_at=expires_at))
+
+    def is_revoked(self, jti: str) -> bool:
+        with self.session() as session:
+            return session.get(RevokedTokenRow, jti) is not None
+
+    def purge_revocations(self) -> int:
+        with self.session() as session:
+            result = session.execute(
+                delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < _utcnow())
+            )
+            return int(cast("CursorResult[Any]", result).rowcount)
+
+
+def new_secret() -> str:
+    """A client secret: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
+    return ClientRecord(
+        client_id=row.client_id,
+        auth_method=row.auth_method,
+        scopes=tuple(row.scopes.split()),
+        default_scopes=tuple(row.default_scopes.split())
+        if row.default_scopes is not None
+        else None,
+        audiences=tuple(row.audiences.split()),
+        token_ttl=row.token_ttl,
+        enabled=row.enabled,
+        created_at=_aware(row.created_at) or row.created_at,
+        secrets=hashes,
+    )
+
+
+def _key(row: SigningKeyRow) -> SigningKeyRecord:
+    return SigningKeyRecord(
+        kid=row.kid,
+        alg=row.alg,
+        private_jwk=row.private_jwk,
+        created_at=_aware(row.created_at) or row.created_at,
+        retired_at=_aware(row.retired_at),
+        published_until=_aware(row.published_until),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # WAL lets the server read while a CLI command writes; foreign keys enforce the cascade.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
