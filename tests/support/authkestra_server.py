@@ -1,0 +1,100 @@
+"""Runs ``authkestra serve`` as a real process on loopback, and registers clients in its store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.redis_server import free_port
+
+BIN = Path(sys.executable).parent / "authkestra"
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``authkestra`` command."""
+    return subprocess.run(
+        [str(BIN), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=check,
+        timeout=60,
+    )
+
+
+class AuthkestraServer:
+    """``authkestra serve`` on 127.0.0.1 with its own store (SQLite by default)."""
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        redis: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="authkestra-server-")
+        self.db = db or f"sqlite:///{self._dir.name}/authkestra.db"
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.token_url = f"{self.issuer}/token"
+        args = [
+            str(BIN),
+            "serve",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db,
+            "--log-level",
+            "warning",
+        ]
+        if redis:
+            args += ["--redis", redis]
+        self.log_path = Path(self._dir.name) / "server.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(extra_env or {})},
+        )
+        self._wait()
+
+    def _wait(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.issuer}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"authkestra serve did not start: {self.log_path.read_text()[-3000:]}")
+
+    def create_client(self, name: str, *args: str) -> tuple[str, str]:
+        """``authkestra clients create NAME ARGS --format json``: (client_id, secret)."""
+        out = cli("clients", "create", name, *args, "--format", "json", "--db", self.db)
+        document = json.loads(out.stdout)
+        return document["client_id"], document["client_secret"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        self._dir.cleanup()
