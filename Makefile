@@ -41,5 +41,8 @@ check: lint typecheck
 test: install peers servers check
 	$(BIN)/pytest
 
+demo: install
+	$(BIN)/authkestra demo
+
 clean:
 	rm -rf $(VENV) $(PEERS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

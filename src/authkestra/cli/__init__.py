@@ -23,7 +23,7 @@ from typing import Annotated, TextIO
 import typer
 
 from .. import __version__
-from . import clients, keys, serve, token
+from . import clients, demo, keys, serve, token
 from .exit_codes import ExitCode
 
 __all__ = ["COMMANDS", "Environment", "app", "main"]
@@ -87,6 +87,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     serve.register,
     clients.register,
     keys.register,
+    demo.register,
 )
 
 for _register in COMMANDS:

@@ -1,0 +1,16 @@
+"""``make demo`` runs the main job end to end; it must keep working."""
+
+from __future__ import annotations
+
+import io
+
+from authkestra.cli import Environment, main
+
+
+def test_demo_runs_end_to_end() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["demo"], Environment(environ={}, stdout=out, stderr=err)) == 0
+    text = out.getvalue()
+    assert "GET /reports with the token -> 200" in text
+    assert "forged token -> 401" in text
+    assert "Demo complete." in text
