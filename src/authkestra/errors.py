@@ -4,6 +4,8 @@
 
     AuthError                      base of everything authkestra raises
     ├── ConfigError                the flow is misconfigured (names the setting or variable)
+    ├── InvalidToken               resource servers: a presented token is not valid (RFC 6750, 401)
+    ├── InsufficientScope          resource servers: valid, but lacks a scope (RFC 6750, 403)
     ├── NetworkError               connect, read, timeout or TLS failure (cause chained)
     └── ProviderError              the endpoint answered, with a failure (.status_code)
         ├── OAuthError             RFC 6749 §5.2 error (.error, .error_description, .error_uri)
@@ -33,11 +35,13 @@ __all__ = [
     "OAUTH_ERRORS",
     "AuthError",
     "ConfigError",
+    "InsufficientScope",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
     "InvalidTarget",
+    "InvalidToken",
     "MalformedResponse",
     "NetworkError",
     "OAuthError",
@@ -80,6 +84,31 @@ class ConfigError(AuthError):
 
     The message names the argument or environment variable to fix.
     """
+
+
+class InvalidToken(AuthError):
+    """A bearer token presented to a resource server is not valid (RFC 6750 §3.1).
+
+    The message says why (expired, wrong audience, bad signature, ...). It is
+    meant for logs; answer the client with the generic ``invalid_token``.
+    """
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScope(AuthError):
+    """The token is valid but lacks a scope the resource needs (RFC 6750 §3.1).
+
+    ``required_scopes`` lists what was needed.
+    """
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, message: str, *, required_scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.required_scopes = required_scopes
 
 
 class NetworkError(AuthError):

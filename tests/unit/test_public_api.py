@@ -8,6 +8,8 @@ from authkestra import errors
 ERROR_TREE = {
     "AuthError": Exception,
     "ConfigError": "AuthError",
+    "InvalidToken": "AuthError",
+    "InsufficientScope": "AuthError",
     "NetworkError": "AuthError",
     "ProviderError": "AuthError",
     "OAuthError": "ProviderError",

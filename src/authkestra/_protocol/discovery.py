@@ -18,11 +18,16 @@ __all__ = ["ServerMetadata", "discover", "parse_metadata"]
 
 @dataclasses.dataclass(frozen=True)
 class ServerMetadata:
-    """The parts of an authorization server's metadata the client uses."""
+    """An authorization server's metadata; ``endpoint`` is the one that was asked for, checked."""
 
     issuer: str
-    token_endpoint: str
+    endpoint: str
     raw: dict[str, Any]
+
+    @property
+    def token_endpoint(self) -> str | None:
+        value = self.raw.get("token_endpoint")
+        return value if isinstance(value, str) else None
 
     @property
     def introspection_endpoint(self) -> str | None:
@@ -36,9 +41,15 @@ class ServerMetadata:
 
 
 def parse_metadata(
-    response: HttpResponse, *, issuer: str, url: str, allow_insecure_http: bool, redact: Redactor
+    response: HttpResponse,
+    *,
+    issuer: str,
+    url: str,
+    allow_insecure_http: bool,
+    redact: Redactor,
+    require: str = "token_endpoint",
 ) -> ServerMetadata:
-    """Validate metadata: a JSON object for *this* issuer with a usable token endpoint."""
+    """Validate metadata: a JSON object for *this* issuer with a usable ``require`` endpoint."""
     what = f"the metadata endpoint {url}"
     raise_for_failure(response, redact, what=what)
     status = response.status_code
@@ -57,21 +68,21 @@ def parse_metadata(
             " (RFC 8414 §3.3 requires them to be identical, trailing slash included)",
             status_code=status,
         )
-    token_endpoint = body.get("token_endpoint")
-    if not isinstance(token_endpoint, str):
-        raise MalformedResponse(f"{what} has no token_endpoint", status_code=status)
+    endpoint = body.get(require)
+    if not isinstance(endpoint, str):
+        raise MalformedResponse(f"{what} has no {require}", status_code=status)
     try:
         check_endpoint_url(
-            token_endpoint,
-            what="the discovered token_endpoint",
-            allow_insecure_http=allow_insecure_http,
+            endpoint, what=f"the discovered {require}", allow_insecure_http=allow_insecure_http
         )
     except ConfigError as exc:
         raise MalformedResponse(f"{what}: {exc}", status_code=status) from None
-    return ServerMetadata(issuer=issuer, token_endpoint=token_endpoint, raw=body)
+    return ServerMetadata(issuer=issuer, endpoint=endpoint, raw=body)
 
 
-def discover(issuer: str, ctx: ProtocolContext) -> Operation[ServerMetadata]:
+def discover(
+    issuer: str, ctx: ProtocolContext, *, require: str = "token_endpoint"
+) -> Operation[ServerMetadata]:
     """Fetch the issuer's metadata: RFC 8414 first, then OpenID Connect Discovery.
 
     A 404 (or 405/410) from the first location moves on to the next; any other
@@ -102,6 +113,7 @@ def discover(issuer: str, ctx: ProtocolContext) -> Operation[ServerMetadata]:
             url=url,
             allow_insecure_http=ctx.allow_insecure_http,
             redact=ctx.redact,
+            require=require,
         )
     raise ProviderError(
         f"no authorization server metadata for issuer {issuer!r} (tried {', '.join(not_found)});"

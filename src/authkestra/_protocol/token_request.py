@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from .actions import HttpRequest
 from .client_auth import AuthMethod, basic_credentials
 
-__all__ = ["TokenRequestSpec", "build_token_request"]
+__all__ = ["TokenRequestSpec", "build_authenticated_post", "build_token_request"]
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -51,30 +51,53 @@ def build_token_request(
     user_agent: str,
 ) -> HttpRequest:
     """The POST to send, with exactly one client authentication method applied."""
-    fields = spec.form_fields()
+    return build_authenticated_post(
+        token_url,
+        spec.form_fields(),
+        client_id=spec.client_id,
+        secret=secret,
+        auth_method=spec.auth_method,
+        form_encode_basic=spec.form_encode_basic,
+        deadline=deadline,
+        max_body=max_body,
+        user_agent=user_agent,
+    )
+
+
+def build_authenticated_post(
+    url: str,
+    fields: list[tuple[str, str]],
+    *,
+    client_id: str,
+    secret: str | None,
+    auth_method: AuthMethod,
+    form_encode_basic: bool,
+    deadline: float,
+    max_body: int,
+    user_agent: str,
+) -> HttpRequest:
+    """A form POST (token, introspection, revocation) with the client authenticated one way."""
+    fields = list(fields)
     headers = [
         ("Content-Type", FORM),
         ("Accept", "application/json"),
         ("User-Agent", user_agent),
-        # The response carries a credential: no cache on the way may keep it.
+        # The response may carry a credential: no cache on the way may keep it.
         ("Cache-Control", "no-store"),
     ]
-    if spec.auth_method is AuthMethod.CLIENT_SECRET_BASIC:
+    if auth_method is AuthMethod.CLIENT_SECRET_BASIC:
         assert secret is not None
         headers.append(
-            (
-                "Authorization",
-                basic_credentials(spec.client_id, secret, form_encode=spec.form_encode_basic),
-            )
+            ("Authorization", basic_credentials(client_id, secret, form_encode=form_encode_basic))
         )
-    elif spec.auth_method is AuthMethod.CLIENT_SECRET_POST:
+    elif auth_method is AuthMethod.CLIENT_SECRET_POST:
         assert secret is not None
-        fields += [("client_id", spec.client_id), ("client_secret", secret)]
+        fields += [("client_id", client_id), ("client_secret", secret)]
     else:
-        fields.append(("client_id", spec.client_id))
+        fields.append(("client_id", client_id))
     return HttpRequest(
         method="POST",
-        url=token_url,
+        url=url,
         headers=tuple(headers),
         body=urlencode(fields).encode("ascii"),
         deadline=deadline,

@@ -21,7 +21,7 @@ from ..errors import AuthError, ConfigError, NetworkError
 from ..secrets import CallableSecret, SecretSource, secret_text
 from ._transport import AsyncTransport, SyncTransport
 
-__all__ = ["AsyncDriver", "SyncDriver"]
+__all__ = ["AsyncDriver", "Drivers", "SyncDriver"]
 
 T = TypeVar("T")
 
@@ -207,3 +207,42 @@ class AsyncDriver:
         except Exception as exc:
             raise _source_failed(exc) from exc
         return secret_text(value)
+
+
+class Drivers:
+    """The sync and async drivers one component (a flow, a verifier) sends through.
+
+    Clients are the injected ones, or made per operation from one SSL context
+    (loading the CA bundle costs milliseconds, so it is done once).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout,
+        clock: Callable[[], float],
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        secret_source: SecretSource | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._ssl_context: Any = None
+        self.sync = SyncDriver(
+            SyncTransport(timeout, clock), self._new_client, http_client, secret_source
+        )
+        self.async_ = AsyncDriver(
+            AsyncTransport(timeout, clock), self._new_async_client, async_http_client, secret_source
+        )
+
+    def _verify(self) -> Any:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        return self._ssl_context
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(verify=self._verify(), timeout=self.timeout, follow_redirects=False)
+
+    def _new_async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            verify=self._verify(), timeout=self.timeout, follow_redirects=False
+        )

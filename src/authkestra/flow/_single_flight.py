@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 
 from ..errors import AuthError
-from ..token import Token
 
 __all__ = ["Flight"]
 
@@ -38,7 +38,7 @@ def _waker(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 class Flight:
-    """The outcome of one fetch, shared by every caller that waits for it.
+    """The outcome of one fetch (a token, a key set), shared by every caller that waits for it.
 
     The leader calls :meth:`finish` exactly once; followers wait with
     :meth:`wait_sync` (threads) or :meth:`wait_async` (coroutines, any loop).
@@ -50,15 +50,15 @@ class Flight:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._wakers: list[Callable[[], None]] = []
-        self.token: Token | None = None
+        self.value: Any = None
         self.error: AuthError | None = None
         self.abandoned = False
 
     def finish(
-        self, token: Token | None = None, error: AuthError | None = None, *, abandoned: bool = False
+        self, value: Any = None, error: AuthError | None = None, *, abandoned: bool = False
     ) -> None:
         with self._lock:
-            self.token, self.error, self.abandoned = token, error, abandoned
+            self.value, self.error, self.abandoned = value, error, abandoned
             self._done.set()
             wakers, self._wakers = self._wakers, []
         for wake in wakers:

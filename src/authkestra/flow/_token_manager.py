@@ -40,7 +40,7 @@ from ._drivers import AsyncDriver, SyncDriver
 from ._single_flight import Flight
 from .events import TokenEvent, TokenEventHook, TokenEventKind
 
-__all__ = ["TokenManager", "cache_key"]
+__all__ = ["TokenManager", "cache_key", "fresh_copy"]
 
 logger = logging.getLogger("authkestra")
 
@@ -222,16 +222,16 @@ class TokenManager:
                 return slot.flight, False, None
             if now < slot.not_before and slot.last_error is not None:
                 # Backing off: answer with the last failure rather than hammer the server.
-                raise _fresh_copy(slot.last_error)
+                raise fresh_copy(slot.last_error)
             slot.flight = Flight()
             return slot.flight, True, None
 
     @staticmethod
     def _outcome(flight: Flight) -> Token:
         if flight.error is not None:
-            raise _fresh_copy(flight.error)
-        assert flight.token is not None
-        return flight.token
+            raise fresh_copy(flight.error)
+        assert isinstance(flight.value, Token)
+        return flight.value
 
     # -- leading a fetch -------------------------------------------------------------------
 
@@ -411,7 +411,7 @@ class TokenManager:
             slot.not_before = 0.0
             slot.last_error = None
             slot.flight = None
-        flight.finish(token=record.token)
+        flight.finish(record.token)
         kind = TokenEventKind.REFRESHED if previous is not None else TokenEventKind.ACQUIRED
         logger.debug(
             "authkestra: token %s for client %r from %s (usable for %.0fs)",
@@ -499,7 +499,7 @@ class TokenManager:
             logger.exception("authkestra: the on_event hook raised; ignored")
 
 
-def _fresh_copy(error: AuthError) -> AuthError:
+def fresh_copy(error: AuthError) -> AuthError:
     """A copy to raise: one exception object raised in many threads would share a traceback."""
     clone = copy.copy(error)
     clone.__traceback__ = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +30,8 @@ from ..cache.memory import MemoryCache
 from ..errors import ConfigError
 from ..secrets import SecretLike, SecretSource, to_secret_source
 from ..token import Token
-from ._drivers import AsyncDriver, SyncDriver
+from ._drivers import Drivers
 from ._token_manager import TokenManager, cache_key
-from ._transport import AsyncTransport, SyncTransport
 from .environment import flow_arguments_from_env
 from .events import TokenEventHook
 from .httpx_auth import BearerAuth
@@ -182,19 +180,14 @@ class ClientCredentialsFlow:
             allow_insecure_http=allow_insecure_http,
         )
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._ssl_context: ssl.SSLContext | None = None
-        self._sync = SyncDriver(
-            SyncTransport(self._timeout, self.clock.monotonic),
-            self._new_client,
-            http_client,
-            source,
+        drivers = Drivers(
+            timeout=self._timeout,
+            clock=self.clock.monotonic,
+            http_client=http_client,
+            async_http_client=async_http_client,
+            secret_source=source,
         )
-        self._async = AsyncDriver(
-            AsyncTransport(self._timeout, self.clock.monotonic),
-            self._new_async_client,
-            async_http_client,
-            source,
-        )
+        self._sync, self._async = drivers.sync, drivers.async_
         self._where = token_url or issuer or ""
         self._specs: dict[Any, tuple[str, TokenRequestSpec]] = {}
         self._tokens = TokenManager(
@@ -382,21 +375,7 @@ class ClientCredentialsFlow:
         if token_url is None:
             assert self.issuer is not None
             self._metadata = yield from discover(self.issuer, self._ctx)
-            token_url = self._token_url = self._metadata.token_endpoint
+            token_url = self._token_url = self._metadata.endpoint
             logger.debug("authkestra: discovered token endpoint %s", token_url)
         rotates = bool(self._secret_source and self._secret_source.rotating)
         return (yield from request_token(spec, token_url, self._ctx, secret_rotates=rotates))
-
-    def _verify(self) -> ssl.SSLContext:
-        # Loading the CA bundle costs milliseconds: do it once per flow.
-        if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context()
-        return self._ssl_context
-
-    def _new_client(self) -> httpx.Client:
-        return httpx.Client(verify=self._verify(), timeout=self._timeout, follow_redirects=False)
-
-    def _new_async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            verify=self._verify(), timeout=self._timeout, follow_redirects=False
-        )

@@ -1,0 +1,91 @@
+"""A plain ASGI middleware: every request needs a valid bearer token (any ASGI framework)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from ..errors import AuthError
+from ._protocol import TokenVerifier, check_scopes
+from .rfc6750 import bearer_token, refusal
+
+__all__ = ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Where the verified AccessToken is put in the ASGI scope (and ``scope["state"]["access_token"]``).
+ACCESS_TOKEN_KEY = "authkestra.access_token"
+
+
+class BearerTokenMiddleware:
+    """Verifies the bearer token of every HTTP and WebSocket request before the app sees it.
+
+    ::
+
+        app = BearerTokenMiddleware(app, verifier, scopes=["orders:read"], exempt_paths=["/up"])
+
+    Refusals follow RFC 6750: 401 with ``WWW-Authenticate: Bearer
+    error="invalid_token"``, 403 with ``error="insufficient_scope"`` and the
+    needed scope, 503 when the issuer cannot be reached to verify. The
+    verified :class:`~authkestra.resource.AccessToken` is in
+    ``scope["authkestra.access_token"]`` and ``scope["state"]["access_token"]``
+    (``request.state.access_token`` in Starlette and FastAPI).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        *,
+        scopes: Iterable[str] = (),
+        realm: str | None = None,
+        exempt_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.scopes = tuple(scopes)
+        self.realm = realm
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        authorization = None
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        token = bearer_token(authorization)
+        error: AuthError | None = None
+        if token is not None:
+            try:
+                access = await self.verifier.verify(token)
+                check_scopes(access, self.scopes)
+            except AuthError as exc:
+                error = exc
+            else:
+                scope[ACCESS_TOKEN_KEY] = access
+                scope.setdefault("state", {})["access_token"] = access
+                await self.app(scope, receive, send)
+                return
+        await self._refuse(scope, send, error)
+
+    async def _refuse(self, scope: Scope, send: Send, error: AuthError | None) -> None:
+        if scope["type"] == "websocket":
+            # Closing before accepting makes the server refuse the handshake (HTTP 403).
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        status, body, extra = refusal(error, realm=self.realm, required_scopes=self.scopes)
+        payload = json.dumps(body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})

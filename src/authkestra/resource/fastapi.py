@@ -1,0 +1,55 @@
+"""FastAPI integration: ``Depends(require_scopes("read"))`` gives the handler a verified token."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import HTTPException, Request
+
+from ..errors import AuthError, ConfigError
+from ._protocol import TokenVerifier, check_scopes
+from .access_token import AccessToken
+from .rfc6750 import bearer_token, refusal
+
+__all__ = ["VERIFIER_STATE_KEY", "require_scopes"]
+
+#: Where ``require_scopes`` finds the verifier when none is passed: ``app.state.token_verifier``.
+VERIFIER_STATE_KEY = "token_verifier"
+
+
+def require_scopes(
+    *scopes: str, verifier: TokenVerifier | None = None, realm: str | None = None
+) -> Callable[[Request], Awaitable[AccessToken]]:
+    """A dependency that verifies the bearer token and checks ``scopes``.
+
+    ::
+
+        app.state.token_verifier = JWTVerifier(issuer=..., audience=...)
+
+        @app.get("/orders")
+        async def orders(token: AccessToken = Depends(require_scopes("orders:read"))):
+            return {"caller": token.client_id}
+
+    Refusals are ``HTTPException`` with RFC 6750 ``WWW-Authenticate`` headers:
+    401 ``invalid_token``, 403 ``insufficient_scope`` (with the needed scope),
+    503 when the issuer cannot be reached to verify.
+    """
+
+    async def dependency(request: Request) -> AccessToken:
+        chosen = verifier or getattr(request.app.state, VERIFIER_STATE_KEY, None)
+        if chosen is None:
+            raise ConfigError("require_scopes: pass verifier= or set app.state.token_verifier")
+        token = bearer_token(request.headers.get("authorization"))
+        error: AuthError | None = None
+        if token is not None:
+            try:
+                access = await chosen.verify(token)
+                check_scopes(access, scopes)
+            except AuthError as exc:
+                error = exc
+            else:
+                return access
+        status, body, headers = refusal(error, realm=realm, required_scopes=scopes)
+        raise HTTPException(status_code=status, detail=body, headers=headers or None)
+
+    return dependency

@@ -1,0 +1,210 @@
+"""``IntrospectionVerifier``: checks opaque tokens by asking the issuer (RFC 7662)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+
+from .. import __version__
+from .._clock import Clock, SystemClock
+from .._protocol.actions import HttpRequest, Operation, ReadSecret
+from .._protocol.client_auth import AuthMethod
+from .._protocol.context import ProtocolContext
+from .._protocol.discovery import discover
+from .._protocol.redact import Redactor
+from .._protocol.responses import parse_json_object, raise_for_failure
+from .._protocol.retry import RetryPolicy, send_with_retries
+from .._protocol.token_request import build_authenticated_post
+from .._protocol.urls import check_endpoint_url
+from ..errors import ConfigError, InvalidToken, MalformedResponse
+from ..flow._drivers import Drivers
+from ..secrets import SecretLike, to_secret_source
+from .access_token import AccessToken
+from .token_cache import VerifiedTokenCache
+
+__all__ = ["IntrospectionVerifier"]
+
+
+class IntrospectionVerifier:
+    """Verifies tokens with the issuer's introspection endpoint (RFC 7662).
+
+    ::
+
+        verifier = IntrospectionVerifier(
+            issuer="https://auth.example.com", client_id="orders-api", client_secret=secret,
+            audience="https://orders.example.com",
+        )
+        token = await verifier.verify(bearer)
+
+    The API authenticates to the endpoint as a client, with the same methods as
+    :class:`~authkestra.ClientCredentialsFlow` (``client_secret`` may be a str,
+    a :class:`~authkestra.Secret`, a source or a callable). Active answers are
+    remembered for ``cache_ttl`` seconds (short: a revoked token is accepted
+    at most that long); inactive ones are not remembered.
+    """
+
+    def __init__(
+        self,
+        introspection_url: str | None = None,
+        *,
+        issuer: str | None = None,
+        client_id: str,
+        client_secret: SecretLike,
+        auth_method: str | AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
+        audience: str | Iterable[str] | None = None,
+        cache_ttl: float = 30.0,
+        max_cached_tokens: int = 10_000,
+        max_token_length: int = 16_384,
+        timeout: float | httpx.Timeout = 5.0,
+        allow_insecure_http: bool = False,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if (introspection_url is None) == (issuer is None) and introspection_url is None:
+            raise ConfigError("give introspection_url, or issuer to discover it")
+        for what, url in (("introspection_url", introspection_url), ("issuer", issuer)):
+            if url is not None:
+                check_endpoint_url(url, what=what, allow_insecure_http=allow_insecure_http)
+        self.auth_method = AuthMethod.parse(auth_method)
+        source = to_secret_source(client_secret)
+        if source is None or not self.auth_method.needs_secret:
+            raise ConfigError("introspection needs client_secret and a secret-based auth_method")
+        self.url = introspection_url
+        self.issuer = issuer
+        self.client_id = client_id
+        if audience is None:
+            self.audiences: frozenset[str] | None = None
+        else:
+            self.audiences = frozenset((audience,) if isinstance(audience, str) else audience)
+        self.max_token_length = max_token_length
+        self.cache_ttl = cache_ttl
+        self.clock: Clock = clock or SystemClock()
+        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._ctx = ProtocolContext(
+            policy=RetryPolicy(
+                max_attempts=2, base_backoff=0.2, max_backoff=1.0, total_timeout=10.0
+            ),
+            clock=self.clock.monotonic,
+            wall_clock=self.clock.now,
+            max_body=64 * 1024,
+            user_agent=f"authkestra/{__version__}",
+            redact=Redactor(),
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._drivers = Drivers(
+            timeout=timeout,
+            clock=self.clock.monotonic,
+            http_client=http_client,
+            async_http_client=async_http_client,
+            secret_source=source,
+        )
+        self.cache = (
+            VerifiedTokenCache(max_cached_tokens, cache_ttl, self.clock) if cache_ttl > 0 else None
+        )
+
+    async def verify(self, token: str) -> AccessToken:
+        """The token as the issuer describes it, or :class:`~authkestra.InvalidToken`."""
+        hit = self._cached(token)
+        if hit is not None:
+            return hit
+        answer = await self._drivers.async_.run(self._introspect(token))
+        return self._accept(token, answer)
+
+    def verify_sync(self, token: str) -> AccessToken:
+        """Blocking twin of :meth:`verify`."""
+        hit = self._cached(token)
+        if hit is not None:
+            return hit
+        answer = self._drivers.sync.run(self._introspect(token))
+        return self._accept(token, answer)
+
+    def _cached(self, token: str) -> AccessToken | None:
+        if not isinstance(token, str) or not token or len(token) > self.max_token_length:
+            raise InvalidToken("no token, or a token too long to be one")
+        if any(ord(ch) < 0x21 or ord(ch) > 0x7E for ch in token):
+            raise InvalidToken("the token has characters a bearer token cannot have")
+        return self.cache.get(token) if self.cache is not None else None
+
+    def _introspect(self, token: str) -> Operation[dict[str, Any]]:
+        ctx = self._ctx
+        url = self.url
+        if url is None:
+            assert self.issuer is not None
+            metadata = yield from discover(self.issuer, ctx, require="introspection_endpoint")
+            url = self.url = metadata.endpoint
+        secret: str = yield ReadSecret()
+        ctx.redact.add(secret, client_id=self.client_id)
+        target = url
+
+        def request(deadline: float) -> HttpRequest:
+            return build_authenticated_post(
+                target,
+                [("token", token), ("token_type_hint", "access_token")],
+                client_id=self.client_id,
+                secret=secret,
+                auth_method=self.auth_method,
+                form_encode_basic=True,
+                deadline=deadline,
+                max_body=ctx.max_body,
+                user_agent=ctx.user_agent,
+            )
+
+        response = yield from send_with_retries(
+            request, ctx.policy, ctx.clock, what="introspection request"
+        )
+        what = "the introspection endpoint"
+        raise_for_failure(response, ctx.redact, what=what)
+        try:
+            return parse_json_object(response.body)
+        except ValueError as exc:
+            raise MalformedResponse(
+                f"{what} sent an invalid answer: {exc}", status_code=response.status_code
+            ) from None
+
+    def _accept(self, token: str, answer: dict[str, Any]) -> AccessToken:
+        if answer.get("active") is not True:
+            raise InvalidToken("the issuer says the token is not active")
+        now = self.clock.now()
+        exp = answer.get("exp")
+        if exp is not None:
+            if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+                raise InvalidToken("the introspection answer has a malformed exp")
+            if exp <= now.timestamp():
+                raise InvalidToken("the token has expired")
+            expires_at = datetime.fromtimestamp(exp, timezone.utc)
+        else:
+            expires_at = now + timedelta(seconds=self.cache_ttl)
+        if self.issuer is not None and "iss" in answer and answer["iss"] != self.issuer:
+            raise InvalidToken("the token was issued by another issuer")
+        aud = answer.get("aud")
+        audience = (
+            (aud,)
+            if isinstance(aud, str)
+            else tuple(a for a in aud if isinstance(a, str))
+            if isinstance(aud, list)
+            else ()
+        )
+        if self.audiences is not None and not self.audiences.intersection(audience):
+            raise InvalidToken("the token is for another audience")
+        scope = answer.get("scope")
+        access = AccessToken(
+            subject=answer.get("sub") if isinstance(answer.get("sub"), str) else None,
+            client_id=answer.get("client_id") if isinstance(answer.get("client_id"), str) else None,
+            scopes=tuple(scope.split()) if isinstance(scope, str) else (),
+            audience=audience,
+            expires_at=expires_at,
+            jwt_id=answer.get("jti") if isinstance(answer.get("jti"), str) else None,
+            issuer=answer.get("iss") if isinstance(answer.get("iss"), str) else self.issuer,
+            claims=answer,
+        )
+        if self.cache is not None:
+            self.cache.put(token, access)
+        return access
+
+    def __repr__(self) -> str:
+        return f"IntrospectionVerifier(url={self.url!r}, client_id={self.client_id!r})"

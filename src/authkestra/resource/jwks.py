@@ -1,0 +1,302 @@
+"""The issuer's signing keys: fetched once, refreshed on a bounded schedule, never hammered.
+
+- The key set is fetched on first use (from ``jwks_url``, or from the
+  ``jwks_uri`` of the issuer's metadata) and kept for ``max_age`` seconds, less
+  if the response's ``Cache-Control: max-age`` says so.
+- A token whose ``kid`` is not in the set triggers a refetch -- but at most one
+  per ``cooldown`` seconds, so tokens with random ``kid`` values cannot make us
+  hammer the issuer.
+- When a refresh fails, the keys we have keep serving (an issuer outage does
+  not take the API down); the failure is retried after ``cooldown``.
+- Every fetch has timeouts and a size limit, and one fetch serves every
+  concurrent caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+from typing import Any
+
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from .._clock import Clock
+from .._protocol.actions import HttpRequest, Operation
+from .._protocol.context import ProtocolContext
+from .._protocol.discovery import discover
+from .._protocol.responses import parse_json_object, raise_for_failure
+from .._protocol.retry import send_with_retries
+from ..errors import AuthError, InvalidToken, MalformedResponse
+from ..flow._drivers import Drivers
+from ..flow._single_flight import Flight
+from ..flow._token_manager import fresh_copy
+
+__all__ = ["ALGORITHM_KEYS", "JWKSCache", "KeySet"]
+
+logger = logging.getLogger("authkestra")
+
+Key = ECKey | OKPKey | RSAKey
+
+#: Signature algorithm -> (JWK kty, required curve or None). HMAC is absent on purpose:
+#: a public key must never be usable as an HMAC secret.
+ALGORITHM_KEYS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "ES256": ("EC", ("P-256",)),
+    "ES384": ("EC", ("P-384",)),
+    "ES512": ("EC", ("P-521",)),
+    "EdDSA": ("OKP", ("Ed25519", "Ed448")),
+    "Ed25519": ("OKP", ("Ed25519",)),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+}
+_IMPORTERS: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+MIN_RSA_BITS = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    kid: str | None
+    kty: str
+    crv: str | None
+    alg: str | None
+    key: Key
+
+
+class KeySet:
+    """Parsed public verification keys. Unusable keys are skipped, never fatal."""
+
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        raw_keys = jwks.get("keys")
+        if not isinstance(raw_keys, list):
+            raise ValueError("the JWKS has no 'keys' array")
+        self.entries: list[_Entry] = []
+        for raw in raw_keys[:100]:
+            entry = self._parse(raw)
+            if entry is not None:
+                self.entries.append(entry)
+
+    @staticmethod
+    def _parse(raw: Any) -> _Entry | None:
+        if not isinstance(raw, dict):
+            return None
+        kty, use = raw.get("kty"), raw.get("use")
+        if kty not in _IMPORTERS or (use is not None and use != "sig"):
+            return None  # "oct" keys never: they would turn HS256 forgeries into valid tokens
+        public = {k: v for k, v in raw.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
+        try:
+            key = _IMPORTERS[kty].import_key(public)
+        except Exception:
+            return None
+        if kty == "RSA" and key.public_key.key_size < MIN_RSA_BITS:
+            return None
+        kid, alg, crv = raw.get("kid"), raw.get("alg"), raw.get("crv")
+        return _Entry(
+            kid if isinstance(kid, str) else None,
+            kty,
+            crv if isinstance(crv, str) else None,
+            alg if isinstance(alg, str) else None,
+            key,
+        )
+
+    def find(self, kid: str | None, alg: str) -> Key | None:
+        """The key for ``kid`` that can verify ``alg``; without a kid, the only such key."""
+        kty, curves = ALGORITHM_KEYS[alg]
+
+        def fits(entry: _Entry) -> bool:
+            return (
+                entry.kty == kty
+                and (curves is None or entry.crv in curves)
+                and (entry.alg is None or entry.alg == alg)
+            )
+
+        if kid is not None:
+            for entry in self.entries:
+                if entry.kid == kid:
+                    return entry.key if fits(entry) else None
+            return None
+        candidates = [e for e in self.entries if fits(e)]
+        return candidates[0].key if len(candidates) == 1 else None
+
+    def kids(self) -> list[str | None]:
+        return [e.kid for e in self.entries]
+
+
+class JWKSCache:
+    """Keys of one issuer, shared by every verification (sync and async)."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        jwks_url: str | None,
+        drivers: Drivers,
+        ctx: ProtocolContext,
+        clock: Clock,
+        max_age: float,
+        cooldown: float,
+    ) -> None:
+        self.issuer = issuer
+        self.jwks_url = jwks_url
+        self.drivers = drivers
+        self.ctx = ctx
+        self.clock = clock
+        self.max_age = max_age
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._keys: KeySet | None = None
+        self._stale_at = float("-inf")
+        self._last_attempt = float("-inf")
+        self._last_error: AuthError | None = None
+        self._flight: Flight | None = None
+        self.fetches = 0
+
+    # -- deciding --------------------------------------------------------------------
+
+    def _plan(self, kid: str | None, alg: str) -> tuple[Key | None, str]:
+        """(key, what to do): "use" it, "wait" for a fetch, or "refresh" then use the key."""
+        with self._lock:
+            now = self.clock.monotonic()
+            cooled = now - self._last_attempt >= self.cooldown
+            if self._keys is None:
+                if not cooled and self._last_error is not None and self._flight is None:
+                    raise fresh_copy(self._last_error)
+                return None, "wait"
+            key = self._keys.find(kid, alg)
+            if key is None:
+                if cooled or self._flight is not None:
+                    return None, "wait"
+                raise InvalidToken("the token's key (kid) is not in the issuer's key set")
+            if now >= self._stale_at and cooled and self._flight is None:
+                return key, "refresh"
+            return key, "use"
+
+    def _join(self) -> tuple[Flight, bool]:
+        with self._lock:
+            if self._flight is not None:
+                return self._flight, False
+            self._flight = Flight()
+            self._last_attempt = self.clock.monotonic()
+            return self._flight, True
+
+    def _done(
+        self, flight: Flight, keys: KeySet | None, max_age: float | None, error: AuthError | None
+    ) -> None:
+        with self._lock:
+            if keys is not None:
+                self._keys = keys
+                self._stale_at = self.clock.monotonic() + (
+                    max_age if max_age is not None else self.max_age
+                )
+                self._last_error = None
+            else:
+                self._last_error = error
+            self._flight = None
+        flight.finish(keys, error)
+        if error is not None:
+            logger.warning("authkestra: fetching the JWKS of %s failed: %s", self.issuer, error)
+
+    def _after_fetch(self, kid: str | None, alg: str) -> Key:
+        with self._lock:
+            keys, error = self._keys, self._last_error
+        if keys is None:
+            raise fresh_copy(error) if error is not None else InvalidToken("no verification keys")
+        key = keys.find(kid, alg)
+        if key is None:
+            raise InvalidToken("the token's key (kid) is not in the issuer's key set")
+        return key
+
+    # -- getting a key -----------------------------------------------------------------
+
+    def key_sync(self, kid: str | None, alg: str) -> Key:
+        key, action = self._plan(kid, alg)
+        if action == "use":
+            assert key is not None
+            return key
+        flight, leader = self._join()
+        if leader:
+            self._lead_sync(flight)
+        elif action == "wait":
+            flight.wait_sync(self.ctx.policy.total_timeout + 5)
+        return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
+
+    async def key_async(self, kid: str | None, alg: str) -> Key:
+        key, action = self._plan(kid, alg)
+        if action == "use":
+            assert key is not None
+            return key
+        flight, leader = self._join()
+        if leader:
+            await self._lead_async(flight)
+        elif action == "wait":
+            await flight.wait_async(self.ctx.policy.total_timeout + 5)
+        return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
+
+    def _lead_sync(self, flight: Flight) -> None:
+        try:
+            keys, max_age = self.drivers.sync.run(self._fetch())
+        except AuthError as exc:
+            self._done(flight, None, None, exc)
+        except BaseException:
+            self._done(flight, None, None, None)
+            raise
+        else:
+            self._done(flight, keys, max_age, None)
+
+    async def _lead_async(self, flight: Flight) -> None:
+        try:
+            keys, max_age = await self.drivers.async_.run(self._fetch())
+        except AuthError as exc:
+            self._done(flight, None, None, exc)
+        except BaseException:
+            self._done(flight, None, None, None)
+            raise
+        else:
+            self._done(flight, keys, max_age, None)
+
+    # -- fetching (sans-I/O) -------------------------------------------------------------
+
+    def _fetch(self) -> Operation[tuple[KeySet, float | None]]:
+        self.fetches += 1
+        url = self.jwks_url
+        if url is None:
+            metadata = yield from discover(self.issuer, self.ctx, require="jwks_uri")
+            url = self.jwks_url = metadata.endpoint
+        ctx = self.ctx
+
+        def request(deadline: float) -> HttpRequest:
+            return HttpRequest(
+                "GET",
+                url,
+                (("Accept", "application/json"), ("User-Agent", ctx.user_agent)),
+                None,
+                deadline,
+                ctx.max_body,
+            )
+
+        response = yield from send_with_retries(
+            request, ctx.policy, ctx.clock, what=f"JWKS request {url}"
+        )
+        what = f"the JWKS endpoint {url}"
+        raise_for_failure(response, ctx.redact, what=what)
+        if response.truncated:
+            raise MalformedResponse(
+                f"{what} sent more than {ctx.max_body} bytes", status_code=response.status_code
+            )
+        try:
+            keys = KeySet(parse_json_object(response.body))
+        except ValueError as exc:
+            raise MalformedResponse(
+                f"{what} sent an invalid JWKS: {exc}", status_code=response.status_code
+            ) from None
+        max_age = None
+        match = _MAX_AGE.search(response.headers.get("cache-control", ""))
+        if match:
+            # Honour a shorter max-age, within reason; never longer than ours.
+            max_age = min(self.max_age, max(self.cooldown, float(match.group(1))))
+        return keys, max_age

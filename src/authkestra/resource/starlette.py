@@ -1,0 +1,107 @@
+"""Starlette integration: an authentication backend and a scope-checking decorator."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import AuthError
+from ._protocol import TokenVerifier, check_scopes
+from .access_token import AccessToken
+from .rfc6750 import bearer_token, refusal
+
+__all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "requires_scopes"]
+
+
+class TokenUser(BaseUser):
+    """``request.user`` for a request with a verified token."""
+
+    def __init__(self, access_token: AccessToken) -> None:
+        self.access_token = access_token
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.access_token.client_id or self.access_token.subject or ""
+
+    @property
+    def identity(self) -> str:
+        return self.display_name
+
+
+class _VerificationFailed(AuthenticationError):
+    def __init__(self, error: AuthError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class BearerTokenBackend(AuthenticationBackend):
+    """Bearer tokens for Starlette's ``AuthenticationMiddleware``.
+
+    ``AuthenticationMiddleware(app, backend=BearerTokenBackend(verifier), on_error=on_auth_error)``.
+
+    A request without a bearer token stays anonymous (``request.user`` is not
+    authenticated); one with an invalid token is refused by ``on_auth_error``.
+    ``request.auth.scopes`` holds the token's scopes, so Starlette's own
+    ``@requires`` works; :func:`requires_scopes` adds RFC 6750 answers.
+    """
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        token = bearer_token(conn.headers.get("authorization"))
+        if token is None:
+            return None
+        try:
+            access = await self.verifier.verify(token)
+        except AuthError as exc:
+            raise _VerificationFailed(exc) from None
+        return AuthCredentials(["authenticated", *access.scopes]), TokenUser(access)
+
+
+def _refusal(error: AuthError | None, required: tuple[str, ...] = ()) -> Response:
+    status, body, headers = refusal(error, required_scopes=required)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def on_auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    """The ``on_error`` for ``AuthenticationMiddleware``: RFC 6750 answers."""
+    error = exc.error if isinstance(exc, _VerificationFailed) else None
+    return _refusal(error)
+
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+    """Decorate an endpoint: 401 without a verified token, 403 without ``scopes``."""
+
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
+            user = request.user if "user" in request.scope else None
+            if not isinstance(user, TokenUser):
+                return _refusal(None, scopes)
+            try:
+                check_scopes(user.access_token, scopes)
+            except AuthError as exc:
+                return _refusal(exc, scopes)
+            return await endpoint(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
