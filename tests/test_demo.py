@@ -12,5 +12,6 @@ def test_demo_runs_end_to_end() -> None:
     assert main(["demo"], Environment(environ={}, stdout=out, stderr=err)) == 0
     text = out.getvalue()
     assert "GET /reports with the token -> 200" in text
-    assert "forged token -> 401" in text
+    assert "(scope admin added) -> 401" in text and "signature is not valid" in text
+    assert "reports:write only -> 403" in text and "insufficient_scope" in text
     assert "Demo complete." in text

@@ -1,9 +1,10 @@
 """``authkestra demo`` / ``make demo``: the whole job end to end, on loopback.
 
 1. start the authorization server on a fresh SQLite store;
-2. register a client for a service and one for the API;
+2. register a client for a service;
 3. the service obtains a token with :class:`~authkestra.ClientCredentialsFlow`;
-4. it calls a small protected API, which checks the token and answers;
+4. it calls a small protected API, which verifies the token with
+   :class:`~authkestra.resource.JWTVerifier` and answers;
 5. everything stops.
 """
 

@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["TokenChecker", "create_demo_api"]
+from ..resource._protocol import TokenVerifier
+from ..resource.access_token import AccessToken
+from ..resource.asgi import BearerTokenMiddleware
 
-#: Checks a bearer token; returns its claims, or None when it is not valid.
-TokenChecker = Callable[[str], Awaitable[dict[str, object] | None]]
+__all__ = ["REQUIRED_SCOPE", "create_demo_api"]
 
 REQUIRED_SCOPE = "reports:read"
-INSUFFICIENT_SCOPE = f'Bearer error="insufficient_scope", scope="{REQUIRED_SCOPE}"'
 
 
-def create_demo_api(check_token: TokenChecker) -> Starlette:
-    """The demo API: ``GET /reports`` for callers whose token carries ``reports:read``."""
+async def reports(request: Request) -> Response:
+    token: AccessToken = request.state.access_token  # set by BearerTokenMiddleware
+    return JSONResponse(
+        {"caller": token.client_id, "reports": ["2026-Q3 revenue", "2026-Q3 churn"]}
+    )
 
-    async def reports(request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        claims = await check_token(token) if scheme.lower() == "bearer" and token else None
-        if claims is None:
-            return JSONResponse(
-                {"error": "invalid_token"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        scopes = str(claims.get("scope", "")).split()
-        if REQUIRED_SCOPE not in scopes:
-            return JSONResponse(
-                {"error": "insufficient_scope"},
-                status_code=403,
-                headers={"WWW-Authenticate": INSUFFICIENT_SCOPE},
-            )
-        return JSONResponse(
-            {"caller": claims.get("client_id"), "reports": ["2026-Q3 revenue", "2026-Q3 churn"]}
-        )
 
-    return Starlette(routes=[Route("/reports", reports)])
+def create_demo_api(verifier: TokenVerifier) -> BearerTokenMiddleware:
+    """The demo API: ``GET /reports``, behind a bearer-token check for ``reports:read``."""
+    app = Starlette(routes=[Route("/reports", reports)])
+    return BearerTokenMiddleware(app, verifier, scopes=[REQUIRED_SCOPE])

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
 
 from ..flow.client_credentials import ClientCredentialsFlow
+from ..resource.verifier import JWTVerifier
 from ..server.app import create_app
 from ..server.context import build_context
 from ..server.settings import ServerSettings
@@ -33,7 +35,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serving(app: Starlette, port: int) -> Iterator[str]:
+def _serving(app: Any, port: int) -> Iterator[str]:
     """Run ``app`` with uvicorn in a thread on 127.0.0.1:port until the block ends."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -48,6 +50,15 @@ def _serving(app: Starlette, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _tampered(token: str) -> str:
+    """The token with its payload changed and the signature kept: what an attacker would try."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["scope"] = claims.get("scope", "") + " admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"{header}.{forged}.{signature}"
 
 
 def _mask(token: str) -> str:
@@ -69,7 +80,7 @@ def run_demo(out: TextIO) -> int:
         ctx = build_context(settings)
         step(f"1. Authorization server: {settings.effective_issuer()} (SQLite store in {workdir})")
 
-        service_secret, api_secret = new_secret(), new_secret()
+        service_secret = new_secret()
         ctx.store.create_client(
             "demo-reporting-job",
             secret_hash=ctx.hasher.hash(service_secret),
@@ -78,29 +89,13 @@ def run_demo(out: TextIO) -> int:
             audiences=(API_AUDIENCE,),
             default_scopes=(REQUIRED_SCOPE,),
         )
-        ctx.store.create_client(
-            "demo-reports-api",
-            secret_hash=ctx.hasher.hash(api_secret),
-            auth_method="client_secret_basic",
-            scopes=(),
-            audiences=(),
-        )
-        step(
-            "2. Registered clients: demo-reporting-job (the caller) and demo-reports-api (the API)"
-        )
+        step("2. Registered client demo-reporting-job (scopes reports:read reports:write)")
 
         with _serving(create_app(settings, context=ctx), port) as issuer:
-
-            async def check_token(token: str) -> dict[str, object] | None:
-                # The API asks the authorization server whether the token is active (RFC 7662).
-                async with httpx.AsyncClient(
-                    auth=("demo-reports-api", api_secret), timeout=10
-                ) as http:
-                    answer = await http.post(f"{issuer}/introspect", data={"token": token})
-                claims = answer.json() if answer.status_code == 200 else {}
-                return claims if claims.get("active") is True else None
-
-            with _serving(create_demo_api(check_token), _free_port()) as api:
+            # The API checks tokens itself: signature against the issuer's JWKS, then
+            # issuer, audience, expiry and typ (RFC 9068), then the scope.
+            verifier = JWTVerifier(issuer=issuer, audience=API_AUDIENCE)
+            with _serving(create_demo_api(verifier), _free_port()) as api:
                 step(f"3. Protected API: {api}/reports (needs a token with scope {REQUIRED_SCOPE})")
                 flow = ClientCredentialsFlow("demo-reporting-job", service_secret, issuer=issuer)
                 token = flow.get_token_sync([REQUIRED_SCOPE], resource=API_AUDIENCE)
@@ -111,11 +106,25 @@ def run_demo(out: TextIO) -> int:
                 with httpx.Client(auth=flow.auth([REQUIRED_SCOPE], resource=API_AUDIENCE)) as http:
                     answer = http.get(f"{api}/reports")
                 step(f"5. GET /reports with the token -> {answer.status_code} {answer.json()}")
-                refused = httpx.get(f"{api}/reports", headers={"Authorization": "Bearer forged"})
+                forged = _tampered(token.access_token)
+                refused = httpx.get(f"{api}/reports", headers={"Authorization": f"Bearer {forged}"})
                 step(
-                    f"6. GET /reports with a forged token -> {refused.status_code} {refused.json()}"
+                    "6. GET /reports with that token's claims altered (scope admin added) ->"
+                    f" {refused.status_code} {refused.json()}"
                 )
-                ok = answer.status_code == 200 and refused.status_code == 401
+                writer = flow.get_token_sync(["reports:write"], resource=API_AUDIENCE)
+                denied = httpx.get(
+                    f"{api}/reports", headers={"Authorization": writer.authorization}
+                )
+                step(
+                    "7. GET /reports with a valid token for reports:write only ->"
+                    f" {denied.status_code} {denied.json()}"
+                )
+                ok = (answer.status_code, refused.status_code, denied.status_code) == (
+                    200,
+                    401,
+                    403,
+                )
         ctx.close()
-    step("7. Servers stopped. " + ("Demo complete." if ok else "Something went wrong (see above)."))
+    step("8. Servers stopped. " + ("Demo complete." if ok else "Something went wrong (see above)."))
     return 0 if ok else 1
