@@ -41,11 +41,14 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate member {clean_text(key, 40)!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        # Two members with one name: which one a reader takes differs between parsers.
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate member {clean_text(key, 40)!r}")
+            seen.add(key)
     return result
 
 

@@ -80,6 +80,11 @@ class KeySet:
             entry = self._parse(raw)
             if entry is not None:
                 self.entries.append(entry)
+        # First key wins for a kid listed twice, as in the list order.
+        self._by_kid: dict[str, _Entry] = {}
+        for entry in self.entries:
+            if entry.kid is not None:
+                self._by_kid.setdefault(entry.kid, entry)
 
     @staticmethod
     def _parse(raw: Any) -> _Entry | None:
@@ -116,10 +121,8 @@ class KeySet:
             )
 
         if kid is not None:
-            for entry in self.entries:
-                if entry.kid == kid:
-                    return entry.key if fits(entry) else None
-            return None
+            found = self._by_kid.get(kid)
+            return found.key if found is not None and fits(found) else None
         candidates = [e for e in self.entries if fits(e)]
         return candidates[0].key if len(candidates) == 1 else None
 
@@ -160,6 +163,13 @@ class JWKSCache:
 
     def _plan(self, kid: str | None, alg: str) -> tuple[Key | None, str]:
         """(key, what to do): "use" it, "wait" for a fetch, or "refresh" then use the key."""
+        keys = self._keys
+        if keys is not None and self.clock.monotonic() < self._stale_at:
+            # The hot path: fresh keys, no lock (reading two attributes is atomic enough;
+            # a refresh racing with us only makes us use the previous, still valid set).
+            key = keys.find(kid, alg)
+            if key is not None:
+                return key, "use"
         with self._lock:
             now = self.clock.monotonic()
             cooled = now - self._last_attempt >= self.cooldown
