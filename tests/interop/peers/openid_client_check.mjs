@@ -1,0 +1,91 @@
+// npm openid-client 6, a real third-party OAuth client, run against an authorization server.
+//
+// Usage: node openid_client_check.mjs < INPUT.json
+// INPUT (on stdin, so the secret never shows in argv / ps):
+//   {"issuer": "http://127.0.0.1:PORT", "client_id": "...", "client_secret": "...",
+//    "auth_method": "client_secret_basic" | "client_secret_post",
+//    "algorithm": "oauth2" | "oidc" (optional, default "oauth2": which well-known document),
+//    "scope": "read" (optional), "resource": "https://api.example.test/" (optional),
+//    "introspect": true (optional), "revoke": true (optional)}
+// Steps: discovery (RFC 8414 / OpenID Connect Discovery metadata), clientCredentialsGrant, then
+// optionally tokenIntrospection, tokenRevocation and tokenIntrospection again.
+// Prints one JSON object on stdout:
+//   {"metadata": {...}, "token": {...}, "introspection": {...}, "revoked": true,
+//    "introspection_after_revocation": {...}}
+// On failure prints {"error": {"stage", "name", "code", "message", "error",
+//   "error_description", "status", "www_authenticate", "challenges", "cause"}} and exits 1.
+import * as client from 'openid-client';
+
+async function readInput() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+// The library's error, as data: its class name, its code, and what the server said.
+function describe(err, stage) {
+  const out = { stage, name: err?.name ?? typeof err, message: String(err?.message ?? err) };
+  for (const field of ['code', 'error', 'error_description', 'status']) {
+    if (err?.[field] !== undefined) out[field] = err[field];
+  }
+  const header = err?.response?.headers?.get?.('www-authenticate');
+  if (header) out.www_authenticate = header;
+  if (err?.name === 'WWWAuthenticateChallengeError') out.challenges = err.cause;
+  const cause = err?.cause;
+  if (cause instanceof Error) {
+    out.cause = { name: cause.name, message: cause.message };
+    if (cause.code !== undefined) out.cause.code = cause.code;
+  }
+  return out;
+}
+
+function pick(source, names) {
+  const out = {};
+  for (const name of names) if (source[name] !== undefined) out[name] = source[name];
+  return out;
+}
+
+let stage = 'input';
+try {
+  const input = await readInput();
+  const auth =
+    input.auth_method === 'client_secret_post'
+      ? client.ClientSecretPost(input.client_secret)
+      : client.ClientSecretBasic(input.client_secret);
+
+  stage = 'discovery';
+  const config = await client.discovery(
+    new URL(input.issuer),
+    input.client_id,
+    input.client_secret,
+    auth,
+    { execute: [client.allowInsecureRequests], algorithm: input.algorithm ?? 'oauth2' },
+  );
+  const result = { metadata: config.serverMetadata() };
+
+  stage = 'client_credentials';
+  const parameters = {};
+  if (input.scope) parameters.scope = input.scope;
+  if (input.resource) parameters.resource = input.resource;
+  const token = await client.clientCredentialsGrant(config, parameters);
+  result.token = pick(token, ['access_token', 'token_type', 'expires_in', 'scope']);
+
+  if (input.introspect || input.revoke) {
+    stage = 'introspection';
+    result.introspection = await client.tokenIntrospection(config, token.access_token);
+  }
+  if (input.revoke) {
+    stage = 'revocation';
+    await client.tokenRevocation(config, token.access_token);
+    result.revoked = true;
+    stage = 'introspection_after_revocation';
+    result.introspection_after_revocation = await client.tokenIntrospection(
+      config,
+      token.access_token,
+    );
+  }
+  process.stdout.write(JSON.stringify(result) + '\n');
+} catch (err) {
+  process.stdout.write(JSON.stringify({ error: describe(err, stage) }) + '\n');
+  process.exitCode = 1;
+}
