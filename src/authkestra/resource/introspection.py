@@ -176,7 +176,10 @@ class IntrospectionVerifier:
                 raise InvalidToken("the introspection answer has a malformed exp")
             if exp <= now.timestamp():
                 raise InvalidToken("the token has expired")
-            expires_at = datetime.fromtimestamp(exp, timezone.utc)
+            try:
+                expires_at = datetime.fromtimestamp(exp, timezone.utc)
+            except (OverflowError, OSError, ValueError):  # past year 9999, or past time_t
+                raise InvalidToken("the introspection answer's exp is out of range") from None
         else:
             expires_at = now + timedelta(seconds=self.cache_ttl)
         if self.issuer is not None and "iss" in answer and answer["iss"] != self.issuer:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import re
@@ -28,7 +29,7 @@ from .._protocol.context import ProtocolContext
 from .._protocol.discovery import discover
 from .._protocol.responses import parse_json_object, raise_for_failure
 from .._protocol.retry import send_with_retries
-from ..errors import AuthError, InvalidToken, MalformedResponse
+from ..errors import AuthError, InvalidToken, MalformedResponse, NetworkError
 from ..flow._drivers import Drivers
 from ..flow._single_flight import Flight
 from ..flow._token_manager import fresh_copy
@@ -68,6 +69,17 @@ class _Entry:
     key: Key
 
 
+def _rsa_bits(modulus: object) -> int:
+    """The size of a JWK's base64url modulus ``n``, in bits (0 when it is not one)."""
+    if not isinstance(modulus, str):
+        return 0
+    try:
+        value = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    except ValueError:
+        return 0
+    return int.from_bytes(value, "big").bit_length()
+
+
 class KeySet:
     """Parsed public verification keys. Unusable keys are skipped, never fatal."""
 
@@ -91,8 +103,10 @@ class KeySet:
         if not isinstance(raw, dict):
             return None
         kty, use = raw.get("kty"), raw.get("use")
-        if kty not in _IMPORTERS or (use is not None and use != "sig"):
+        if not isinstance(kty, str) or kty not in _IMPORTERS or (use is not None and use != "sig"):
             return None  # "oct" keys never: they would turn HS256 forgeries into valid tokens
+        if kty == "RSA" and _rsa_bits(raw.get("n")) < MIN_RSA_BITS:
+            return None  # refused before import: too weak to trust, and joserfc would warn
         public = {k: v for k, v in raw.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
         try:
             key = _IMPORTERS[kty].import_key(public)
@@ -195,7 +209,13 @@ class JWKSCache:
             return self._flight, True
 
     def _done(
-        self, flight: Flight, keys: KeySet | None, max_age: float | None, error: AuthError | None
+        self,
+        flight: Flight,
+        keys: KeySet | None,
+        max_age: float | None,
+        error: AuthError | None,
+        *,
+        abandoned: bool = False,
     ) -> None:
         with self._lock:
             if keys is not None:
@@ -207,7 +227,7 @@ class JWKSCache:
             else:
                 self._last_error = error
             self._flight = None
-        flight.finish(keys, error)
+        flight.finish(keys, error, abandoned=abandoned)
         if error is not None:
             logger.warning("authkestra: fetching the JWKS of %s failed: %s", self.issuer, error)
 
@@ -215,7 +235,10 @@ class JWKSCache:
         with self._lock:
             keys, error = self._keys, self._last_error
         if keys is None:
-            raise fresh_copy(error) if error is not None else InvalidToken("no verification keys")
+            if error is not None:
+                raise fresh_copy(error)
+            # Not the token's fault: the fetch we waited for took too long.
+            raise NetworkError(f"the keys of {self.issuer} could not be fetched in time")
         key = keys.find(kid, alg)
         if key is None:
             raise InvalidToken("the token's key (kid) is not in the issuer's key set")
@@ -224,28 +247,34 @@ class JWKSCache:
     # -- getting a key -----------------------------------------------------------------
 
     def key_sync(self, kid: str | None, alg: str) -> Key:
-        key, action = self._plan(kid, alg)
-        if action == "use":
-            assert key is not None
-            return key
-        flight, leader = self._join()
-        if leader:
-            self._lead_sync(flight)
-        elif action == "wait":
-            flight.wait_sync(self.ctx.policy.total_timeout + 5)
-        return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
+        while True:
+            key, action = self._plan(kid, alg)
+            if action == "use":
+                assert key is not None
+                return key
+            flight, leader = self._join()
+            if leader:
+                self._lead_sync(flight)
+            elif action == "wait":
+                flight.wait_sync(self.ctx.policy.total_timeout + 5)
+                if flight.abandoned:
+                    continue  # its leader was cancelled: fetch again ourselves
+            return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
 
     async def key_async(self, kid: str | None, alg: str) -> Key:
-        key, action = self._plan(kid, alg)
-        if action == "use":
-            assert key is not None
-            return key
-        flight, leader = self._join()
-        if leader:
-            await self._lead_async(flight)
-        elif action == "wait":
-            await flight.wait_async(self.ctx.policy.total_timeout + 5)
-        return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
+        while True:
+            key, action = self._plan(kid, alg)
+            if action == "use":
+                assert key is not None
+                return key
+            flight, leader = self._join()
+            if leader:
+                await self._lead_async(flight)
+            elif action == "wait":
+                await flight.wait_async(self.ctx.policy.total_timeout + 5)
+                if flight.abandoned:
+                    continue  # its leader was cancelled: fetch again ourselves
+            return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
 
     def _lead_sync(self, flight: Flight) -> None:
         try:
@@ -253,7 +282,7 @@ class JWKSCache:
         except AuthError as exc:
             self._done(flight, None, None, exc)
         except BaseException:
-            self._done(flight, None, None, None)
+            self._done(flight, None, None, None, abandoned=True)
             raise
         else:
             self._done(flight, keys, max_age, None)
@@ -264,7 +293,7 @@ class JWKSCache:
         except AuthError as exc:
             self._done(flight, None, None, exc)
         except BaseException:
-            self._done(flight, None, None, None)
+            self._done(flight, None, None, None, abandoned=True)
             raise
         else:
             self._done(flight, keys, max_age, None)

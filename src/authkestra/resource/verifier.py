@@ -261,12 +261,16 @@ class JWTVerifier:
         for name in ("sub", "client_id", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise InvalidToken(f"the token's {name} claim is not a string")
+        try:
+            expires_at = datetime.fromtimestamp(exp, timezone.utc)
+        except (OverflowError, OSError, ValueError):  # past year 9999, or past time_t
+            raise InvalidToken("the token's exp claim is out of range") from None
         return AccessToken(
             subject=claims.get("sub"),
             client_id=claims.get("client_id"),
             scopes=_scopes(claims),
             audience=audience,
-            expires_at=datetime.fromtimestamp(exp, timezone.utc),
+            expires_at=expires_at,
             jwt_id=claims.get("jti"),
             issuer=claims.get("iss"),
             claims=claims,

@@ -1,0 +1,361 @@
+"""FastAPI, Starlette and plain ASGI: RFC 6750 answers, and the verified token for the handler.
+
+Every app protects ``GET /orders`` with the scope ``read`` and answers who called;
+requests go through httpx's ASGI transport.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from authkestra import ConfigError
+from authkestra.resource import AccessToken, JWTVerifier
+from authkestra.resource.asgi import ACCESS_TOKEN_KEY, BearerTokenMiddleware
+from authkestra.resource.fastapi import require_scopes
+from authkestra.resource.starlette import (
+    BearerTokenBackend,
+    TokenUser,
+    on_auth_error,
+    requires_scopes,
+)
+from tests.resource.conftest import MakeVerifier
+from tests.resource.support import DROP, TestIssuer, sign_compact
+from tests.support.clock import FakeClock
+from tests.support.redis_server import free_port
+
+MakeApp = Callable[[Any], Any]
+
+
+def who(token: AccessToken) -> dict[str, Any]:
+    return {"client_id": token.client_id, "scopes": list(token.scopes)}
+
+
+def fastapi_app(verifier: Any) -> FastAPI:
+    app = FastAPI()
+    app.state.token_verifier = verifier
+
+    @app.get("/orders")
+    async def orders(token: AccessToken = Depends(require_scopes("read"))) -> dict[str, Any]:
+        return who(token)
+
+    @app.get("/up")
+    async def up() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def starlette_app(verifier: Any) -> Starlette:
+    @requires_scopes("read")
+    async def orders(request: Request) -> Response:
+        user = request.user
+        assert isinstance(user, TokenUser)
+        assert "read" in request.auth.scopes and "authenticated" in request.auth.scopes
+        return JSONResponse(who(user.access_token))
+
+    async def up(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "user": request.user.is_authenticated})
+
+    return Starlette(
+        routes=[Route("/orders", orders), Route("/up", up)],
+        middleware=[
+            Middleware(
+                AuthenticationMiddleware,
+                backend=BearerTokenBackend(verifier),
+                on_error=on_auth_error,
+            )
+        ],
+    )
+
+
+def asgi_app(verifier: Any) -> BearerTokenMiddleware:
+    async def inner(
+        scope: MutableMapping[str, Any], receive: Any, send: Callable[..., Any]
+    ) -> None:
+        if scope["path"] == "/up":
+            body = {"status": "ok"}
+        else:
+            token = scope[ACCESS_TOKEN_KEY]
+            assert scope["state"]["access_token"] is token
+            body = who(token)
+        payload = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return BearerTokenMiddleware(inner, verifier, scopes=["read"], exempt_paths=["/up"])
+
+
+APPS = {"fastapi": fastapi_app, "starlette": starlette_app, "asgi": asgi_app}
+
+
+def get(app: Any, path: str, authorization: str | None = None) -> httpx.Response:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            return await client.get(path, headers=headers)
+
+    return anyio.run(call)
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    return body.get("detail", body)  # type: ignore[no-any-return]  # FastAPI nests it
+
+
+@pytest.fixture(params=list(APPS))
+def make_app(request: pytest.FixtureRequest) -> MakeApp:
+    return APPS[request.param]
+
+
+def test_a_valid_token_reaches_the_handler(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    app = make_app(make_verifier())
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        response = get(app, "/orders", f"{scheme} {issuer.token(scope='read write')}")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"client_id": "billing-service", "scopes": ["read", "write"]}
+    assert issuer.jwks_requests == 1
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Basic dXNlcjpwdw==", "Bearer", "Bearer   ", "Token abc"]
+)
+def test_no_bearer_token_is_401_without_an_error_code(
+    make_verifier: MakeVerifier, make_app: MakeApp, authorization: str | None
+) -> None:
+    response = get(make_app(make_verifier()), "/orders", authorization)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"  # RFC 6750 §3.1: no error code
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda i: "not-a-jwt",
+        lambda i: i.token(aud="https://other.test/"),
+        lambda i: i.token(exp=int(i.clock.now().timestamp()) - 100, iat=0),
+        lambda i: i.token("attacker-es"),
+        lambda i: i.token(header={"alg": 'x", error="fake\\'}),
+        lambda i: i.token(header={"typ": DROP}),
+    ],
+    ids=["garbage", "audience", "expired", "unknown-key", "quote-injection", "no-typ"],
+)
+def test_an_invalid_token_is_401_invalid_token(
+    issuer: TestIssuer,
+    make_verifier: MakeVerifier,
+    make_app: MakeApp,
+    build: Callable[[TestIssuer], str],
+) -> None:
+    response = get(make_app(make_verifier()), "/orders", f"Bearer {build(issuer)}")
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer error="invalid_token", error_description="')
+    assert challenge.count('"') == 4 and "\\" not in challenge  # nothing injected
+    assert error_body(response)["error"] == "invalid_token"
+
+
+def test_a_token_without_the_scope_is_403_insufficient_scope(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    for scope in ("write", DROP):
+        response = get(make_app(make_verifier()), "/orders", f"Bearer {issuer.token(scope=scope)}")
+        assert response.status_code == 403
+        assert response.headers["www-authenticate"] == (
+            'Bearer error="insufficient_scope", scope="read"'
+        )
+        body = error_body(response)
+        assert body["error"] == "insufficient_scope"
+        assert body["scope"] == "read"
+
+
+def test_the_issuer_unreachable_with_no_keys_is_503(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    verifier = make_verifier(jwks_url=f"http://127.0.0.1:{free_port()}/jwks")
+    response = get(make_app(verifier), "/orders", f"Bearer {issuer.token()}")
+    assert response.status_code == 503
+    assert "www-authenticate" not in response.headers
+    assert error_body(response)["error"] == "temporarily_unavailable"
+    # Garbage is still the caller's fault, issuer or not.
+    assert get(make_app(verifier), "/orders", "Bearer x.y.z").status_code == 401
+
+
+def test_the_issuer_failing_with_no_keys_is_503(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    from tests.support.hostile_server import Reply
+
+    issuer.jwks_reply = Reply(200, "<html>")
+    response = get(make_app(make_verifier()), "/orders", f"Bearer {issuer.token()}")
+    assert response.status_code == 503
+
+
+def test_stale_keys_serve_while_the_issuer_is_down(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp, clock: FakeClock
+) -> None:
+    from tests.support.hostile_server import Reply
+
+    app = make_app(make_verifier(jwks_max_age=60))
+    assert get(app, "/orders", f"Bearer {issuer.token()}").status_code == 200
+    issuer.jwks_reply = Reply(behaviour="close")
+    clock.advance(3600)
+    assert get(app, "/orders", f"Bearer {issuer.token()}").status_code == 200
+
+
+def test_unprotected_routes_need_no_token(make_verifier: MakeVerifier, make_app: MakeApp) -> None:
+    response = get(make_app(make_verifier()), "/up")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+# -- per framework -----------------------------------------------------------------------
+
+
+def test_fastapi_verifier_argument_and_realm(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    app = FastAPI()
+    verifier = make_verifier()
+
+    @app.get("/admin")
+    async def admin(
+        token: AccessToken = Depends(
+            require_scopes("admin", "read", verifier=verifier, realm="orders")
+        ),
+    ) -> dict[str, Any]:
+        return who(token)
+
+    response = get(app, "/admin", f"Bearer {issuer.token(scope='read')}")
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="orders", error="insufficient_scope", scope="admin read"'
+    )
+    assert get(app, "/admin", f"Bearer {issuer.token(scope='admin read')}").status_code == 200
+    assert get(app, "/admin").headers["www-authenticate"] == 'Bearer realm="orders"'
+
+
+def test_fastapi_without_a_verifier_is_a_config_error() -> None:
+    app = FastAPI()
+
+    @app.get("/orders")
+    async def orders(token: AccessToken = Depends(require_scopes("read"))) -> dict[str, Any]:
+        return who(token)
+
+    async def call() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            await client.get("/orders", headers={"Authorization": "Bearer x"})
+
+    with pytest.raises(ConfigError, match="token_verifier"):
+        anyio.run(call)
+
+
+def test_starlette_own_requires_works_with_the_backend(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    @requires("write")
+    async def write(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(
+        routes=[Route("/write", write)],
+        middleware=[
+            Middleware(
+                AuthenticationMiddleware,
+                backend=BearerTokenBackend(make_verifier()),
+                on_error=on_auth_error,
+            )
+        ],
+    )
+    assert get(app, "/write", f"Bearer {issuer.token(scope='write')}").status_code == 200
+    assert get(app, "/write", f"Bearer {issuer.token(scope='read')}").status_code == 403
+    assert get(app, "/write", "Bearer garbage").status_code == 401
+
+
+def test_asgi_websocket_without_a_valid_token_is_closed(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    reached: list[Any] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope[ACCESS_TOKEN_KEY])
+
+    app = BearerTokenMiddleware(inner, make_verifier(), scopes=["read"])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    def scope(authorization: str) -> dict[str, Any]:
+        return {
+            "type": "websocket",
+            "path": "/ws",
+            "headers": [(b"authorization", authorization.encode())],
+        }
+
+    anyio.run(app, scope("Bearer garbage"), receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    anyio.run(app, scope(f"Bearer {issuer.token(scope='read')}"), receive, send)
+    assert len(reached) == 1 and reached[0].client_id == "billing-service"
+
+
+def test_asgi_lifespan_passes_through(make_verifier: MakeVerifier) -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    app = BearerTokenMiddleware(inner, make_verifier())
+
+    async def nothing() -> dict[str, Any]:
+        return {}
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    anyio.run(app, {"type": "lifespan"}, nothing, ignore)
+    assert seen == ["lifespan"]
+
+
+def test_any_verifier_with_async_verify_plugs_in(issuer: TestIssuer, clock: FakeClock) -> None:
+    jwt_verifier = JWTVerifier(
+        issuer=issuer.url,
+        audience="https://api.example.test/",
+        jwks_url=issuer.jwks_url,
+        clock=clock,
+    )
+
+    class Stub:
+        calls = 0
+
+        async def verify(self, token: str) -> AccessToken:
+            Stub.calls += 1
+            return await jwt_verifier.verify(token)
+
+    app = asgi_app(Stub())
+    assert get(app, "/orders", f"Bearer {issuer.token()}").status_code == 200
+    assert Stub.calls == 1
+    forged = sign_compact({"alg": "none"}, issuer.claims(), None)
+    assert get(app, "/orders", f"Bearer {forged}").status_code == 401
+    assert Stub.calls == 2

@@ -1,0 +1,286 @@
+"""IntrospectionVerifier (RFC 7662) against an introspection endpoint we script."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, unquote_plus
+
+import anyio
+import pytest
+
+from authkestra import (
+    ConfigError,
+    InvalidClient,
+    InvalidToken,
+    MalformedResponse,
+    NetworkError,
+    ProviderError,
+)
+from authkestra.resource import IntrospectionVerifier
+from tests.support.clock import FakeClock
+from tests.support.hostile_server import HostileServer, Received, Reply
+
+CLIENT_ID = "orders api:1"
+SECRET = "intro-secret:+%&= é"
+AUDIENCE = "https://api.example.test/"
+
+
+class Endpoint:
+    """The introspection endpoint: answers ``answer`` (or ``reply``), counts requests."""
+
+    def __init__(self, server: HostileServer, clock: FakeClock) -> None:
+        self.server = server
+        self.clock = clock
+        self.url = f"{server.url}/introspect"
+        self.answer: dict[str, Any] = self.active()
+        self.reply: Reply | None = None
+        self.metadata = False
+        server.script = self._serve
+
+    def active(self, **overrides: Any) -> dict[str, Any]:
+        now = int(self.clock.now().timestamp())
+        answer = {
+            "active": True,
+            "client_id": "billing-service",
+            "sub": "billing-service",
+            "scope": "read write",
+            "aud": AUDIENCE,
+            "iss": self.server.url,
+            "exp": now + 300,
+            "iat": now,
+            "jti": "jti-1",
+            "token_type": "Bearer",
+        }
+        answer.update(overrides)
+        return answer
+
+    def _serve(self, request: Received) -> Reply:
+        if request.path == "/.well-known/oauth-authorization-server" and self.metadata:
+            return Reply(
+                200, json.dumps({"issuer": self.server.url, "introspection_endpoint": self.url})
+            )
+        if request.path != "/introspect":
+            return Reply(404, "{}")
+        return self.reply or Reply(200, json.dumps(self.answer))
+
+    @property
+    def requests(self) -> list[Received]:
+        return [r for r in self.server.received if r.path == "/introspect"]
+
+
+@pytest.fixture
+def endpoint(hostile: HostileServer, clock: FakeClock) -> Iterator[Endpoint]:
+    yield Endpoint(hostile, clock)
+
+
+def make(endpoint: Endpoint, **options: Any) -> IntrospectionVerifier:
+    settings: dict[str, Any] = {
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "clock": endpoint.clock,
+        "timeout": 2.0,
+    }
+    settings.update(options)
+    url = settings.pop("url", endpoint.url)
+    return IntrospectionVerifier(url, **settings)
+
+
+def test_active_token(endpoint: Endpoint) -> None:
+    verifier = make(endpoint, audience=AUDIENCE, issuer=endpoint.server.url)
+    token = verifier.verify_sync("opaque-token-1")
+    assert token.client_id == token.subject == "billing-service"
+    assert token.scopes == ("read", "write")
+    assert token.audience == (AUDIENCE,)
+    assert token.issuer == endpoint.server.url
+    assert token.jwt_id == "jti-1"
+    assert int(token.expires_at.timestamp()) == endpoint.answer["exp"]
+    assert token.claims["token_type"] == "Bearer"
+    (request,) = endpoint.requests
+    assert request.method == "POST"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert parse_qs(request.body.decode()) == {
+        "token": ["opaque-token-1"],
+        "token_type_hint": ["access_token"],
+    }
+    scheme, _, credentials = request.headers["authorization"].partition(" ")
+    assert scheme == "Basic"
+    user, _, password = base64.b64decode(credentials).decode().partition(":")
+    # RFC 6749 §2.3.1: both form-encoded before Basic.
+    assert (unquote_plus(user), unquote_plus(password)) == (CLIENT_ID, SECRET)
+
+
+def test_client_secret_post(endpoint: Endpoint) -> None:
+    anyio.run(make(endpoint, auth_method="client_secret_post").verify, "opaque-token-1")
+    (request,) = endpoint.requests
+    assert "authorization" not in request.headers
+    form = parse_qs(request.body.decode())
+    assert form["client_id"] == [CLIENT_ID]
+    assert form["client_secret"] == [SECRET]
+
+
+def test_a_secret_from_a_callable(endpoint: Endpoint) -> None:
+    reads: list[int] = []
+
+    def secret() -> str:
+        reads.append(1)
+        return SECRET
+
+    verifier = make(endpoint, client_secret=secret, cache_ttl=0)
+    verifier.verify_sync("t1")
+    anyio.run(verifier.verify, "t2")
+    assert len(reads) == 2
+
+
+def test_active_answers_are_cached_for_cache_ttl(endpoint: Endpoint, clock: FakeClock) -> None:
+    verifier = make(endpoint, cache_ttl=30)
+    first = verifier.verify_sync("opaque-token-1")
+    for _ in range(10):
+        assert verifier.verify_sync("opaque-token-1") is first
+        assert anyio.run(verifier.verify, "opaque-token-1") is first
+    assert len(endpoint.requests) == 1
+    # Revoked at the issuer: accepted until the cached answer is 30 s old, no longer.
+    endpoint.answer = {"active": False}
+    clock.advance(29)
+    verifier.verify_sync("opaque-token-1")
+    assert len(endpoint.requests) == 1
+    clock.advance(1)
+    with pytest.raises(InvalidToken, match="not active"):
+        verifier.verify_sync("opaque-token-1")
+    assert len(endpoint.requests) == 2
+
+
+def test_the_cache_never_outlives_the_token(endpoint: Endpoint, clock: FakeClock) -> None:
+    endpoint.answer = endpoint.active(exp=int(clock.now().timestamp()) + 10)
+    verifier = make(endpoint, cache_ttl=60)
+    verifier.verify_sync("t")
+    clock.advance(9)
+    verifier.verify_sync("t")
+    assert len(endpoint.requests) == 1
+    clock.advance(2)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify_sync("t")  # the endpoint still says active, with exp in the past
+    assert len(endpoint.requests) == 2
+
+
+def test_inactive_answers_are_not_cached(endpoint: Endpoint) -> None:
+    endpoint.answer = {"active": False}
+    verifier = make(endpoint)
+    for _ in range(3):
+        with pytest.raises(InvalidToken, match="not active"):
+            verifier.verify_sync("t")
+    assert len(endpoint.requests) == 3
+
+
+def test_cache_ttl_zero_turns_the_cache_off(endpoint: Endpoint) -> None:
+    verifier = make(endpoint, cache_ttl=0)
+    assert verifier.cache is None
+    for _ in range(3):
+        verifier.verify_sync("t")
+    assert len(endpoint.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"active": False}, "not active"),
+        ({}, "not active"),
+        ({"active": "true"}, "not active"),
+        ({"active": 1}, "not active"),
+        ({"active": True, "exp": 1}, "expired"),
+        ({"active": True, "exp": "soon"}, "malformed exp"),
+        ({"active": True, "exp": True}, "malformed exp"),
+        ({"active": True, "exp": 10**20}, "out of range"),
+        ({"active": True, "exp": 253_402_300_800}, "out of range"),
+        ({"active": True, "aud": "https://other.test/"}, "another audience"),
+        ({"active": True, "aud": [1, 2]}, "another audience"),
+        ({"active": True}, "another audience"),
+        ({"active": True, "aud": AUDIENCE, "iss": "https://evil.test"}, "another issuer"),
+    ],
+)
+def test_refused_answers(endpoint: Endpoint, answer: dict[str, Any], reason: str) -> None:
+    endpoint.answer = answer
+    verifier = make(endpoint, audience=AUDIENCE, issuer=endpoint.server.url)
+    with pytest.raises(InvalidToken, match=reason):
+        verifier.verify_sync("t")
+    with pytest.raises(InvalidToken, match=reason):
+        anyio.run(verifier.verify, "t")
+
+
+def test_a_minimal_active_answer(endpoint: Endpoint, clock: FakeClock) -> None:
+    endpoint.answer = {"active": True, "scope": 7, "client_id": ["x"], "aud": [AUDIENCE, 3]}
+    token = make(endpoint, cache_ttl=30).verify_sync("t")
+    assert token.client_id is None and token.subject is None and token.scopes == ()
+    assert token.audience == (AUDIENCE,)
+    assert token.expires_at.timestamp() == pytest.approx(clock.now().timestamp() + 30)
+
+
+@pytest.mark.parametrize(
+    "token", ["", "a b", "a\nb", "tok\x00en", "é", "x" * 16_385, None, b"bytes"]
+)
+def test_tokens_that_cannot_be_bearer_tokens_are_refused_unasked(
+    endpoint: Endpoint, token: Any
+) -> None:
+    with pytest.raises(InvalidToken):
+        make(endpoint).verify_sync(token)
+    assert endpoint.requests == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(401, '{"error": "invalid_client"}'), InvalidClient),
+        (Reply(500, "oops"), ProviderError),
+        (Reply(503, ""), ProviderError),
+        (Reply(200, "not json"), MalformedResponse),
+        (Reply(200, "[true]"), MalformedResponse),
+        (Reply(200, '{"active": true, "active": false}'), MalformedResponse),
+        (Reply(200, '{"active": NaN}'), MalformedResponse),
+        (Reply(200, "x" * 70_000), MalformedResponse),
+        (Reply(behaviour="close"), NetworkError),
+    ],
+)
+def test_endpoint_failures_are_not_invalid_token(
+    endpoint: Endpoint, reply: Reply, error: type[Exception]
+) -> None:
+    endpoint.reply = reply
+    verifier = make(endpoint)
+    with pytest.raises(error) as info:
+        verifier.verify_sync("t")
+    assert not isinstance(info.value, InvalidToken)
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value)
+    with pytest.raises(error):
+        anyio.run(verifier.verify, "t")
+
+
+def test_the_endpoint_is_discovered_from_the_issuer(endpoint: Endpoint) -> None:
+    endpoint.metadata = True
+    verifier = IntrospectionVerifier(
+        issuer=endpoint.server.url,
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        clock=endpoint.clock,
+        cache_ttl=0,
+    )
+    verifier.verify_sync("t1")
+    anyio.run(verifier.verify, "t2")
+    assert verifier.url == endpoint.url
+    paths = [r.path for r in endpoint.server.received]
+    assert paths == ["/.well-known/oauth-authorization-server", "/introspect", "/introspect"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"url": None},
+        {"auth_method": "none"},
+        {"client_secret": None},
+        {"url": "http://introspect.example.test/introspect"},
+        {"url": "https://user:pw@auth.example.test/introspect"},
+    ],
+)
+def test_configuration_errors(endpoint: Endpoint, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        make(endpoint, **options)

@@ -1,0 +1,226 @@
+"""JWTVerifier accepting good tokens, and its cache of verified tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+import pytest
+
+from authkestra import ConfigError, InvalidToken
+from authkestra.resource import AccessToken, JWTVerifier
+from tests.resource.conftest import MakeVerifier
+from tests.resource.support import AUDIENCE, DROP, TestIssuer
+from tests.support.clock import FakeClock
+
+
+@pytest.mark.parametrize("key", ["es", "ed", "rs"])
+def test_accepts_each_algorithm(issuer: TestIssuer, make_verifier: MakeVerifier, key: str) -> None:
+    verifier = make_verifier()
+    at = int(issuer.clock.now().timestamp())
+    raw = issuer.token(key, jti="jti-1", scope="read write", exp=at + 120)
+    token = verifier.verify_sync(raw)
+    assert token == anyio.run(verifier.verify, raw)
+    assert token.subject == token.client_id == "billing-service"
+    assert token.scopes == ("read", "write")
+    assert token.audience == (AUDIENCE,)
+    assert token.issuer == issuer.url
+    assert token.jwt_id == "jti-1"
+    assert token.expires_at == datetime.fromtimestamp(at + 120, timezone.utc)
+    assert token.has_scopes("read") and not token.has_scopes("read", "admin")
+    assert token.claims["scope"] == "read write"
+    with pytest.raises(TypeError):
+        token.claims["scope"] = "admin"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
+def test_typ_spellings(issuer: TestIssuer, make_verifier: MakeVerifier, typ: str) -> None:
+    make_verifier().verify_sync(issuer.token(header={"typ": typ}))
+
+
+def test_kid_may_be_absent_when_one_key_fits(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier()
+    assert verifier.verify_sync(issuer.token("ed", header={"kid": DROP}))
+    # Two EC keys published: without a kid there is no telling which one.
+    issuer.published.append({**issuer.published[0], "kid": "es-2"})
+    with pytest.raises(InvalidToken, match="key set"):
+        make_verifier().verify_sync(issuer.token("es", header={"kid": DROP}))
+
+
+@pytest.mark.parametrize(
+    ("claims", "scopes"),
+    [
+        ({"scope": "a  b\tc"}, ("a", "b", "c")),
+        ({"scope": DROP}, ()),
+        ({"scope": DROP, "scp": ["a", "b"]}, ("a", "b")),
+        ({"scope": DROP, "scp": "a b"}, ("a", "b")),
+    ],
+)
+def test_scope_forms(
+    issuer: TestIssuer, make_verifier: MakeVerifier, claims: dict[str, Any], scopes: tuple[str, ...]
+) -> None:
+    assert make_verifier().verify_sync(issuer.token(**claims)).scopes == scopes
+
+
+def test_audience_list_and_several_accepted_audiences(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    token = issuer.token(aud=["https://other.test/", AUDIENCE])
+    assert make_verifier().verify_sync(token).audience == ("https://other.test/", AUDIENCE)
+    either = make_verifier(audience=["https://v2.test/", "https://other.test/"])
+    assert either.verify_sync(token).client_id == "billing-service"
+
+
+def test_algorithms_can_be_narrowed(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    verifier = make_verifier(algorithms=["EdDSA"])
+    verifier.verify_sync(issuer.token("ed"))
+    for key in ("es", "rs"):
+        with pytest.raises(InvalidToken, match="algorithm"):
+            verifier.verify_sync(issuer.token(key))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"issuer": ""},
+        {"audience": ""},
+        {"audience": []},
+        {"jwks_url": "http://jwks.example.test/keys"},
+        {"jwks_url": "ftp://127.0.0.1/keys"},
+        {"jwks_url": None, "issuer": "http://auth.example.test"},
+    ],
+)
+def test_configuration_errors(make_verifier: MakeVerifier, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        make_verifier(**options)
+
+
+def test_plain_http_off_loopback_needs_allow_insecure_http(clock: FakeClock) -> None:
+    verifier = JWTVerifier(
+        issuer="http://auth.internal",
+        audience=AUDIENCE,
+        allow_insecure_http=True,
+        clock=clock,
+    )
+    assert "auth.internal" in repr(verifier)
+
+
+# -- the verified-token cache --------------------------------------------------------------
+
+
+def _count_parses(verifier: JWTVerifier) -> list[str]:
+    """Record every token the verifier really checks (a cache hit checks nothing)."""
+    seen: list[str] = []
+    parse = verifier._parse
+
+    def counting(token: str) -> Any:
+        seen.append(token)
+        return parse(token)
+
+    verifier._parse = counting  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_verified_token_is_served_from_the_cache(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier()
+    checked = _count_parses(verifier)
+    token = issuer.token()
+    first = verifier.verify_sync(token)
+    for _ in range(50):
+        assert verifier.verify_sync(token) is first
+        assert anyio.run(verifier.verify, token) is first
+    assert checked == [token]
+    assert issuer.jwks_requests == 1
+
+
+def test_the_cache_keeps_a_token_no_longer_than_max_age(
+    issuer: TestIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    verifier = make_verifier(cache_max_age=60)
+    checked = _count_parses(verifier)
+    token = issuer.token()  # exp in 300 s
+    verifier.verify_sync(token)
+    clock.advance(59)
+    verifier.verify_sync(token)
+    assert len(checked) == 1
+    clock.advance(2)
+    verifier.verify_sync(token)
+    assert len(checked) == 2
+
+
+def test_the_cache_keeps_a_token_no_longer_than_its_exp(
+    issuer: TestIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    verifier = make_verifier(cache_max_age=3600, leeway=0)
+    checked = _count_parses(verifier)
+    token = issuer.token(exp=int(clock.now().timestamp()) + 100)
+    verifier.verify_sync(token)
+    clock.advance(99)
+    verifier.verify_sync(token)
+    assert len(checked) == 1
+    clock.advance(2)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify_sync(token)
+    with pytest.raises(InvalidToken, match="expired"):
+        anyio.run(verifier.verify, token)
+    assert len(checked) == 3
+
+
+def test_the_cache_can_be_turned_off(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    verifier = make_verifier(cache_tokens=False)
+    assert verifier.cache is None
+    checked = _count_parses(verifier)
+    token = issuer.token()
+    for _ in range(3):
+        verifier.verify_sync(token)
+        anyio.run(verifier.verify, token)
+    assert len(checked) == 6
+    assert issuer.jwks_requests == 1
+
+
+def test_the_cache_is_bounded(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    verifier = make_verifier(max_cached_tokens=3)
+    checked = _count_parses(verifier)
+    tokens = [issuer.token() for _ in range(10)]
+    for token in tokens:
+        verifier.verify_sync(token)
+    assert verifier.cache is not None and len(verifier.cache) == 3
+    verifier.verify_sync(tokens[-1])  # the newest are kept
+    verifier.verify_sync(tokens[0])  # the oldest were evicted
+    assert len(checked) == 11
+
+
+def test_refusals_are_not_cached(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    verifier = make_verifier()
+    checked = _count_parses(verifier)
+    token = issuer.token(aud="https://other.test/")
+    for _ in range(3):
+        with pytest.raises(InvalidToken):
+            verifier.verify_sync(token)
+    assert len(checked) == 3
+    assert verifier.cache is not None and len(verifier.cache) == 0
+
+
+def test_an_expired_token_is_never_cached(
+    issuer: TestIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    # Accepted within the leeway, but past exp: nothing to remember it for.
+    verifier = make_verifier(leeway=30)
+    at = int(clock.now().timestamp())
+    verifier.verify_sync(issuer.token(exp=at - 10, iat=at - 400))
+    assert verifier.cache is not None and len(verifier.cache) == 0
+
+
+def test_access_token_is_immutable_and_hides_claims_from_repr(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    token = make_verifier().verify_sync(issuer.token(secret_claim="s3cr3t"))
+    assert isinstance(token, AccessToken)
+    assert "s3cr3t" not in repr(token)
+    with pytest.raises(AttributeError):
+        token.client_id = "other"  # type: ignore[misc]
