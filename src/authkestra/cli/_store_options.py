@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..server.store import Store
     from . import Environment
 
-__all__ = ["DbOption", "fail", "open_store", "print_json", "server_settings"]
+__all__ = ["DbOption", "fail", "open_store", "print_json", "safe_url", "server_settings"]
 
 DbOption = Annotated[
     str | None,
@@ -37,9 +37,26 @@ def fail(env: Environment, message: str, code: int = ExitCode.CONFIG) -> typer.E
 def server_settings(env: Environment, **flags: Any) -> ServerSettings:
     """Server settings from the environment, flags overriding (None means "not given")."""
     try:
+        from pydantic import ValidationError
+        from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
         from ..server.settings import ServerSettings
     except ImportError:
         raise fail(env, "the server needs its extras: pip install 'authkestra[server]'") from None
+
+    class _FromEnvironment(ServerSettings):
+        # The variables come from env.environ (below), never from the process's os.environ.
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings,)
+
     values: dict[str, Any] = {}
     for name in ServerSettings.model_fields:
         raw = env.environ.get("AUTHKESTRA_" + name.upper())
@@ -47,9 +64,15 @@ def server_settings(env: Environment, **flags: Any) -> ServerSettings:
             values[name] = raw
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
-        return ServerSettings(**values)
-    except ValueError as exc:
+        settings = _FromEnvironment(**values)
+        settings.hmac_key_from_settings()  # a missing or short key file: said now, not mid-command
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        raise fail(env, f"invalid server settings: {name}: {first['msg']}") from None
+    except (ValueError, OSError) as exc:
         raise fail(env, f"invalid server settings: {exc}".splitlines()[0]) from None
+    return settings
 
 
 def open_store(env: Environment, db: str | None) -> tuple[ServerSettings, Store]:
@@ -65,10 +88,23 @@ def open_store(env: Environment, db: str | None) -> tuple[ServerSettings, Store]
             env, f"a database driver is missing ({exc.name}): pip install 'authkestra[postgres]'"
         ) from None
     except Exception as exc:
-        raise fail(env, f"cannot open the store {settings.db!r}: {type(exc).__name__}") from None
+        raise fail(
+            env, f"cannot open the store {safe_url(settings.db)!r}: {type(exc).__name__}"
+        ) from None
     return settings, store
 
 
 def print_json(env: Environment, document: object) -> None:
     env.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     env.stdout.flush()
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password, if any, masked: a database URL is printed, never its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._store_options import DbOption, fail, server_settings
+from ._store_options import DbOption, fail, safe_url, server_settings
 
 if TYPE_CHECKING:
     from . import Environment
@@ -55,7 +55,7 @@ def serve(
             env, f"missing dependency {exc.name}: pip install 'authkestra[server]'"
         ) from None
     env.stderr.write(
-        f"authkestra: issuer {settings.effective_issuer()}, store {_safe_url(settings.db)}\n"
+        f"authkestra: issuer {settings.effective_issuer()}, store {safe_url(settings.db)}\n"
     )
     uvicorn.run(
         app,
@@ -65,17 +65,6 @@ def serve(
         server_header=False,
         access_log=False,
     )
-
-
-def _safe_url(url: str) -> str:
-    # A database URL may carry a password: never print it.
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def register(app: typer.Typer) -> None:

@@ -72,8 +72,11 @@ def create_app(
         Route("/jwks.json", jwks_endpoint, methods=["GET"]),
         Route("/healthz", health_endpoint, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
     )
+    # No 307 from /token/ to /token (built from the Host header): an unknown path is a 404.
+    app.router.redirect_slashes = False
+    return app

@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any
 
-from ..errors import InvalidScope, InvalidTarget, UnsupportedGrantType
+from ..errors import InvalidRequest, InvalidScope, InvalidTarget, UnsupportedGrantType
 from .keys import KeyRing
 from .oauth_request import FormParams, single
 from .store import ClientRecord
@@ -20,7 +20,8 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 def _granted_scopes(client: ClientRecord, requested: str | None) -> tuple[str, ...]:
     if requested is None:
         return client.default_scopes if client.default_scopes is not None else client.scopes
-    scopes = tuple(dict.fromkeys(requested.split()))
+    # RFC 6749 §3.3: scope tokens are separated by spaces (%x20), not by any whitespace.
+    scopes = tuple(dict.fromkeys(s for s in requested.split(" ") if s))
     for scope in scopes:
         if not _SCOPE_TOKEN.fullmatch(scope) or scope not in client.scopes:
             raise InvalidScope(
@@ -56,6 +57,13 @@ def issue_token(
 ) -> dict[str, Any]:
     """The RFC 6749 §5.1 response for an authenticated client's token request."""
     grant_type = single(params, "grant_type")
+    if grant_type is None:
+        # RFC 6749 §5.2: a missing required parameter is an invalid_request.
+        raise InvalidRequest(
+            "grant_type missing",
+            status_code=400,
+            error_description="the grant_type parameter is required",
+        )
     if grant_type != "client_credentials":
         raise UnsupportedGrantType(
             "unsupported grant type",

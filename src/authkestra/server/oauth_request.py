@@ -15,6 +15,8 @@ FormParams = dict[str, list[str]]
 _FORM = "application/x-www-form-urlencoded"
 # RFC 6749 Appendix A: client_id and client_secret are VSCHAR (printable ASCII and space).
 _VSCHAR = re.compile(r"[\x20-\x7e]*")
+#: No registered client has a longer id (the store's column); longer ones are refused unread.
+MAX_CLIENT_ID_CHARS = 128
 
 
 def parse_form(body: bytes, content_type: str | None) -> FormParams:
@@ -109,7 +111,12 @@ def client_credentials(authorization: str | None, params: FormParams) -> ClientC
 
 
 def _check_chars(client_id: str, secret: str) -> None:
-    if not client_id or not _VSCHAR.fullmatch(client_id) or not _VSCHAR.fullmatch(secret):
+    if (
+        not client_id
+        or len(client_id) > MAX_CLIENT_ID_CHARS
+        or not _VSCHAR.fullmatch(client_id)
+        or not _VSCHAR.fullmatch(secret)
+    ):
         raise InvalidClient(
             "invalid client credentials",
             status_code=401,

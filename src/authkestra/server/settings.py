@@ -12,6 +12,8 @@ __all__ = ["DEFAULT_DB", "ServerSettings"]
 
 #: The embedded default store: a SQLite file in the working directory.
 DEFAULT_DB = "sqlite:///authkestra.db"
+#: The shortest HMAC key for client secrets (what SecretHasher accepts).
+MIN_SECRET_KEY_BYTES = 16
 
 
 class ServerSettings(BaseSettings):
@@ -62,6 +64,13 @@ class ServerSettings(BaseSettings):
     def _issuer_without_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(f"secret_key must be at least {MIN_SECRET_KEY_BYTES} bytes")
+        return value
+
     def effective_issuer(self) -> str:
         """The issuer, defaulting to the address the server listens on."""
         if self.issuer:
@@ -72,7 +81,12 @@ class ServerSettings(BaseSettings):
     def hmac_key_from_settings(self) -> bytes | None:
         """The configured HMAC key, if one is configured (file first)."""
         if self.secret_key_file is not None:
-            return self.secret_key_file.read_bytes().strip()
+            key = self.secret_key_file.read_bytes().strip()
+            if len(key) < MIN_SECRET_KEY_BYTES:
+                raise ValueError(
+                    f"the key in {self.secret_key_file} is under {MIN_SECRET_KEY_BYTES} bytes"
+                )
+            return key
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
         return None

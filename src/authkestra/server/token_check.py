@@ -10,7 +10,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .keys import KeyRing
+from .keys import KeyRing, jws_registry
 
 __all__ = ["read_own_token"]
 
@@ -42,7 +42,7 @@ def read_own_token(token: str, *, keys: KeyRing, issuer: str) -> dict[str, Any] 
         return None
     alg, key = found
     try:
-        claims = jwt.decode(token, key, algorithms=[alg]).claims
+        claims = jwt.decode(token, key, registry=jws_registry(alg)).claims
     except (JoseError, ValueError, TypeError, RecursionError):
         return None
     exp = claims.get("exp")

@@ -33,8 +33,16 @@ def uses_basic(request: Request) -> bool:
 async def read_form(request: Request, limit: int) -> FormParams:
     """The form body, at most ``limit`` bytes (read no further)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise _too_large(limit)
+    if declared is not None:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if not (declared.isascii() and declared.isdigit()):
+            raise InvalidRequest(
+                "invalid Content-Length",
+                status_code=400,
+                error_description="the Content-Length header is not a number",
+            )
+        if int(declared) > limit:
+            raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

@@ -25,6 +25,8 @@ from ._common import (
 __all__ = ["introspection_endpoint", "revocation_endpoint"]
 
 INACTIVE = {"active": False}
+#: Seconds a token's iat may precede its client's creation (clocks of the CLI and the servers).
+CLOCK_SKEW = 300
 
 
 def _token_param(params: FormParams) -> str:
@@ -46,6 +48,9 @@ def _introspect(
     owner = ctx.clients.lookup(claims["client_id"])
     if owner is None or not owner.enabled:
         return INACTIVE  # its client was deleted or disabled since
+    iat = claims.get("iat")
+    if not isinstance(iat, int) or iat < owner.created_at.timestamp() - CLOCK_SKEW:
+        return INACTIVE  # issued to an earlier client of that id, since deleted
     answer = {"active": True, "token_type": "Bearer"}
     for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
         if name in claims:

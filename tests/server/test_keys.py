@@ -1,0 +1,131 @@
+"""Signing keys: ``authkestra keys rotate`` and ``keys list`` against a running (in-process) server."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from authkestra.cli import Environment, main
+from authkestra.server.keys import KeyRing
+from tests.server.conftest import MakeServer
+from tests.server.harness import InProcessServer, jose_part, poll, verify_with_jwks
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), Environment(environ={}, stdout=out, stderr=err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def rotate(server: InProcessServer, *args: str) -> str:
+    code, out, err = run("keys", "rotate", "--db", server.db, *args)
+    assert code == 0, err
+    match = re.match(r"new signing key (\S+) \((\w+)\)", out)
+    assert match, out
+    return match.group(1)
+
+
+def kids(server: InProcessServer) -> list[str]:
+    return [key["kid"] for key in server.jwks()["keys"]]
+
+
+def test_rotation_publishes_both_keys_and_signs_with_the_new_one(server: InProcessServer) -> None:
+    client = server.add_client()
+    old_token = server.access_token(client)
+    old_kid = jose_part(old_token, 0)["kid"]
+    assert kids(server) == [old_kid]
+
+    new_kid = rotate(server)
+    assert new_kid != old_kid
+    assert set(kids(server)) == {old_kid, new_kid}
+
+    new_token = server.access_token(client)  # cache_seconds=0: the next token already
+    assert jose_part(new_token, 0)["kid"] == new_kid
+    jwks = server.jwks()
+    assert verify_with_jwks(new_token, jwks)["client_id"] == client[0]
+    assert verify_with_jwks(old_token, jwks)["client_id"] == client[0]
+    # Tokens signed by the retired key stay valid while it is published.
+    assert server.introspect(old_token, client)["active"] is True
+    assert server.introspect(new_token, client)["active"] is True
+
+
+def test_keys_list_shows_which_key_signs(server: InProcessServer) -> None:
+    old_kid = kids(server)[0]
+    new_kid = rotate(server, "--keep-old-for", "600")
+    code, out, err = run("keys", "list", "--db", server.db)
+    assert code == 0, err
+    listed = {key["kid"]: key for key in json.loads(out)}
+    assert listed[new_kid]["signing"] is True
+    assert listed[new_kid]["published_until"] is None
+    assert listed[old_kid]["signing"] is False
+    assert listed[old_kid]["published_until"] is not None
+    assert "private" not in out and '"d"' not in out
+
+
+def test_old_key_leaves_the_jwks_after_keep_old_for(server: InProcessServer) -> None:
+    client = server.add_client()
+    old_token = server.access_token(client)
+    old_kid = jose_part(old_token, 0)["kid"]
+    new_kid = rotate(server, "--keep-old-for", "1")
+    assert new_kid != old_kid
+    assert new_kid in kids(server)
+    poll(lambda: kids(server) == [new_kid], timeout=10, interval=0.2)
+    # Its tokens are no longer ours to vouch for.
+    assert server.introspect(old_token, client) == {"active": False}
+    assert server.introspect(server.access_token(client), client)["active"] is True
+
+
+def test_rotate_to_another_algorithm(server: InProcessServer) -> None:
+    client = server.add_client()
+    new_kid = rotate(server, "--alg", "EdDSA")
+    token = server.access_token(client)
+    header = jose_part(token, 0)
+    assert (header["kid"], header["alg"]) == (new_kid, "EdDSA")
+    assert verify_with_jwks(token, server.jwks())["sub"] == client[0]
+    assert server.introspect(token, client)["active"] is True
+
+
+def test_rotate_refuses_an_unknown_algorithm(server: InProcessServer) -> None:
+    before = kids(server)
+    code, out, err = run("keys", "rotate", "--db", server.db, "--alg", "HS256")
+    assert code == 2
+    assert out == ""
+    assert "ES256, EdDSA, RS256" in err
+    assert kids(server) == before
+
+
+def test_rotate_on_a_fresh_store_keeps_the_first_key_published(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/fresh.db"
+    code, _, err = run("keys", "rotate", "--db", db, "--keep-old-for", "600")
+    assert code == 0, err
+    code, out, _ = run("keys", "list", "--db", db)
+    listed = json.loads(out)
+    assert len(listed) == 2
+    assert [k["signing"] for k in listed] == [True, False]
+
+
+def test_rotation_reaches_a_server_that_caches_keys(make_server: MakeServer) -> None:
+    """With cache_seconds, the server picks the new key up once its cache expires."""
+    server = make_server(cache_seconds=0.5)
+    client = server.add_client()
+    old_kid = jose_part(server.access_token(client), 0)["kid"]
+    new_kid = rotate(server)
+    assert new_kid != old_kid
+    poll(lambda: jose_part(server.access_token(client), 0)["kid"] == new_kid, timeout=10)
+    # A token signed by a key this instance has not loaded yet is still verified:
+    # an unknown kid makes it re-read the store.
+    assert set(kids(server)) == {old_kid, new_kid}
+
+
+def test_unknown_kid_makes_the_server_reread_the_store(make_server: MakeServer) -> None:
+    server = make_server(cache_seconds=3600)
+    client = server.add_client()
+    server.access_token(client)  # keys loaded and cached for an hour
+    # Another instance (here: a key ring of its own) rotates and signs.
+    other = KeyRing(server.ctx.store, alg="ES256", cache_seconds=0)
+    other.rotate(keep_old_for=timedelta(hours=1))
+    token = other.sign(server.claims_for(client[0]))
+    assert server.introspect(token, client)["active"] is True
