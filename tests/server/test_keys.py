@@ -129,3 +129,39 @@ def test_unknown_kid_makes_the_server_reread_the_store(make_server: MakeServer) 
     other.rotate(keep_old_for=timedelta(hours=1))
     token = other.sign(server.claims_for(client[0]))
     assert server.introspect(token, client)["active"] is True
+
+
+def test_metadata_lists_the_algorithms_of_published_keys(tmp_path: Path) -> None:
+    from authkestra.server.context import build_context
+    from authkestra.server.endpoints.discovery import metadata
+    from authkestra.server.settings import ServerSettings
+
+    ctx = build_context(ServerSettings(db=f"sqlite:///{tmp_path}/s.db", cache_seconds=0))
+    try:
+        assert metadata(ctx)["access_token_signing_alg_values_supported"] == ["ES256"]
+        ctx.keys.rotate(keep_old_for=timedelta(hours=1), alg="RS256")
+        assert metadata(ctx)["access_token_signing_alg_values_supported"] == ["ES256", "RS256"]
+    finally:
+        ctx.close()
+
+
+def test_unknown_kids_reread_the_store_at_most_once_a_second(tmp_path: Path) -> None:
+    from authkestra.server.context import build_context
+    from authkestra.server.settings import ServerSettings
+
+    ctx = build_context(ServerSettings(db=f"sqlite:///{tmp_path}/s.db", cache_seconds=60))
+    reads = 0
+    original = ctx.store.signing_keys
+
+    def counting() -> list:  # type: ignore[type-arg]
+        nonlocal reads
+        reads += 1
+        return original()
+
+    ctx.store.signing_keys = counting  # type: ignore[method-assign]
+    try:
+        for n in range(50):
+            assert ctx.keys.verification_key(f"garbage-{n}") is None
+        assert reads <= 1
+    finally:
+        ctx.close()

@@ -82,6 +82,7 @@ class KeyRing:
         self._parsed: dict[str, Key] = {}
         self._records: list[SigningKeyRecord] = []
         self._loaded_at = float("-inf")
+        self._unknown_kid_reload = float("-inf")
 
     def _load(self) -> list[SigningKeyRecord]:
         now = time.monotonic()
@@ -119,13 +120,21 @@ class KeyRing:
         """(alg, key) for a published ``kid``, or None."""
         for refresh in (False, True):
             if refresh:
-                self._loaded_at = float(
-                    "-inf"
-                )  # a kid we do not know yet: another instance rotated
+                # A kid we do not know: maybe another instance just rotated. Re-read the
+                # store, but at most once a second, so garbage kids cannot load the database.
+                now = time.monotonic()
+                if now - self._unknown_kid_reload < 1.0:
+                    return None
+                self._unknown_kid_reload = now
+                self._loaded_at = float("-inf")
             for record in self._load():
                 if record.kid == kid:
                     return record.alg, self._parse(record)
         return None
+
+    def algorithms(self) -> list[str]:
+        """The algorithms of the published keys (what tokens may be signed with)."""
+        return sorted({record.alg for record in self._load()})
 
     def jwks(self) -> dict[str, Any]:
         """The public JWKS: every published key, signing and retired."""
@@ -147,4 +156,5 @@ class KeyRing:
         kid, jwk = generate_key(alg or self.alg)
         self.store.add_signing_key(kid, alg or self.alg, jwk, retire_others_after=keep_old_for)
         self._loaded_at = float("-inf")
+        self._unknown_kid_reload = float("-inf")
         return kid

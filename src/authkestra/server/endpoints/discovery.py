@@ -28,13 +28,14 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "access_token_signing_alg_values_supported": [ctx.settings.signing_alg],
+        "access_token_signing_alg_values_supported": ctx.keys.algorithms(),
     }
 
 
 async def metadata_endpoint(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    return JSONResponse(metadata(ctx), headers={"Cache-Control": "public, max-age=300"})
+    document = await anyio.to_thread.run_sync(metadata, ctx)  # reads the key list
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
 
 async def jwks_endpoint(request: Request) -> Response:
