@@ -49,5 +49,10 @@ test: install peers servers check
 demo: install
 	$(BIN)/authkestra demo
 
+# Side-by-side benchmarks (several minutes; results go in bench/README.md).
+bench: install peers servers
+	bench/run_client.sh
+	$(BIN)/python bench/verify_bench.py
+
 clean:
 	rm -rf $(VENV) $(PEERS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

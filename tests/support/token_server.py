@@ -34,7 +34,10 @@ class TokenServer:
         with self._lock:
             self.issued += 1
             n = self.issued
-        body: dict[str, object] = {"access_token": self.access_token_factory(n), "token_type": "Bearer"}
+        body: dict[str, object] = {
+            "access_token": self.access_token_factory(n),
+            "token_type": "Bearer",
+        }
         if self.expires_in is not None:
             body["expires_in"] = self.expires_in
         body.update(self.extra)

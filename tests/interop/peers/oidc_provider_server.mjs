@@ -6,10 +6,12 @@
 //          "resources": {"https://api.test/": {"scope": "read write", "ttl": 60,
 //                         "alg": "ES256", "format": "jwt"}},
 //          "ttl": 60, "jwks": {"keys": [...]},
-//          "countRequests": false}
+//          "countRequests": false, "tokenDelayMs": 0}
 // With "countRequests": true (benchmarks), POSTs to /token are counted:
-// GET /__counts answers {"token": N} and POST /__counts/reset sets N back to 0.
-// Without it those paths do not exist and the server is oidc-provider alone.
+// GET /__counts answers {"token": N} and POST /__counts/reset sets N back to 0;
+// "tokenDelayMs" then holds each token request that long before it is served,
+// like a remote authorization server. Without "countRequests" neither applies,
+// those paths do not exist and the server is oidc-provider alone.
 // Listens on 127.0.0.1 on a free port and prints one JSON line {"issuer": ...} when ready.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -52,12 +54,14 @@ server.listen(0, '127.0.0.1', () => {
     },
   });
   provider.proxy = false;
-  handler = config.countRequests ? counting(provider.callback()) : provider.callback();
+  handler = config.countRequests
+    ? counting(provider.callback(), config.tokenDelayMs || 0)
+    : provider.callback();
   process.stdout.write(JSON.stringify({ issuer }) + '\n');
 });
 
 // Wraps the provider's handler to count token requests (opt-in, see the header).
-function counting(inner) {
+function counting(inner, delayMs) {
   const counts = { token: 0 };
   const reply = (res) => {
     res.statusCode = 200;
@@ -72,7 +76,10 @@ function counting(inner) {
       counts.token = 0;
       return reply(res);
     }
-    if (path === '/token' && req.method === 'POST') counts.token += 1;
+    if (path === '/token' && req.method === 'POST') {
+      counts.token += 1;
+      if (delayMs > 0) return setTimeout(() => inner(req, res), delayMs);
+    }
     return inner(req, res);
   };
 }
