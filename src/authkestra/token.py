@@ -39,6 +39,8 @@ class Token:
     def __post_init__(self) -> None:
         if not isinstance(self.raw, MappingProxyType):
             object.__setattr__(self, "raw", MappingProxyType(dict(self.raw)))
+        # Built once: HTTP integrations read it on every request.
+        object.__setattr__(self, "_authorization", f"{self.token_type} {self.access_token}")
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -48,7 +50,7 @@ class Token:
     @property
     def authorization(self) -> str:
         """The value of the ``Authorization`` header: ``"Bearer <access_token>"``."""
-        return f"{self.token_type} {self.access_token}"
+        return self._authorization  # type: ignore[no-any-return, attr-defined]
 
     def is_expired(self, *, leeway: float = 0.0, now: datetime | None = None) -> bool:
         """True when the token expires within ``leeway`` seconds of ``now``.

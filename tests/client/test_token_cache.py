@@ -22,7 +22,9 @@ from tests.support.token_server import TokenServer
 FAST = RetryPolicy(max_attempts=1, total_timeout=5)
 
 
-def make_flow(server: TokenServer, clock: FakeClock | None = None, **kwargs: object) -> ClientCredentialsFlow:
+def make_flow(
+    server: TokenServer, clock: FakeClock | None = None, **kwargs: object
+) -> ClientCredentialsFlow:
     options: dict[str, object] = {"retry": FAST, "clock": clock}
     options.update(kwargs)
     return ClientCredentialsFlow("svc", "secret-value-123", server.url, **options)  # type: ignore[arg-type]
@@ -46,7 +48,9 @@ def test_second_call_is_served_from_the_cache(token_server: TokenServer, clock: 
     assert token_server.requests == 1
 
 
-def test_different_parameters_are_different_tokens(token_server: TokenServer, clock: FakeClock) -> None:
+def test_different_parameters_are_different_tokens(
+    token_server: TokenServer, clock: FakeClock
+) -> None:
     flow = make_flow(token_server, clock)
     a = flow.get_token_sync(["read"])
     b = flow.get_token_sync(["read", "write"])
@@ -171,7 +175,9 @@ def _outcome(call: Callable[[], object]) -> object:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_refresh_ahead_serves_the_current_token_without_waiting(mode: str, clock: FakeClock) -> None:
+def test_refresh_ahead_serves_the_current_token_without_waiting(
+    mode: str, clock: FakeClock
+) -> None:
     server = TokenServer(expires_in=100)
     try:
         flow = make_flow(server, clock)
@@ -195,7 +201,9 @@ def test_refresh_ahead_serves_the_current_token_without_waiting(mode: str, clock
 
             assert anyio.run(call_and_wait) is first
         eventually(lambda: server.requests == 2, "a background renewal")
-        eventually(lambda: flow.get_token_sync().access_token == "tok-2", "the renewed token served")
+        eventually(
+            lambda: flow.get_token_sync().access_token == "tok-2", "the renewed token served"
+        )
         assert server.requests == 2
     finally:
         server.stop()
@@ -210,7 +218,9 @@ def test_outage_during_refresh_keeps_serving_then_fails_promptly(clock: FakeCloc
         server.down = True
         clock.advance(86)
         assert flow.get_token_sync() is first  # renewal starts in the background and fails
-        eventually(lambda: any(e.kind is TokenEventKind.REFRESH_FAILED for e in events), "refresh failure")
+        eventually(
+            lambda: any(e.kind is TokenEventKind.REFRESH_FAILED for e in events), "refresh failure"
+        )
         for _ in range(50):
             assert flow.get_token_sync() is first  # still valid: still served
         assert server.requests == 2  # and the failing endpoint is not hammered
@@ -279,11 +289,17 @@ def test_events(token_server: TokenServer, clock: FakeClock) -> None:
     kinds = [e.kind for e in events]
     assert kinds == [TokenEventKind.CACHE_MISS, TokenEventKind.ACQUIRED, TokenEventKind.CACHE_HIT]
     acquired = events[1]
-    assert acquired.scopes == ("read",) and acquired.source == "network" and acquired.client_id == "svc"
+    assert (
+        acquired.scopes == ("read",)
+        and acquired.source == "network"
+        and acquired.client_id == "svc"
+    )
     assert "tok-" not in repr(events)
 
 
-def test_a_failing_event_hook_is_ignored(token_server: TokenServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_event_hook_is_ignored(
+    token_server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(_event: TokenEvent) -> None:
         raise RuntimeError("metrics backend down")
 
@@ -350,6 +366,63 @@ def test_background_tasks_do_not_leak_into_closed_loops(clock: FakeClock) -> Non
 
 
 def test_unreachable_endpoint_fails_with_network_error(clock: FakeClock) -> None:
-    flow = ClientCredentialsFlow("svc", "s-123456", "http://127.0.0.1:9/token", retry=FAST, clock=clock)
+    flow = ClientCredentialsFlow(
+        "svc", "s-123456", "http://127.0.0.1:9/token", retry=FAST, clock=clock
+    )
     with pytest.raises(NetworkError):
         flow.get_token_sync()
+
+
+def _wait_for_renewal_in_flight(flow: ClientCredentialsFlow) -> None:
+    eventually(
+        lambda: any(s.flight is not None for s in flow._tokens._slots.values()),
+        "a renewal in flight",
+    )
+
+
+def test_a_renewal_left_on_a_closed_event_loop_does_not_block_later_callers(
+    clock: FakeClock,
+) -> None:
+    server = TokenServer(expires_in=100, delay=1.0)
+    try:
+        flow = make_flow(server, clock)
+        flow.get_token_sync()
+        clock.advance(86)
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(flow.get_token())  # starts the renewal as a task on this loop
+        finally:
+            loop.close()  # ...and drops the loop with the task still pending
+        _wait_for_renewal_in_flight(flow)
+        clock.advance(14)  # expired: the next caller must fetch, not wait for the dead renewal
+        started = time.monotonic()
+        assert flow.get_token_sync().access_token.startswith("tok-")
+        assert (
+            time.monotonic() - started < 20
+        )  # far below the 15 s a stuck wait would take plus a fetch
+    finally:
+        server.stop()
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_renewal(clock: FakeClock) -> None:
+    import os
+
+    server = TokenServer(expires_in=100, delay=1.0)
+    try:
+        flow = make_flow(server, clock)
+        flow.get_token_sync()
+        clock.advance(86)
+        flow.get_token_sync()  # starts a renewal thread, which a child does not inherit
+        _wait_for_renewal_in_flight(flow)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 1
+            try:
+                clock.advance(14)
+                code = 0 if flow.get_token_sync().access_token.startswith("tok-") else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        server.stop()

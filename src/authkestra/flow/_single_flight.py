@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,16 @@ class Flight:
         self.value: Any = None
         self.error: AuthError | None = None
         self.abandoned = False
+        #: Who leads it: a leader in another process (we were forked) or on a closed
+        #: event loop will never finish it.
+        self.pid = os.getpid()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def orphaned(self) -> bool:
+        """True when no one is left to finish this flight."""
+        if self._done.is_set():
+            return False
+        return self.pid != os.getpid() or (self.loop is not None and self.loop.is_closed())
 
     def finish(
         self, value: Any = None, error: AuthError | None = None, *, abandoned: bool = False

@@ -20,6 +20,7 @@ read. Everything else happens once per token lifetime:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -156,8 +157,10 @@ class TokenManager:
         now = self.clock.monotonic()
         if now >= entry.usable_until:
             return None
-        if now >= entry.refresh_at and slot is not None and slot.flight is None:
-            self._refresh_in_background(slot, key, spec, in_async=in_async)
+        if now >= entry.refresh_at and slot is not None:
+            flight = slot.flight
+            if flight is None or flight.orphaned():
+                self._refresh_in_background(slot, key, spec, in_async=in_async)
         if self.on_event is not None:
             self._emit(TokenEventKind.CACHE_HIT, spec, key, entry.token)
         return entry.token
@@ -180,7 +183,7 @@ class TokenManager:
             if leader:
                 self._lead_sync(slot, key, spec, flight, background=False, force=force)
             elif not flight.wait_sync(self.wait_timeout):
-                raise NetworkError("timed out waiting for the token request in flight")
+                raise self._stuck(slot, flight)
             if not flight.abandoned:
                 return self._outcome(flight)
 
@@ -200,7 +203,7 @@ class TokenManager:
             if leader:
                 await self._lead_async(slot, key, spec, flight, background=False, force=force)
             elif not await flight.wait_async(self.wait_timeout):
-                raise NetworkError("timed out waiting for the token request in flight")
+                raise self._stuck(slot, flight)
             if not flight.abandoned:
                 return self._outcome(flight)
 
@@ -218,13 +221,32 @@ class TokenManager:
                 and (not force or slot.generation > started)
             ):
                 return None, False, entry.token
-            if slot.flight is not None:
-                return slot.flight, False, None
+            current = self._live_flight(slot)
+            if current is not None:
+                return current, False, None
             if now < slot.not_before and slot.last_error is not None:
                 # Backing off: answer with the last failure rather than hammer the server.
                 raise fresh_copy(slot.last_error)
             slot.flight = Flight()
             return slot.flight, True, None
+
+    @staticmethod
+    def _live_flight(slot: _Slot) -> Flight | None:
+        """The slot's flight, unless its leader is gone (we were forked, or its loop closed)."""
+        flight = slot.flight
+        if flight is not None and flight.orphaned():
+            slot.flight = None
+            flight.finish(abandoned=True)
+            return None
+        return flight
+
+    def _stuck(self, slot: _Slot, flight: Flight) -> NetworkError:
+        """A leader that outlived every deadline will not finish: let the next caller start anew."""
+        with slot.lock:
+            if slot.flight is flight:
+                slot.flight = None
+        flight.finish(abandoned=True)
+        return NetworkError("timed out waiting for the token request in flight")
 
     @staticmethod
     def _outcome(flight: Flight) -> Token:
@@ -267,6 +289,8 @@ class TokenManager:
         background: bool,
         force: bool,
     ) -> None:
+        with contextlib.suppress(RuntimeError):  # trio has no asyncio loop to close on us
+            flight.loop = asyncio.get_running_loop()
         try:
             record, source = await self._async.run(self._acquire(slot, key, spec, force=force))
         except AuthError as exc:
@@ -284,7 +308,7 @@ class TokenManager:
         self, slot: _Slot, key: str, spec: TokenRequestSpec, *, in_async: bool
     ) -> None:
         with slot.lock:
-            if slot.flight is not None or self.clock.monotonic() < slot.not_before:
+            if self._live_flight(slot) is not None or self.clock.monotonic() < slot.not_before:
                 return
             flight = slot.flight = Flight()
         loop: asyncio.AbstractEventLoop | None = None
@@ -294,6 +318,7 @@ class TokenManager:
             except RuntimeError:
                 loop = None  # trio: renew in a thread instead
         if loop is not None:
+            flight.loop = loop
             task = loop.create_task(
                 self._lead_async(slot, key, spec, flight, background=True, force=False)
             )

@@ -33,17 +33,21 @@ class BearerAuth(httpx.Auth):
     ) -> None:
         self.flow = flow
         self.scopes = scopes
-        self.options = {"audience": audience, "resource": resource}
+        # The parameters never change for this object: resolve the cache key once, so a
+        # request costs a lookup and a header, nothing more.
+        self._key, self._spec = flow._resolve(scopes, audience, resource)
+        self._tokens = flow._tokens
 
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self.flow.get_token_sync(self.scopes, **self.options)
+        tokens, key, spec = self._tokens, self._key, self._spec
+        token = tokens.cached(key, spec, in_async=False) or tokens.get_sync(key, spec)
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401 and _replayable(request):
-            self.flow.invalidate(self.scopes, token=token, **self.options)
-            fresh = self.flow.get_token_sync(self.scopes, **self.options)
+            tokens.invalidate(key, token)
+            fresh = tokens.get_sync(key, spec)
             if fresh.access_token != token.access_token:
                 request.headers["Authorization"] = fresh.authorization
                 yield request
@@ -51,12 +55,13 @@ class BearerAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self.flow.get_token(self.scopes, **self.options)
+        tokens, key, spec = self._tokens, self._key, self._spec
+        token = tokens.cached(key, spec, in_async=True) or await tokens.get_async(key, spec)
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401 and _replayable(request):
-            self.flow.invalidate(self.scopes, token=token, **self.options)
-            fresh = await self.flow.get_token(self.scopes, **self.options)
+            tokens.invalidate(key, token)
+            fresh = await tokens.get_async(key, spec)
             if fresh.access_token != token.access_token:
                 request.headers["Authorization"] = fresh.authorization
                 yield request

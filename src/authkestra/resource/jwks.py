@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import logging
 import re
@@ -186,6 +188,11 @@ class JWKSCache:
                 return key, "use"
         with self._lock:
             now = self.clock.monotonic()
+            if self._flight is not None and self._flight.orphaned():
+                # Its leader is gone (we were forked, or its event loop closed).
+                self._flight.finish(abandoned=True)
+                self._flight = None
+                self._last_attempt = float("-inf")
             cooled = now - self._last_attempt >= self.cooldown
             if self._keys is None:
                 if not cooled and self._last_error is not None and self._flight is None:
@@ -288,6 +295,8 @@ class JWKSCache:
             self._done(flight, keys, max_age, None)
 
     async def _lead_async(self, flight: Flight) -> None:
+        with contextlib.suppress(RuntimeError):  # trio: no asyncio loop to close on us
+            flight.loop = asyncio.get_running_loop()
         try:
             keys, max_age = await self.drivers.async_.run(self._fetch())
         except AuthError as exc:
