@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .._protocol.params import ScopesLike
+from ..token import Token
 
 if TYPE_CHECKING:
     from .client_credentials import ClientCredentialsFlow
@@ -37,12 +38,29 @@ class BearerAuth(httpx.Auth):
         # request costs a lookup and a header, nothing more.
         self._key, self._spec = flow._resolve(scopes, audience, resource)
         self._tokens = flow._tokens
+        self._monotonic = flow.clock.monotonic
+
+    def _fresh_token(self) -> Token | None:
+        """The cached token while it needs nothing (no renewal, no event hook), else None."""
+        slot = self._tokens._slots.get(self._key)
+        entry = slot.entry if slot is not None else None
+        if (
+            entry is not None
+            and self._tokens.on_event is None
+            and self._monotonic() < entry.refresh_at
+        ):
+            return entry.token
+        return None
 
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         tokens, key, spec = self._tokens, self._key, self._spec
-        token = tokens.cached(key, spec, in_async=False) or tokens.get_sync(key, spec)
+        token = (
+            self._fresh_token()
+            or tokens.cached(key, spec, in_async=False)
+            or tokens.get_sync(key, spec)
+        )
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401 and _replayable(request):
@@ -56,7 +74,11 @@ class BearerAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         tokens, key, spec = self._tokens, self._key, self._spec
-        token = tokens.cached(key, spec, in_async=True) or await tokens.get_async(key, spec)
+        token = (
+            self._fresh_token()
+            or tokens.cached(key, spec, in_async=True)
+            or await tokens.get_async(key, spec)
+        )
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401 and _replayable(request):
