@@ -92,6 +92,18 @@ class RevocationList:
         self.store = store
         self.redis = redis
         self.prefix = prefix
+        self._loaded_marker = prefix + "__loaded__"
+
+    def _refill(self) -> None:
+        assert self.redis is not None
+        now = datetime.now(timezone.utc)
+        pipe = self.redis.pipeline()
+        for jti, expires_at in self.store.revocations():
+            ttl = int((expires_at - now).total_seconds()) + 1
+            if ttl > 0:
+                pipe.set(self.prefix + jti, b"1", ex=ttl)
+        pipe.set(self._loaded_marker, b"1")
+        pipe.execute()
 
     def revoke(self, jti: str, expires_at: datetime) -> None:
         ttl = int((expires_at - datetime.now(timezone.utc)).total_seconds()) + 1
@@ -105,7 +117,16 @@ class RevocationList:
     def is_revoked(self, jti: str) -> bool:
         if self.redis is not None:
             try:
-                return bool(self.redis.exists(self.prefix + jti))
+                pipe = self.redis.pipeline()
+                pipe.exists(self._loaded_marker)
+                pipe.exists(self.prefix + jti)
+                loaded, revoked = pipe.execute()
+                if loaded:
+                    return bool(revoked)
+                # Redis came back empty (restart, flush): refill it from the store, which
+                # keeps every revocation, before trusting it again.
+                self._refill()
+                return self.store.is_revoked(jti)
             except Exception as exc:  # Redis down: the store still knows
                 logger.warning(
                     "authkestra server: Redis failed (%s); using the store", type(exc).__name__

@@ -246,6 +246,14 @@ class Store:
         with self.session() as session:
             return session.get(RevokedTokenRow, jti) is not None
 
+    def revocations(self) -> list[tuple[str, datetime]]:
+        """Every revocation whose token has not expired yet: (jti, expires_at)."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(RevokedTokenRow).where(RevokedTokenRow.expires_at >= _utcnow())
+            ).all()
+            return [(row.jti, _aware(row.expires_at) or row.expires_at) for row in rows]
+
     def purge_revocations(self) -> int:
         with self.session() as session:
             result = session.execute(
