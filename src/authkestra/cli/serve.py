@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import os
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,6 +34,10 @@ def serve(
     signing_alg: Annotated[
         str | None, typer.Option("--signing-alg", help="ES256, EdDSA or RS256.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, max=64, help="Worker processes sharing the port."),
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the authorization server (token, metadata, JWKS, introspection, revocation).
@@ -57,13 +62,29 @@ def serve(
     env.stderr.write(
         f"authkestra: issuer {settings.effective_issuer()}, store {safe_url(settings.db)}\n"
     )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "server_header": False,
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    # Worker processes build their own app from the environment; the schema is
+    # migrated here first so they do not race to do it.
+    from ..server.store import Store
+
+    store = Store(settings.db)
+    store.migrate()
+    store.close()
+    os.environ.update(settings.to_environment(migrate=False))
     uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        server_header=False,
-        access_log=False,
+        "authkestra.server.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        **options,
     )
 
 

@@ -19,7 +19,7 @@ from .endpoints.token import token_endpoint
 from .settings import ServerSettings
 from .store import Store
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_environment"]
 
 logger = logging.getLogger("authkestra.server")
 
@@ -80,3 +80,8 @@ def create_app(
     # No 307 from /token/ to /token (built from the Host header): an unknown path is a 404.
     app.router.redirect_slashes = False
     return app
+
+
+def create_app_from_environment() -> Starlette:
+    """``create_app()`` with settings from ``AUTHKESTRA_*`` variables (uvicorn workers use this)."""
+    return create_app(ServerSettings())

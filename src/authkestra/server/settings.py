@@ -71,6 +71,23 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"secret_key must be at least {MIN_SECRET_KEY_BYTES} bytes")
         return value
 
+    def to_environment(self, **overrides: object) -> dict[str, str]:
+        """These settings as ``AUTHKESTRA_*`` variables (for worker processes)."""
+        values = {**self.model_dump(), **overrides}
+        values["issuer"] = self.effective_issuer()
+        env: dict[str, str] = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            env[f"AUTHKESTRA_{name.upper()}"] = text
+        return env
+
     def effective_issuer(self) -> str:
         """The issuer, defaulting to the address the server listens on."""
         if self.issuer:
