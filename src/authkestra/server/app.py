@@ -49,7 +49,9 @@ def create_app(
     """The authorization server as an ASGI app.
 
     ``settings`` default to ``ServerSettings()`` (``AUTHKESTRA_*`` environment).
-    The store is opened, migrated and given a signing key at startup.
+    The store is opened, migrated and given a signing key at startup -- or pass
+    a ``context`` built with :func:`~authkestra.server.context.build_context`,
+    which the app then uses (and leaves open) as it is.
     """
     settings = settings or ServerSettings()
 
@@ -79,6 +81,9 @@ def create_app(
     )
     # No 307 from /token/ to /token (built from the Host header): an unknown path is a 404.
     app.router.redirect_slashes = False
+    if context is not None:
+        # A ready context serves at once, also where no lifespan runs (tests, embedding).
+        app.state.ctx = context
     return app
 
 

@@ -35,6 +35,11 @@ class ClientDirectory:
         self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
         self._lock = threading.Lock()
 
+    def is_cached(self, client_id: str) -> bool:
+        """True when :meth:`lookup` would answer from memory, without the store."""
+        hit = self._cache.get(client_id)
+        return hit is not None and time.monotonic() - hit[0] < self.cache_seconds
+
     def lookup(self, client_id: str) -> ClientRecord | None:
         now = time.monotonic()
         hit = self._cache.get(client_id)

@@ -84,6 +84,10 @@ class KeyRing:
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
 
+    def is_fresh(self) -> bool:
+        """True when signing needs no read of the store."""
+        return bool(self._records) and time.monotonic() - self._loaded_at < self.cache_seconds
+
     def _load(self) -> list[SigningKeyRecord]:
         now = time.monotonic()
         if now - self._loaded_at < self.cache_seconds and self._records:
