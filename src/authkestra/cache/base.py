@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -91,6 +92,20 @@ class CachedToken:
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"corrupt cached token record ({type(exc).__name__})") from None
+
+    @classmethod
+    def parse_alive(cls, data: object, now: float | None = None) -> CachedToken | None:
+        """The record in ``data`` if it is one and has not expired; None for anything else.
+
+        What a backend reads may be corrupt or planted: it is never trusted more.
+        """
+        if not isinstance(data, (str, bytes)):
+            return None
+        try:
+            record = cls.from_json(data)
+        except ValueError:
+            return None
+        return record if record.expires_at > (time.time() if now is None else now) else None
 
     def __repr__(self) -> str:
         return f"CachedToken({self.token!r}, expires_at={self.expires_at:.0f})"

@@ -83,20 +83,13 @@ class FileCache(TokenCache):
             os.close(fd)
 
     def load(self, key: str) -> CachedToken | None:
-        raw = self._read_all().get(key)
-        if not isinstance(raw, str):
-            return None
-        try:
-            record = CachedToken.from_json(raw)
-        except ValueError:
-            return None
-        return record if record.expires_at > time.time() else None
+        return CachedToken.parse_alive(self._read_all().get(key))
 
     def save(self, key: str, record: CachedToken) -> None:
         with self._exclusive():
             records = self._read_all()
             now = time.time()
-            kept = {k: v for k, v in records.items() if isinstance(v, str) and _alive(v, now)}
+            kept = {k: v for k, v in records.items() if CachedToken.parse_alive(v, now) is not None}
             kept[key] = record.to_json()
             self._write_all(kept)
 
@@ -134,10 +127,3 @@ class FileCache(TokenCache):
 
     def __repr__(self) -> str:
         return f"FileCache({str(self.path)!r})"
-
-
-def _alive(raw: str, now: float) -> bool:
-    try:
-        return CachedToken.from_json(raw).expires_at > now
-    except ValueError:
-        return False

@@ -65,14 +65,7 @@ class RedisCache(TokenCache):
         return f"{self.prefix}token:{key}"
 
     def load(self, key: str) -> CachedToken | None:
-        raw = self.client.get(self._token_key(key))
-        if raw is None:
-            return None
-        try:
-            record = CachedToken.from_json(raw)
-        except ValueError:
-            return None
-        return record if record.expires_at > time.time() else None
+        return CachedToken.parse_alive(self.client.get(self._token_key(key)))
 
     def save(self, key: str, record: CachedToken) -> None:
         ttl_ms = int((record.expires_at - time.time()) * 1000)

@@ -9,20 +9,17 @@ from typing import Any
 
 import httpx
 
-from .. import __version__
 from .._clock import Clock, SystemClock
 from .._protocol.actions import HttpRequest, Operation, ReadSecret
 from .._protocol.client_auth import AuthMethod
-from .._protocol.context import ProtocolContext
 from .._protocol.discovery import discover
-from .._protocol.redact import Redactor
 from .._protocol.responses import parse_json_object, raise_for_failure
-from .._protocol.retry import RetryPolicy, send_with_retries
+from .._protocol.retry import send_with_retries
 from .._protocol.token_request import build_authenticated_post
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken, MalformedResponse
-from ..flow._drivers import Drivers
 from ..secrets import SecretLike, to_secret_source
+from ._io import issuer_io
 from .access_token import AccessToken
 from .token_cache import VerifiedTokenCache
 
@@ -65,7 +62,7 @@ class IntrospectionVerifier:
         async_http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if (introspection_url is None) == (issuer is None) and introspection_url is None:
+        if introspection_url is None and issuer is None:
             raise ConfigError("give introspection_url, or issuer to discover it")
         for what, url in (("introspection_url", introspection_url), ("issuer", issuer)):
             if url is not None:
@@ -84,21 +81,11 @@ class IntrospectionVerifier:
         self.max_token_length = max_token_length
         self.cache_ttl = cache_ttl
         self.clock: Clock = clock or SystemClock()
-        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._ctx = ProtocolContext(
-            policy=RetryPolicy(
-                max_attempts=2, base_backoff=0.2, max_backoff=1.0, total_timeout=10.0
-            ),
-            clock=self.clock.monotonic,
-            wall_clock=self.clock.now,
-            max_body=64 * 1024,
-            user_agent=f"authkestra/{__version__}",
-            redact=Redactor(),
-            allow_insecure_http=allow_insecure_http,
-        )
-        self._drivers = Drivers(
+        self._ctx, self._drivers = issuer_io(
+            clock=self.clock,
             timeout=timeout,
-            clock=self.clock.monotonic,
+            max_body=64 * 1024,
+            allow_insecure_http=allow_insecure_http,
             http_client=http_client,
             async_http_client=async_http_client,
             secret_source=source,

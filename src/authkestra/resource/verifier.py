@@ -10,14 +10,10 @@ from typing import Any
 import httpx
 from joserfc.jws import JWSRegistry
 
-from .. import __version__
 from .._clock import Clock, SystemClock
-from .._protocol.context import ProtocolContext
-from .._protocol.redact import Redactor
-from .._protocol.retry import RetryPolicy
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken
-from ..flow._drivers import Drivers
+from ._io import issuer_io
 from ._jwt import CompactJWT, parse_compact
 from .access_token import AccessToken
 from .jwks import ALGORITHM_KEYS, JWKSCache
@@ -143,20 +139,11 @@ class JWTVerifier:
             for alg in self.algorithms
             if alg in JWSRegistry.algorithms
         }
-        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        policy = RetryPolicy(max_attempts=2, base_backoff=0.2, max_backoff=1.0, total_timeout=10.0)
-        ctx = ProtocolContext(
-            policy=policy,
-            clock=self.clock.monotonic,
-            wall_clock=self.clock.now,
-            max_body=256 * 1024,
-            user_agent=f"authkestra/{__version__}",
-            redact=Redactor(),
-            allow_insecure_http=allow_insecure_http,
-        )
-        drivers = Drivers(
+        ctx, drivers = issuer_io(
+            clock=self.clock,
             timeout=timeout,
-            clock=self.clock.monotonic,
+            max_body=256 * 1024,
+            allow_insecure_http=allow_insecure_http,
             http_client=http_client,
             async_http_client=async_http_client,
         )
