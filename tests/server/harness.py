@@ -24,10 +24,10 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from authkestra._jose import jws_registry
 from authkestra._protocol.client_auth import basic_credentials
 from authkestra.server import ServerSettings, create_app
 from authkestra.server.context import ServerContext, build_context
-from authkestra.server.keys import jws_registry
 from authkestra.server.store import Store, new_secret
 
 ISSUER = "https://as.example.test"

@@ -20,6 +20,10 @@ class AuthMethod(str, enum.Enum):
     """``client_id`` and ``client_secret`` in the form body."""
     NONE = "none"
     """A public client: ``client_id`` in the body, no secret."""
+    PRIVATE_KEY_JWT = "private_key_jwt"
+    """A JWT signed with the client's private key (RFC 7523); no shared secret."""
+    CLIENT_SECRET_JWT = "client_secret_jwt"
+    """A JWT signed with HMAC-SHA256 under the client secret (RFC 7523)."""
 
     @classmethod
     def parse(cls, value: str | AuthMethod) -> AuthMethod:
@@ -34,7 +38,11 @@ class AuthMethod(str, enum.Enum):
 
     @property
     def needs_secret(self) -> bool:
-        return self is not AuthMethod.NONE
+        return self not in (AuthMethod.NONE, AuthMethod.PRIVATE_KEY_JWT)
+
+    @property
+    def uses_assertion(self) -> bool:
+        return self in (AuthMethod.PRIVATE_KEY_JWT, AuthMethod.CLIENT_SECRET_JWT)
 
 
 def basic_credentials(client_id: str, secret: str, *, form_encode: bool = True) -> str:

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 
 from ..errors import InvalidClient
 from ..token import Token
 from .actions import HttpRequest, Operation, ReadSecret
+from .client_assertion import AssertionKey, client_assertion, secret_key
+from .client_auth import AuthMethod
 from .context import ProtocolContext
 from .responses import parse_token_response
 from .retry import send_with_retries
 from .token_request import TokenRequestSpec, build_token_request
 
-__all__ = ["request_token"]
+__all__ = ["AssertionSettings", "request_token"]
 
 logger = logging.getLogger("authkestra")
 
 
+@dataclasses.dataclass(frozen=True)
+class AssertionSettings:
+    """How a JWT-authenticating client signs: its key (``private_key_jwt``) and audience.
+
+    ``audience`` None means the token endpoint URL.
+    """
+
+    key: AssertionKey | None = None
+    audience: str | None = None
+
+
 def request_token(
-    spec: TokenRequestSpec, token_url: str, ctx: ProtocolContext, *, secret_rotates: bool
+    spec: TokenRequestSpec,
+    token_url: str,
+    ctx: ProtocolContext,
+    *,
+    secret_rotates: bool,
+    assertions: AssertionSettings | None = None,
 ) -> Operation[Token]:
     """Obtain a token for ``spec`` from ``token_url``.
 
@@ -32,8 +51,9 @@ def request_token(
     if spec.auth_method.needs_secret:
         secret = yield ReadSecret()
         ctx.redact.add(secret, client_id=spec.client_id)
+    assertions = assertions or AssertionSettings()
     try:
-        return (yield from _exchange(spec, token_url, secret, ctx))
+        return (yield from _exchange(spec, token_url, secret, ctx, assertions))
     except InvalidClient:
         if secret is None or not secret_rotates:
             raise
@@ -42,13 +62,42 @@ def request_token(
             raise
         ctx.redact.add(fresh, client_id=spec.client_id)
         logger.info("authkestra: invalid_client; the secret source has a new secret, retrying once")
-        return (yield from _exchange(spec, token_url, fresh, ctx))
+        return (yield from _exchange(spec, token_url, fresh, ctx, assertions))
+
+
+def _assertion(
+    spec: TokenRequestSpec,
+    token_url: str,
+    secret: str | None,
+    ctx: ProtocolContext,
+    assertions: AssertionSettings,
+) -> str | None:
+    """A fresh client assertion for one attempt, or None for the other methods."""
+    if not spec.auth_method.uses_assertion:
+        return None
+    if spec.auth_method is AuthMethod.CLIENT_SECRET_JWT:
+        assert secret is not None
+        key = secret_key(secret)
+    else:
+        assert assertions.key is not None
+        key = assertions.key
+    return client_assertion(
+        key,
+        client_id=spec.client_id,
+        audience=assertions.audience or token_url,
+        now=int(ctx.wall_clock().timestamp()),
+    )
 
 
 def _exchange(
-    spec: TokenRequestSpec, token_url: str, secret: str | None, ctx: ProtocolContext
+    spec: TokenRequestSpec,
+    token_url: str,
+    secret: str | None,
+    ctx: ProtocolContext,
+    assertions: AssertionSettings,
 ) -> Operation[Token]:
     def make_request(deadline: float) -> HttpRequest:
+        # Built per attempt: a retry carries a new assertion (a new jti), never a replay.
         return build_token_request(
             spec,
             token_url,
@@ -56,6 +105,7 @@ def _exchange(
             deadline=deadline,
             max_body=ctx.max_body,
             user_agent=ctx.user_agent,
+            assertion=_assertion(spec, token_url, secret, ctx, assertions),
         )
 
     response = yield from send_with_retries(

@@ -6,6 +6,7 @@ import dataclasses
 from urllib.parse import urlencode
 
 from .actions import HttpRequest
+from .client_assertion import JWT_BEARER
 from .client_auth import AuthMethod, basic_credentials
 
 __all__ = ["TokenRequestSpec", "build_authenticated_post", "build_token_request"]
@@ -49,6 +50,7 @@ def build_token_request(
     deadline: float,
     max_body: int,
     user_agent: str,
+    assertion: str | None = None,
 ) -> HttpRequest:
     """The POST to send, with exactly one client authentication method applied."""
     return build_authenticated_post(
@@ -61,6 +63,7 @@ def build_token_request(
         deadline=deadline,
         max_body=max_body,
         user_agent=user_agent,
+        assertion=assertion,
     )
 
 
@@ -75,6 +78,7 @@ def build_authenticated_post(
     deadline: float,
     max_body: int,
     user_agent: str,
+    assertion: str | None = None,
 ) -> HttpRequest:
     """A form POST (token, introspection, revocation) with the client authenticated one way."""
     fields = list(fields)
@@ -93,6 +97,13 @@ def build_authenticated_post(
     elif auth_method is AuthMethod.CLIENT_SECRET_POST:
         assert secret is not None
         fields += [("client_id", client_id), ("client_secret", secret)]
+    elif auth_method.uses_assertion:
+        assert assertion is not None
+        fields += [
+            ("client_id", client_id),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+        ]
     else:
         fields.append(("client_id", client_id))
     return HttpRequest(

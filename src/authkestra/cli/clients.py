@@ -21,6 +21,8 @@ clients_app = typer.Typer(
     help="Register and manage clients (services that get tokens).", no_args_is_help=True
 )
 
+#: The client authentication methods the authorization server accepts.
+SERVER_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
@@ -87,6 +89,13 @@ def create(
     if auth_method is AuthMethod.NONE:
         raise fail(
             env, "only confidential clients get client_credentials tokens: use a secret method", 2
+        )
+    if auth_method not in SERVER_AUTH_METHODS:
+        raise fail(
+            env,
+            "this server authenticates clients with "
+            + " or ".join(m.value for m in SERVER_AUTH_METHODS),
+            2,
         )
     scopes = tuple(dict.fromkeys(s for value in scope or [] for s in value.split()))
     defaults = tuple(dict.fromkeys(s for value in default_scope or [] for s in value.split()))

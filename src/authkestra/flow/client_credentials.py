@@ -22,7 +22,7 @@ from .._protocol.params import (
 )
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
-from .._protocol.token_exchange import request_token
+from .._protocol.token_exchange import AssertionSettings, request_token
 from .._protocol.token_request import TokenRequestSpec
 from .._protocol.urls import check_endpoint_url
 from ..cache.base import TokenCache
@@ -35,6 +35,7 @@ from ._token_manager import TokenManager, cache_key
 from .environment import flow_arguments_from_env
 from .events import TokenEventHook
 from .httpx_auth import BearerAuth
+from .private_key import PrivateKeyLike, load_private_key
 
 if TYPE_CHECKING:
     from .requests_auth import RequestsBearerAuth
@@ -50,6 +51,18 @@ DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024
 USER_AGENT = f"authkestra/{__version__}"
 
 _UNSET: Any = object()
+
+
+def _check_where(token_url: str | None, issuer: str | None, allow_insecure_http: bool) -> None:
+    """Exactly one of token_url and issuer, each a URL fit to receive credentials."""
+    if (token_url is None) == (issuer is None):
+        raise ConfigError("give exactly one of token_url and issuer")
+    if token_url is not None:
+        check_endpoint_url(token_url, what="token_url", allow_insecure_http=allow_insecure_http)
+    if issuer is not None:
+        check_endpoint_url(issuer, what="issuer", allow_insecure_http=allow_insecure_http)
+        if "?" in issuer:
+            raise ConfigError("issuer must not contain a query (RFC 8414 §2)")
 
 
 class ClientCredentialsFlow:
@@ -96,6 +109,15 @@ class ClientCredentialsFlow:
         on_event: called with a :class:`~authkestra.flow.events.TokenEvent`
             for cache hits and misses, tokens acquired and refreshed, and
             failed fetches (feed your metrics from it).
+        private_key: for ``auth_method="private_key_jwt"``: the client's private
+            key (a PEM or JWK file path, its text, a JWK dict or a joserfc key;
+            EC P-256/384/521, Ed25519 or RSA). Parsed once.
+        key_id: the ``kid`` the server knows the key by (default: the JWK's).
+        signing_alg: override the key's default algorithm (RSA: ``PS256``, ...).
+        assertion_audience: the ``aud`` of client assertions: by default the
+            issuer when the flow has one (draft-ietf-oauth-rfc7523bis), else the
+            token endpoint; ``"token_endpoint"`` to always use the token
+            endpoint URL, or any explicit URL.
         clock: a time source (tests).
 
     Tokens are cached: a call returns the cached token until it nears expiry;
@@ -126,6 +148,10 @@ class ClientCredentialsFlow:
         cache: TokenCache | None = None,
         default_token_ttl: float = 300.0,
         on_event: TokenEventHook | None = None,
+        private_key: PrivateKeyLike | None = None,
+        key_id: str | None = None,
+        signing_alg: str | None = None,
+        assertion_audience: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id.strip():
@@ -137,15 +163,19 @@ class ClientCredentialsFlow:
         if method.needs_secret and source is None:
             raise ConfigError(f"client_secret is required with auth_method={method.value!r}")
         if not method.needs_secret and source is not None:
-            raise ConfigError("auth_method='none' sends no secret: do not pass client_secret")
-        if (token_url is None) == (issuer is None):
-            raise ConfigError("give exactly one of token_url and issuer")
-        if token_url is not None:
-            check_endpoint_url(token_url, what="token_url", allow_insecure_http=allow_insecure_http)
-        if issuer is not None:
-            check_endpoint_url(issuer, what="issuer", allow_insecure_http=allow_insecure_http)
-            if "?" in issuer:
-                raise ConfigError("issuer must not contain a query (RFC 8414 §2)")
+            raise ConfigError(
+                f"auth_method={method.value!r} sends no secret: do not pass client_secret"
+            )
+        if (method is AuthMethod.PRIVATE_KEY_JWT) != (private_key is not None):
+            raise ConfigError(
+                "private_key goes with auth_method='private_key_jwt', and that method needs it"
+            )
+        self._assertion_key = (
+            load_private_key(private_key, key_id=key_id, alg=signing_alg)
+            if private_key is not None
+            else None
+        )
+        _check_where(token_url, issuer, allow_insecure_http)
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigError("audience must be a non-empty string")
         if not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
@@ -157,6 +187,7 @@ class ClientCredentialsFlow:
 
         self.client_id = client_id
         self.issuer = issuer
+        self._assertion_audience = assertion_audience
         self.auth_method = method
         self.scopes = normalize_scopes(scopes)
         self.audience = audience
@@ -378,4 +409,16 @@ class ClientCredentialsFlow:
             token_url = self._token_url = self._metadata.endpoint
             logger.debug("authkestra: discovered token endpoint %s", token_url)
         rotates = bool(self._secret_source and self._secret_source.rotating)
-        return (yield from request_token(spec, token_url, self._ctx, secret_rotates=rotates))
+        assertions = AssertionSettings(self._assertion_key, self._assertion_audience_for(token_url))
+        return (
+            yield from request_token(
+                spec, token_url, self._ctx, secret_rotates=rotates, assertions=assertions
+            )
+        )
+
+    def _assertion_audience_for(self, token_url: str) -> str:
+        if self._assertion_audience is None:
+            return self.issuer or token_url
+        if self._assertion_audience == "token_endpoint":
+            return token_url
+        return self._assertion_audience

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import secrets
 import threading
@@ -11,41 +10,17 @@ from datetime import timedelta
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
 
+from .._jose import jws_registry
 from .store import SigningKeyRecord, Store
 
-__all__ = ["ALGORITHMS", "KeyRing", "generate_key", "jws_registry"]
+__all__ = ["ALGORITHMS", "KeyRing", "generate_key"]
 
 Key = ECKey | OKPKey | RSAKey
 
 #: Signing algorithms and how to make a key for each.
 ALGORITHMS = ("ES256", "EdDSA", "RS256")
-
-
-def _quiet(alg: JWSAlgModel) -> JWSAlgModel:
-    # joserfc warns on every use of "EdDSA" that RFC 9864 deprecates it for "Ed25519".
-    # "EdDSA" is what verifiers know today and the operator chose it: no warning per token
-    # (and no failure where warnings are errors).
-    alg = copy.copy(alg)
-    alg.security_warning = None
-    return alg
-
-
-class _Registry(JWSRegistry):
-    def __init__(self, alg: str) -> None:
-        super().__init__(algorithms=[alg])
-        self.algorithms = {alg: _quiet(JWSRegistry.algorithms[alg])}
-
-
-_REGISTRIES = {name: _Registry(name) for name in ALGORITHMS}
-
-
-def jws_registry(alg: str) -> JWSRegistry:
-    """The registry that signs and verifies with exactly ``alg`` (one of :data:`ALGORITHMS`)."""
-    return _REGISTRIES[alg]
 
 
 def generate_key(alg: str) -> tuple[str, str]:

@@ -10,7 +10,8 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from .keys import KeyRing, jws_registry
+from .._jose import jws_registry
+from .keys import KeyRing
 
 __all__ = ["read_own_token"]
 
