@@ -43,8 +43,15 @@ def _json(segment: str, what: str) -> dict[str, Any]:
         raise InvalidToken(f"the token's {what} is not a JSON object ({exc})") from None
 
 
-def parse_compact(token: object, *, max_length: int) -> CompactJWT:
-    """Split and decode a compact JWS; InvalidToken for anything malformed."""
+def parse_compact(
+    token: object, *, max_length: int, known_headers: dict[str, dict[str, Any]] | None = None
+) -> CompactJWT:
+    """Split and decode a compact JWS; InvalidToken for anything malformed.
+
+    ``known_headers`` maps header segments already decoded (and checked by the
+    caller) to their header: an issuer's tokens share a handful of headers, so
+    each is decoded once.
+    """
     if not isinstance(token, str) or not token:
         raise InvalidToken("no token")
     if len(token) > max_length:
@@ -52,7 +59,8 @@ def parse_compact(token: object, *, max_length: int) -> CompactJWT:
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidToken("the token is not a JWS in compact form (three dot-separated parts)")
-    header = _json(parts[0], "header")
+    known = known_headers.get(parts[0]) if known_headers is not None else None
+    header = known if known is not None else _json(parts[0], "header")
     claims = _json(parts[1], "payload")
     signature = _b64(parts[2], "signature") if parts[2] else b""
     if "crit" in header or header.get("b64") is False:

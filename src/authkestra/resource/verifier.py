@@ -132,6 +132,8 @@ class JWTVerifier:
         self.leeway = leeway
         self.require_at_jwt_typ = require_at_jwt_typ
         self.required_claims = tuple(required_claims)
+        #: Header segments already decoded and checked (an issuer uses a handful).
+        self._headers: dict[str, dict[str, Any]] = {}
         self.max_token_length = max_token_length
         self.clock: Clock = clock or SystemClock()
         self._signers = {
@@ -191,8 +193,10 @@ class JWTVerifier:
     # -- the checks ----------------------------------------------------------------------
 
     def _parse(self, token: str) -> CompactJWT:
-        parsed = parse_compact(token, max_length=self.max_token_length)
+        parsed = parse_compact(token, max_length=self.max_token_length, known_headers=self._headers)
         header = parsed.header
+        if self._headers.get(token.split(".", 1)[0]) is header:
+            return parsed  # a header seen and checked before
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._signers:
             raise InvalidToken(f"the token's algorithm {str(alg)[:20]!r} is not accepted")
@@ -206,6 +210,8 @@ class JWTVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("the token's kid is not a string")
+        if len(self._headers) < 64:  # bounded: forged headers cannot fill memory
+            self._headers[token.split(".", 1)[0]] = header
         return parsed
 
     def _finish(self, token: str, parsed: CompactJWT, key: Any) -> AccessToken:
