@@ -141,7 +141,8 @@ class TokenManager:
 
     # -- the hot path ------------------------------------------------------------------
 
-    def _slot(self, key: str) -> _Slot:
+    def slot(self, key: str) -> _Slot:
+        """The state of ``key``, made on first use and kept for the manager's life."""
         slot = self._slots.get(key)
         if slot is None:
             with self._slots_lock:
@@ -172,7 +173,7 @@ class TokenManager:
             token = self.cached(key, spec, in_async=False)
             if token is not None:
                 return token
-        slot = self._slot(key)
+        slot = self.slot(key)
         started = slot.generation
         self._emit(TokenEventKind.CACHE_MISS, spec, key)
         while True:
@@ -192,7 +193,7 @@ class TokenManager:
             token = self.cached(key, spec, in_async=True)
             if token is not None:
                 return token
-        slot = self._slot(key)
+        slot = self.slot(key)
         started = slot.generation
         self._emit(TokenEventKind.CACHE_MISS, spec, key)
         while True:

@@ -38,16 +38,16 @@ class BearerAuth(httpx.Auth):
         # request costs a lookup and a header, nothing more.
         self._key, self._spec = flow._resolve(scopes, audience, resource)
         self._tokens = flow._tokens
+        self._slot = flow._tokens.slot(self._key)  # slots live as long as the flow
         self._monotonic = flow.clock.monotonic
 
-    def _fresh_token(self) -> Token | None:
+    def _token_now(self) -> Token | None:
         """The cached token while it needs nothing (no renewal, no event hook), else None."""
-        slot = self._tokens._slots.get(self._key)
-        entry = slot.entry if slot is not None else None
+        entry = self._slot.entry
         if (
             entry is not None
-            and self._tokens.on_event is None
             and self._monotonic() < entry.refresh_at
+            and self._tokens.on_event is None
         ):
             return entry.token
         return None
@@ -57,7 +57,7 @@ class BearerAuth(httpx.Auth):
     ) -> Generator[httpx.Request, httpx.Response, None]:
         tokens, key, spec = self._tokens, self._key, self._spec
         token = (
-            self._fresh_token()
+            self._token_now()
             or tokens.cached(key, spec, in_async=False)
             or tokens.get_sync(key, spec)
         )
@@ -75,7 +75,7 @@ class BearerAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         tokens, key, spec = self._tokens, self._key, self._spec
         token = (
-            self._fresh_token()
+            self._token_now()
             or tokens.cached(key, spec, in_async=True)
             or await tokens.get_async(key, spec)
         )
