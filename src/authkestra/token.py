@@ -17,8 +17,10 @@ class Token:
     """An access token obtained with the Client Credentials grant.
 
     Attributes:
-        access_token: the token to send as ``Authorization: Bearer <access_token>``.
-        token_type: ``"Bearer"`` (normalised from any case).
+        access_token: the token to send as ``Authorization: Bearer <access_token>``
+            (``DPoP <access_token>``, with a proof, for a DPoP-bound token).
+        token_type: ``"Bearer"``, or ``"DPoP"`` for a token bound to the flow's
+            DPoP key (RFC 9449); normalised from any case.
         expires_in: lifetime in whole seconds as the server gave it, or None.
         expires_at: when it expires (aware UTC datetime), or None when unknown.
         scope: the granted scope as a space-separated string, or None.
@@ -49,7 +51,7 @@ class Token:
 
     @property
     def authorization(self) -> str:
-        """The value of the ``Authorization`` header: ``"Bearer <access_token>"``."""
+        """The value of the ``Authorization`` header: ``"<token_type> <access_token>"``."""
         return self._authorization  # type: ignore[no-any-return, attr-defined]
 
     def is_expired(self, *, leeway: float = 0.0, now: datetime | None = None) -> bool:

@@ -25,7 +25,11 @@ class Api:
     def _answer(self, request: Received) -> Reply:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not token or token in self.revoked:
-            return Reply(401, '{"error": "invalid_token"}', headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return Reply(
+                401,
+                '{"error": "invalid_token"}',
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         return Reply(200, request.body or b"ok", content_type="text/plain")
 
     @property
@@ -41,7 +45,9 @@ def api() -> Iterator[Api]:
 
 
 def make_flow(token_server: TokenServer) -> ClientCredentialsFlow:
-    return ClientCredentialsFlow("svc", "secret-value-123", token_server.url, retry=RetryPolicy(max_attempts=1))
+    return ClientCredentialsFlow(
+        "svc", "secret-value-123", token_server.url, retry=RetryPolicy(max_attempts=1)
+    )
 
 
 def test_httpx_sync_sets_header_and_caches(token_server: TokenServer, api: Api) -> None:
@@ -53,7 +59,9 @@ def test_httpx_sync_sets_header_and_caches(token_server: TokenServer, api: Api) 
     assert token_server.requests == 1
 
 
-def test_httpx_sync_retries_once_on_401_with_a_fresh_token(token_server: TokenServer, api: Api) -> None:
+def test_httpx_sync_retries_once_on_401_with_a_fresh_token(
+    token_server: TokenServer, api: Api
+) -> None:
     flow = make_flow(token_server)
     with httpx.Client(auth=flow.auth(["read"])) as client:
         assert client.get(f"{api.server.url}/x").status_code == 200
@@ -110,7 +118,13 @@ def test_requests_auth(token_server: TokenServer, api: Api) -> None:
         api.revoked.add("tok-2")
         api.revoked.add("tok-3")
         assert session.get(f"{api.server.url}/x", timeout=10).status_code == 401
-    assert api.tokens_seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-2", "Bearer tok-3"]
+    assert api.tokens_seen == [
+        "Bearer tok-1",
+        "Bearer tok-1",
+        "Bearer tok-2",
+        "Bearer tok-2",
+        "Bearer tok-3",
+    ]
 
 
 def test_auth_reprs_hide_tokens(token_server: TokenServer) -> None:

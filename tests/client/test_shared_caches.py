@@ -22,8 +22,12 @@ from tests.support.token_server import TokenServer
 FAST = RetryPolicy(max_attempts=1, total_timeout=5)
 
 
-def flow_with(server: TokenServer, cache: TokenCache, clock: FakeClock | None = None) -> ClientCredentialsFlow:
-    return ClientCredentialsFlow("svc", "secret-value-123", server.url, cache=cache, retry=FAST, clock=clock)
+def flow_with(
+    server: TokenServer, cache: TokenCache, clock: FakeClock | None = None
+) -> ClientCredentialsFlow:
+    return ClientCredentialsFlow(
+        "svc", "secret-value-123", server.url, cache=cache, retry=FAST, clock=clock
+    )
 
 
 def run_fleet(server: TokenServer, kind: str, arg: str, processes: int = 8) -> list[str]:
@@ -31,7 +35,10 @@ def run_fleet(server: TokenServer, kind: str, arg: str, processes: int = 8) -> l
     with context.Manager() as manager:
         barrier = manager.Barrier(processes)
         with context.Pool(processes) as pool:
-            results = [pool.apply_async(fetch_token, (server.url, kind, arg, barrier)) for _ in range(processes)]
+            results = [
+                pool.apply_async(fetch_token, (server.url, kind, arg, barrier))
+                for _ in range(processes)
+            ]
             return [r.get(timeout=60) for r in results]
 
 
@@ -49,7 +56,9 @@ def test_file_cache_is_private_and_shared(token_server: TokenServer, tmp_path: P
     assert "secret-value-123" not in content
 
 
-def test_file_cache_ignores_corrupt_and_world_readable_files(token_server: TokenServer, tmp_path: Path) -> None:
+def test_file_cache_ignores_corrupt_and_world_readable_files(
+    token_server: TokenServer, tmp_path: Path
+) -> None:
     path = tmp_path / "tokens.json"
     path.write_text("{not json")
     os.chmod(path, 0o600)
@@ -88,7 +97,9 @@ def test_file_cache_fleet_makes_one_request(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_file_cache_unwritable_falls_back(token_server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_file_cache_unwritable_falls_back(
+    token_server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     flow = flow_with(token_server, FileCache(blocker / "tokens.json"))
@@ -146,7 +157,9 @@ def test_redis_lock_is_exclusive_and_released_only_by_its_owner(redis_url: str) 
     assert client.get("authkestra:lock:k") == b"someone-else"  # not released by us
 
 
-def test_redis_down_never_fails_the_caller(token_server: TokenServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_redis_down_never_fails_the_caller(
+    token_server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
     flow = flow_with(token_server, RedisCache(f"redis://127.0.0.1:{free_port()}/0"))
     assert flow.get_token_sync().access_token == "tok-1"
     assert "token cache" in caplog.text and "continuing without it" in caplog.text
@@ -204,7 +217,9 @@ def test_custom_backend_contract(token_server: TokenServer) -> None:
 def test_cached_token_record_round_trip_and_repr() -> None:
     from authkestra import Token
 
-    record = CachedToken(Token("abc-secret-token", expires_in=5, scope="a b", raw={"x": 1}), 1.0, 2.0, 3.0)
+    record = CachedToken(
+        Token("abc-secret-token", expires_in=5, scope="a b", raw={"x": 1}), 1.0, 2.0, 3.0
+    )
     again = CachedToken.from_json(record.to_json())
     assert again.token == record.token and again.refresh_after == 2.0
     assert "abc-secret-token" not in repr(record)
@@ -213,7 +228,9 @@ def test_cached_token_record_round_trip_and_repr() -> None:
             CachedToken.from_json(bad)
 
 
-def test_logs_do_not_leak_tokens(token_server: TokenServer, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_logs_do_not_leak_tokens(
+    token_server: TokenServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="authkestra")
     flow_with(token_server, RedisCache(redis_url)).get_token_sync()
     assert "tok-1" not in caplog.text and "secret-value-123" not in caplog.text

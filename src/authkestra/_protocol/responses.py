@@ -173,6 +173,29 @@ def _parse_scope(value: Any, requested: tuple[str, ...], what: str, status: int)
     return " ".join(value.split()) or None
 
 
+def _parse_token_type(value: Any, dpop: bool, what: str, status: int, redact: Redactor) -> str:
+    """``"Bearer"`` or ``"DPoP"`` (only when a DPoP proof was sent), in canonical case."""
+    if value is None:
+        logger.debug("authkestra: %s sent no token_type; assuming Bearer", what)
+        value = "Bearer"
+    kind = value.lower() if isinstance(value, str) else None
+    if kind == "dpop":
+        if not dpop:
+            raise _malformed(what, "token_type 'DPoP' but no DPoP proof was sent", status)
+        return "DPoP"
+    if kind == "bearer":
+        if dpop:
+            logger.warning(
+                "authkestra: %s answered a DPoP request with a Bearer token: it does not"
+                " support DPoP; the token is used as a Bearer token",
+                what,
+            )
+        return "Bearer"
+    shown = redact.clean(value, 30) if isinstance(value, str) else type(value).__name__
+    expected = "Bearer or DPoP" if dpop else "Bearer"
+    raise _malformed(what, f"token_type {shown!r} is not {expected}", status)
+
+
 def parse_token_response(
     response: HttpResponse,
     *,
@@ -180,6 +203,7 @@ def parse_token_response(
     received_at: datetime,
     redact: Redactor,
     what: str = "the token endpoint",
+    dpop: bool = False,
 ) -> Token:
     """Turn a token endpoint's answer into a :class:`Token`, or raise the typed error.
 
@@ -187,6 +211,11 @@ def parse_token_response(
     ``token_type`` in any case or absent, ``scope`` absent or as an array);
     strict where safety needs it (``access_token`` present and printable,
     ``token_type`` Bearer, ``expires_in`` a non-negative number).
+
+    ``dpop``: the request carried a DPoP proof (RFC 9449). Then ``token_type``
+    ``DPoP`` is taken too; a Bearer answer means the server ignored the proof,
+    and is taken as a plain Bearer token with a warning. Without ``dpop``, a
+    ``DPoP`` token would be useless and is refused.
     """
     raise_for_failure(response, redact, what=what)
     status = response.status_code
@@ -203,24 +232,14 @@ def parse_token_response(
     if not _ACCESS_TOKEN.fullmatch(access_token):
         raise _malformed(what, "access_token has characters not allowed in a header", status)
 
-    token_type = body.get("token_type")
-    if token_type is None:
-        logger.debug("authkestra: %s sent no token_type; assuming Bearer", what)
-        token_type = "Bearer"
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        shown = (
-            redact.clean(token_type, 30)
-            if isinstance(token_type, str)
-            else type(token_type).__name__
-        )
-        raise _malformed(what, f"token_type {shown!r} is not Bearer", status)
+    token_type = _parse_token_type(body.get("token_type"), dpop, what, status, redact)
 
     expires_in = _parse_expires_in(body.get("expires_in"), what, status)
     scope = _parse_scope(body.get("scope"), requested_scopes, what, status)
     raw = {key: value for key, value in body.items() if key not in _SECRET_FIELDS}
     return Token(
         access_token=access_token,
-        token_type="Bearer",
+        token_type=token_type,
         expires_in=expires_in,
         expires_at=received_at + timedelta(seconds=expires_in) if expires_in is not None else None,
         scope=scope,

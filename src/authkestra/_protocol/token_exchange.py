@@ -8,11 +8,12 @@ import logging
 
 from ..errors import InvalidClient
 from ..token import Token
-from .actions import HttpRequest, Operation, ReadSecret
+from .actions import HttpRequest, HttpResponse, Operation, ReadSecret
 from .client_assertion import AssertionKey, client_assertion, secret_key
 from .client_auth import AuthMethod
 from .context import ProtocolContext
-from .responses import parse_token_response
+from .dpop import DPoPState
+from .responses import parse_json_object, parse_token_response
 from .retry import send_with_retries
 from .token_request import TokenRequestSpec, build_token_request
 
@@ -39,8 +40,12 @@ def request_token(
     *,
     secret_rotates: bool,
     assertions: AssertionSettings | None = None,
+    dpop: DPoPState | None = None,
 ) -> Operation[Token]:
     """Obtain a token for ``spec`` from ``token_url``.
+
+    With ``dpop``, every attempt carries a fresh DPoP proof (RFC 9449) and a
+    ``use_dpop_nonce`` answer is retried once with the nonce the server sent.
 
     When the server answers ``invalid_client`` and the secret comes from a
     source that can change (a file, a secrets manager), the source is read once
@@ -53,7 +58,7 @@ def request_token(
         ctx.redact.add(secret, client_id=spec.client_id)
     assertions = assertions or AssertionSettings()
     try:
-        return (yield from _exchange(spec, token_url, secret, ctx, assertions))
+        return (yield from _exchange(spec, token_url, secret, ctx, assertions, dpop=dpop))
     except InvalidClient:
         if secret is None or not secret_rotates:
             raise
@@ -62,7 +67,7 @@ def request_token(
             raise
         ctx.redact.add(fresh, client_id=spec.client_id)
         logger.info("authkestra: invalid_client; the secret source has a new secret, retrying once")
-        return (yield from _exchange(spec, token_url, fresh, ctx, assertions))
+        return (yield from _exchange(spec, token_url, fresh, ctx, assertions, dpop=dpop))
 
 
 def _assertion(
@@ -95,10 +100,12 @@ def _exchange(
     secret: str | None,
     ctx: ProtocolContext,
     assertions: AssertionSettings,
+    *,
+    dpop: DPoPState | None,
 ) -> Operation[Token]:
     def make_request(deadline: float) -> HttpRequest:
-        # Built per attempt: a retry carries a new assertion (a new jti), never a replay.
-        return build_token_request(
+        # Built per attempt: a retry carries a new assertion and DPoP proof (new jti values).
+        request = build_token_request(
             spec,
             token_url,
             secret,
@@ -107,12 +114,32 @@ def _exchange(
             user_agent=ctx.user_agent,
             assertion=_assertion(spec, token_url, secret, ctx, assertions),
         )
+        if dpop is None:
+            return request
+        now = int(ctx.wall_clock().timestamp())
+        dpop_header = ("DPoP", dpop.proof("POST", token_url, now=now))
+        return dataclasses.replace(request, headers=(*request.headers, dpop_header))
 
     response = yield from send_with_retries(
         make_request, ctx.policy, ctx.clock, what="token request"
     )
+    if (
+        dpop is not None
+        and dpop.observe(token_url, response.headers)
+        and response.status_code in (400, 401)
+        and _error_code(response) == "use_dpop_nonce"
+    ):
+        logger.info("authkestra: the token endpoint asks for a DPoP nonce; retrying once")
+        response = yield from send_with_retries(
+            make_request, ctx.policy, ctx.clock, what="token request"
+        )
+        dpop.observe(token_url, response.headers)
     token = parse_token_response(
-        response, requested_scopes=spec.scopes, received_at=ctx.wall_clock(), redact=ctx.redact
+        response,
+        requested_scopes=spec.scopes,
+        received_at=ctx.wall_clock(),
+        redact=ctx.redact,
+        dpop=dpop is not None,
     )
     logger.debug(
         "authkestra: token obtained for client %r (scope %r, expires_in %s)",
@@ -121,3 +148,14 @@ def _exchange(
         token.expires_in,
     )
     return token
+
+
+def _error_code(response: HttpResponse) -> str | None:
+    """The ``error`` member of a JSON error answer, or None."""
+    if response.truncated:
+        return None
+    try:
+        error = parse_json_object(response.body).get("error")
+    except ValueError:
+        return None
+    return error if isinstance(error, str) else None

@@ -50,20 +50,24 @@ FAILURE_BACKOFF_BASE = 1.0
 FAILURE_BACKOFF_MAX = 60.0
 
 
-def cache_key(where: str, spec: TokenRequestSpec) -> str:
-    """A stable hash of everything that identifies a token; never the secret."""
-    material = json.dumps(
-        [
-            where,
-            spec.client_id,
-            spec.auth_method.value,
-            sorted(spec.scopes),
-            spec.audience,
-            sorted(spec.resources),
-            list(spec.extra_params),
-        ],
-        separators=(",", ":"),
-    )
+def cache_key(where: str, spec: TokenRequestSpec, *, dpop_jkt: str | None = None) -> str:
+    """A stable hash of everything that identifies a token; never the secret.
+
+    ``dpop_jkt``: the thumbprint of the DPoP key the flow proves possession of;
+    a token bound to one key is useless with another, so it is part of the key.
+    """
+    parts: list[object] = [
+        where,
+        spec.client_id,
+        spec.auth_method.value,
+        sorted(spec.scopes),
+        spec.audience,
+        sorted(spec.resources),
+        list(spec.extra_params),
+    ]
+    if dpop_jkt is not None:
+        parts.append(["dpop", dpop_jkt])
+    material = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -14,6 +14,7 @@ from .._protocol.actions import Operation
 from .._protocol.client_auth import AuthMethod
 from .._protocol.context import ProtocolContext
 from .._protocol.discovery import ServerMetadata, discover
+from .._protocol.dpop import DPoPState, dpop_key, generate_dpop_key
 from .._protocol.params import (
     ScopesLike,
     normalize_extra_params,
@@ -118,6 +119,14 @@ class ClientCredentialsFlow:
             issuer when the flow has one (draft-ietf-oauth-rfc7523bis), else the
             token endpoint; ``"token_endpoint"`` to always use the token
             endpoint URL, or any explicit URL.
+        dpop: bind tokens to a key the flow holds (DPoP, RFC 9449): every token
+            request carries a proof of possession, and :meth:`auth` sends
+            ``Authorization: DPoP ...`` with a proof for each API request. A
+            fresh EC P-256 key is made for the flow unless ``dpop_key`` is given.
+            A server's ``use_dpop_nonce`` challenge is answered with one retry.
+            :meth:`requests_auth` does not support DPoP.
+        dpop_key: the DPoP private key (as for ``private_key``: ES256 EC P-256
+            or EdDSA Ed25519 keys only); giving it turns ``dpop`` on.
         clock: a time source (tests).
 
     Tokens are cached: a call returns the cached token until it nears expiry;
@@ -152,6 +161,8 @@ class ClientCredentialsFlow:
         key_id: str | None = None,
         signing_alg: str | None = None,
         assertion_audience: str | None = None,
+        dpop: bool = False,
+        dpop_key: PrivateKeyLike | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id.strip():
@@ -175,6 +186,7 @@ class ClientCredentialsFlow:
             if private_key is not None
             else None
         )
+        self._dpop = self._dpop_state(dpop, dpop_key)
         _check_where(token_url, issuer, allow_insecure_http)
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigError("audience must be a non-empty string")
@@ -335,7 +347,10 @@ class ClientCredentialsFlow:
 
         It sets ``Authorization: Bearer ...`` from this flow's cache and, when
         the API answers 401, drops that token and retries the request once with
-        a fresh one (if the request body can be sent again).
+        a fresh one (if the request body can be sent again). With a DPoP-bound
+        token it sends ``Authorization: DPoP ...`` and a ``DPoP`` proof for the
+        request's method and URL, and answers the API's ``use_dpop_nonce``
+        challenge with one retry carrying the nonce.
         """
         return BearerAuth(self, scopes, audience=audience, resource=resource)
 
@@ -346,7 +361,12 @@ class ClientCredentialsFlow:
         audience: str | None = _UNSET,
         resource: str | Iterable[str] | None = _UNSET,
     ) -> RequestsBearerAuth:
-        """The same as :meth:`auth`, for requests (``pip install 'authkestra[requests]'``)."""
+        """The same as :meth:`auth`, for requests (``pip install 'authkestra[requests]'``).
+
+        Not for a flow with DPoP: use :meth:`auth` with an httpx client.
+        """
+        if self._dpop is not None:
+            raise ConfigError("requests_auth() does not support DPoP: use flow.auth() with httpx")
         from .requests_auth import RequestsBearerAuth
 
         return RequestsBearerAuth(self, scopes, audience=audience, resource=resource)
@@ -378,7 +398,8 @@ class ClientCredentialsFlow:
         if found is not None:
             return found
         spec = self._spec(scopes, audience, resource)
-        resolved = (cache_key(self._where, spec), spec)
+        jkt = self._dpop.key.thumbprint if self._dpop is not None else None
+        resolved = (cache_key(self._where, spec, dpop_jkt=jkt), spec)
         if memo is not None and len(self._specs) < 256:
             self._specs[memo] = resolved
         return resolved
@@ -412,9 +433,27 @@ class ClientCredentialsFlow:
         assertions = AssertionSettings(self._assertion_key, self._assertion_audience_for(token_url))
         return (
             yield from request_token(
-                spec, token_url, self._ctx, secret_rotates=rotates, assertions=assertions
+                spec,
+                token_url,
+                self._ctx,
+                secret_rotates=rotates,
+                assertions=assertions,
+                dpop=self._dpop,
             )
         )
+
+    @staticmethod
+    def _dpop_state(enabled: bool, key: PrivateKeyLike | None) -> DPoPState | None:
+        if not isinstance(enabled, bool):
+            raise ConfigError("dpop must be True or False")
+        if key is not None:
+            return DPoPState(dpop_key(load_private_key(key)))
+        return DPoPState(generate_dpop_key()) if enabled else None
+
+    @property
+    def dpop_thumbprint(self) -> str | None:
+        """The RFC 7638 thumbprint (``jkt``) of the flow's DPoP key, or None without DPoP."""
+        return self._dpop.key.thumbprint if self._dpop is not None else None
 
     def _assertion_audience_for(self, token_url: str) -> str:
         if self._assertion_audience is None:

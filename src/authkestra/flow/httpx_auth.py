@@ -1,4 +1,9 @@
-"""``httpx.Auth`` from a flow: bearer header, and one retry with a fresh token on 401."""
+"""``httpx.Auth`` from a flow: bearer header, and one retry with a fresh token on 401.
+
+A DPoP-bound token (RFC 9449) goes as ``Authorization: DPoP ...`` with a
+``DPoP`` proof for each request; the API's ``use_dpop_nonce`` challenge is
+answered with one retry carrying its nonce.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .._protocol.dpop import DPoPState
 from .._protocol.params import ScopesLike
 from ..token import Token
 
@@ -19,6 +25,14 @@ __all__ = ["BearerAuth"]
 def _replayable(request: httpx.Request) -> bool:
     # bytes, str, form and JSON bodies are kept in memory; a streamed body is gone once sent.
     return isinstance(request.stream, httpx.ByteStream)
+
+
+def _asks_for_nonce(response: httpx.Response) -> bool:
+    """A resource server's DPoP nonce challenge (RFC 9449 §9): 401, ``error="use_dpop_nonce"``."""
+    if response.status_code != 401:
+        return False
+    challenge = response.headers.get("www-authenticate", "")
+    return challenge.lstrip().lower().startswith("dpop") and "use_dpop_nonce" in challenge
 
 
 class BearerAuth(httpx.Auth):
@@ -40,6 +54,29 @@ class BearerAuth(httpx.Auth):
         self._tokens = flow._tokens
         self._slot = flow._tokens.slot(self._key)  # slots live as long as the flow
         self._monotonic = flow.clock.monotonic
+        self._dpop: DPoPState | None = flow._dpop
+        self._now = flow.clock.now
+
+    def _authorize(self, request: httpx.Request, token: Token) -> None:
+        """Set the Authorization header, and a new DPoP proof for a DPoP-bound token."""
+        request.headers["Authorization"] = token.authorization
+        if self._dpop is not None and token.token_type == "DPoP":
+            request.headers["DPoP"] = self._dpop.proof(
+                request.method,
+                str(request.url),
+                now=int(self._now().timestamp()),
+                access_token=token.access_token,
+            )
+
+    def _nonce_retry(self, request: httpx.Request, response: httpx.Response, token: Token) -> bool:
+        """Remember the API's DPoP nonce; True if the request should go again with it."""
+        if self._dpop is None or token.token_type != "DPoP":
+            return False
+        fresh_nonce = self._dpop.observe(str(request.url), response.headers)
+        if fresh_nonce and _asks_for_nonce(response) and _replayable(request):
+            self._authorize(request, token)
+            return True
+        return False
 
     def _token_now(self) -> Token | None:
         """The cached token while it needs nothing (no renewal, no event hook), else None."""
@@ -61,13 +98,16 @@ class BearerAuth(httpx.Auth):
             or tokens.cached(key, spec, in_async=False)
             or tokens.get_sync(key, spec)
         )
-        request.headers["Authorization"] = token.authorization
+        self._authorize(request, token)
         response = yield request
-        if response.status_code == 401 and _replayable(request):
+        if self._nonce_retry(request, response, token):
+            response = yield request
+            self._remember_nonce(request, response, token)
+        if response.status_code == 401 and _replayable(request) and not _asks_for_nonce(response):
             tokens.invalidate(key, token)
             fresh = tokens.get_sync(key, spec)
             if fresh.access_token != token.access_token:
-                request.headers["Authorization"] = fresh.authorization
+                self._authorize(request, fresh)
                 yield request
 
     async def async_auth_flow(
@@ -79,14 +119,23 @@ class BearerAuth(httpx.Auth):
             or tokens.cached(key, spec, in_async=True)
             or await tokens.get_async(key, spec)
         )
-        request.headers["Authorization"] = token.authorization
+        self._authorize(request, token)
         response = yield request
-        if response.status_code == 401 and _replayable(request):
+        if self._nonce_retry(request, response, token):
+            response = yield request
+            self._remember_nonce(request, response, token)
+        if response.status_code == 401 and _replayable(request) and not _asks_for_nonce(response):
             tokens.invalidate(key, token)
             fresh = await tokens.get_async(key, spec)
             if fresh.access_token != token.access_token:
-                request.headers["Authorization"] = fresh.authorization
+                self._authorize(request, fresh)
                 yield request
+
+    def _remember_nonce(
+        self, request: httpx.Request, response: httpx.Response, token: Token
+    ) -> None:
+        if self._dpop is not None and token.token_type == "DPoP":
+            self._dpop.observe(str(request.url), response.headers)
 
     def __repr__(self) -> str:
         return f"BearerAuth(client_id={self.flow.client_id!r}, scopes={self.scopes!r})"

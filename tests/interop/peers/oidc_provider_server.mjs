@@ -12,6 +12,9 @@
 // "tokenDelayMs" then holds each token request that long before it is served,
 // like a remote authorization server. Without "countRequests" neither applies,
 // those paths do not exist and the server is oidc-provider alone.
+// Optional "dpop": {"nonceSecret": "<32 bytes, base64>", "requireNonce": true} sets
+// features.dPoP (RFC 9449): nonceSecret lets the server hand out DPoP-Nonce values and
+// requireNonce demands one in every proof. Without "dpop", oidc-provider's defaults apply.
 // Listens on 127.0.0.1 on a free port and prints one JSON line {"issuer": ...} when ready.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -25,6 +28,17 @@ server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   const resources = config.resources || {};
+  const dpop = config.dpop
+    ? {
+        dPoP: {
+          enabled: true,
+          ...(config.dpop.nonceSecret
+            ? { nonceSecret: Buffer.from(config.dpop.nonceSecret, 'base64') }
+            : {}),
+          requireNonce: () => Boolean(config.dpop.requireNonce),
+        },
+      }
+    : {};
   const provider = new Provider(issuer, {
     clients: config.clients,
     scopes: ['openid', ...(config.scopes || [])],
@@ -35,6 +49,7 @@ server.listen(0, '127.0.0.1', () => {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      ...dpop,
       resourceIndicators: {
         enabled: true,
         defaultResource: (ctx, client, oneOf) => oneOf,
