@@ -67,7 +67,9 @@ def test_granted_scope_narrower_than_requested(oidc_provider: OidcProvider) -> N
 
 
 def test_scope_the_client_may_not_have(oidc_provider: OidcProvider) -> None:
-    flow = ClientCredentialsFlow("svc-readonly", "readonly-secret-0123456789", oidc_provider.token_url)
+    flow = ClientCredentialsFlow(
+        "svc-readonly", "readonly-secret-0123456789", oidc_provider.token_url
+    )
     with pytest.raises(InvalidScope) as info:
         flow.get_token_sync(["read", "admin"])
     assert info.value.error == "invalid_scope"
@@ -126,7 +128,9 @@ def test_unknown_resource_is_invalid_target(oidc_provider: OidcProvider) -> None
 
 
 def test_discovery_from_issuer(oidc_provider: OidcProvider) -> None:
-    flow = ClientCredentialsFlow("svc-basic", "basic-secret-0123456789", issuer=oidc_provider.issuer)
+    flow = ClientCredentialsFlow(
+        "svc-basic", "basic-secret-0123456789", issuer=oidc_provider.issuer
+    )
     assert flow.token_url is None
     token = flow.get_token_sync(["read"])
     assert token.access_token

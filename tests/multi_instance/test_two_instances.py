@@ -16,13 +16,16 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
+from authkestra._jose import jws_registry
+from authkestra._protocol.client_assertion import JWT_BEARER
 from tests.support.authkestra_server import AuthkestraServer, cli
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -61,9 +64,9 @@ def unique(prefix: str) -> str:
 
 
 def start_pair(
-    db: str, redis: str, env: dict[str, str]
+    db: str, redis: str | None, env: dict[str, str]
 ) -> tuple[AuthkestraServer, AuthkestraServer]:
-    """Two servers on one store and one Redis, started at the same time."""
+    """Two servers on one store and one Redis (or none), started at the same time."""
     with ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(AuthkestraServer, db, redis=redis, extra_env=env) for _ in range(2)]
     servers, errors = [], []
@@ -325,6 +328,70 @@ def test_rotated_secret_old_and_new_both_work_on_both(
         assert refused(server, client_id, old_secret + "x")
 
 
+@pytest.mark.parametrize("shared", ["redis", "store"])
+def test_an_assertion_used_on_a_is_refused_as_a_replay_on_b(
+    request: pytest.FixtureRequest, postgres_server: PostgresServer, tmp_path: Path, shared: str
+) -> None:
+    """The jti of a used assertion is in Redis (SET NX) or, without Redis, in the store's
+    used_assertions table (INSERT on its primary key): either way every instance sees it."""
+    if shared == "redis":
+        a, b = request.getfixturevalue("pair")
+        started: tuple[AuthkestraServer, ...] = ()
+    else:
+        db = postgres_server.create_database(unique("replay").replace("-", "_"))
+        a, b = started = start_pair(db, None, LENIENT_ENV)
+    try:
+        _replay_between(a, b, tmp_path)
+    finally:
+        stop_all(*started)
+
+
+def _replay_between(a: AuthkestraServer, b: AuthkestraServer, tmp_path: Path) -> None:
+    key = ECKey.generate_key("P-256", {"kid": "k1"}, private=True)
+    jwks_file = tmp_path / "client.jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [{**key.as_dict(private=False), "kid": "k1"}]}))
+    client_id = unique("keyed")
+    run_cli(
+        "clients", "create", client_id, "--auth-method", "private_key_jwt",
+        "--jwks", str(jwks_file), "--scope", "read", "--db", a.db,
+    )  # fmt: skip
+
+    def assertion() -> str:
+        now = int(time.time())
+        claims = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": ISSUER,  # the issuer both instances share
+            "iat": now,
+            "exp": now + 60,
+            "jti": secrets.token_urlsafe(16),
+        }
+        header = {"alg": "ES256", "kid": "k1", "typ": "JWT"}
+        return str(jwt.encode(header, claims, key, registry=jws_registry("ES256")))
+
+    def send(server: AuthkestraServer, signed: str) -> httpx.Response:
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": signed,
+        }
+        return httpx.post(server.token_url, data=form, timeout=10)
+
+    for first, second in ((a, b), (b, a)):
+        signed = assertion()
+        accepted = send(first, signed)
+        assert accepted.status_code == 200, accepted.text
+        # The jti is in the Redis or the store both share: the other instance knows at once.
+        replayed = send(second, signed)
+        assert replayed.status_code == 400, replayed.text
+        assert replayed.json()["error"] == "invalid_client"
+        assert "already used" in replayed.json()["error_description"]
+        assert send(first, signed).json()["error"] == "invalid_client"
+    # A fresh assertion works on either.
+    for server in (a, b):
+        assert send(server, assertion()).status_code == 200
+
+
 def test_revocation_outlives_a_redis_restart(
     pair: tuple[AuthkestraServer, AuthkestraServer],
     api: tuple[str, str],
@@ -398,7 +465,7 @@ def test_two_instances_starting_together_migrate_a_fresh_database_once(
             health = httpx.get(f"{server.issuer}/healthz", timeout=10)
             assert health.json() == {"status": "ok", "store": "ok", "redis": "ok"}
         assert postgres_server.execute(name, "SELECT version_num FROM alembic_version") == [
-            ("0001",)
+            ("0002",)
         ]
         assert postgres_server.execute(
             name, "SELECT count(*) FROM server_state WHERE name = 'client_secret_hmac_key'"

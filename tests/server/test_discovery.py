@@ -25,7 +25,7 @@ def test_metadata(server: InProcessServer, path: str) -> None:
     assert metadata["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert metadata["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert metadata["grant_types_supported"] == ["client_credentials"]
-    methods = ["client_secret_basic", "client_secret_post"]
+    methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"]
     assert metadata["token_endpoint_auth_methods_supported"] == methods
     assert metadata["introspection_endpoint_auth_methods_supported"] == methods
     assert metadata["revocation_endpoint_auth_methods_supported"] == methods

@@ -13,6 +13,8 @@ from authkestra.server.context import build_context, hasher_for
 from authkestra.server.store import ClientExists, Store, UnknownClient
 from tests.server.harness import in_process_server
 
+#: The newest schema version (migrations/versions/).
+HEAD = "0002"
 TABLES = {
     "alembic_version",
     "clients",
@@ -20,6 +22,7 @@ TABLES = {
     "signing_keys",
     "revoked_tokens",
     "server_state",
+    "used_assertions",
 }
 
 
@@ -32,12 +35,12 @@ def _schema(path: Path) -> list[tuple[str, str]]:
     return [(str(name), str(sql)) for name, sql in rows]
 
 
-def test_fresh_store_is_migrated_to_0001(tmp_path: Path) -> None:
+def test_fresh_store_is_migrated_to_the_newest_version(tmp_path: Path) -> None:
     path = tmp_path / "authkestra.db"
     store = Store(f"sqlite:///{path}")
     assert store.schema_version() is None
     store.migrate()
-    assert store.schema_version() == "0001"
+    assert store.schema_version() == HEAD
     store.close()
     with sqlite3.connect(path) as connection:
         versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
@@ -45,7 +48,7 @@ def test_fresh_store_is_migrated_to_0001(tmp_path: Path) -> None:
             r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     connection.close()
-    assert versions == [("0001",)]
+    assert versions == [(HEAD,)]
     assert tables >= TABLES
 
 
@@ -62,14 +65,14 @@ def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
     )
     schema = _schema(path)
     store.migrate()
-    assert store.schema_version() == "0001"
+    assert store.schema_version() == HEAD
     assert _schema(path) == schema
     assert store.get_client("svc").scopes == ("read",)
     store.close()
     # And from another process's point of view: a new Store on the same file.
     again = Store(f"sqlite:///{path}")
     again.migrate()
-    assert again.schema_version() == "0001"
+    assert again.schema_version() == HEAD
     assert [c.client_id for c in again.list_clients()] == ["svc"]
     again.close()
 
@@ -77,7 +80,7 @@ def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
 def test_server_start_migrates_and_a_later_start_keeps_everything(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/authkestra.db"
     with in_process_server(tmp_path / "first", db=db) as first:
-        assert first.ctx.store.schema_version() == "0001"
+        assert first.ctx.store.schema_version() == HEAD
         client = first.add_client("svc", scopes=("read",))
         token = first.access_token(client)
         kid = first.jwks()["keys"][0]["kid"]

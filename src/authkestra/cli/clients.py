@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,7 +13,8 @@ from .._protocol.client_auth import AuthMethod
 from ._store_options import DbOption, fail, open_store, print_json
 
 if TYPE_CHECKING:
-    from ..server.store import ClientRecord
+    from ..server.settings import ServerSettings
+    from ..server.store import ClientRecord, Store
     from . import Environment
 
 __all__ = ["register"]
@@ -22,10 +24,32 @@ clients_app = typer.Typer(
 )
 
 #: The client authentication methods the authorization server accepts.
-SERVER_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
+SERVER_AUTH_METHODS = (
+    AuthMethod.CLIENT_SECRET_BASIC,
+    AuthMethod.CLIENT_SECRET_POST,
+    AuthMethod.PRIVATE_KEY_JWT,
+    AuthMethod.CLIENT_SECRET_JWT,
+)
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
+JwksOption = Annotated[
+    str | None,
+    typer.Option(
+        "--jwks",
+        metavar="FILE|JSON",
+        help="private_key_jwt: the client's public keys: a JWK Set, a JWK or a PEM public key"
+        " (a file, or the JSON itself).",
+    ),
+]
+JwksUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--jwks-uri",
+        metavar="URL",
+        help="private_key_jwt: an https URL the server fetches the client's JWK Set from.",
+    ),
+]
 
 
 def _check_format(env: Environment, value: str) -> None:
@@ -46,6 +70,65 @@ def _describe(client: ClientRecord) -> dict[str, object]:
         "enabled": client.enabled,
         "created_at": client.created_at.isoformat(timespec="seconds"),
     }
+
+
+def _read_jwks(env: Environment, value: str) -> tuple[str, list[str]]:
+    """``--jwks``: (the checked public JWK Set as JSON, its kids)."""
+    from ..server.client_keys import InvalidJwks, normalize_jwks
+
+    text = value
+    if not value.lstrip().startswith(("{", "-----")):
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise fail(env, f"cannot read the --jwks file {value!r}: {reason}", 2) from None
+    try:
+        return normalize_jwks(text)
+    except InvalidJwks as exc:
+        raise fail(env, f"--jwks: {exc}", 2) from None
+
+
+def _check_jwks_uri(env: Environment, settings: ServerSettings, uri: str) -> str:
+    from ..server.jwks_uri import JwksUriError, check_jwks_uri
+
+    try:
+        return check_jwks_uri(uri, allow_insecure=settings.allow_insecure_jwks_uri)
+    except JwksUriError as exc:
+        raise fail(env, f"--jwks-uri: {exc}", 2) from None
+
+
+def _key_options(
+    env: Environment, method: AuthMethod, jwks: str | None, jwks_uri: str | None
+) -> tuple[str, list[str]] | None:
+    """Check --jwks / --jwks-uri against the method; the parsed --jwks, if given."""
+    if method is AuthMethod.PRIVATE_KEY_JWT:
+        if (jwks is None) == (jwks_uri is None):
+            raise fail(
+                env, "private_key_jwt needs the client's public keys: --jwks or --jwks-uri", 2
+            )
+    elif jwks is not None or jwks_uri is not None:
+        raise fail(env, "--jwks and --jwks-uri go with --auth-method private_key_jwt", 2)
+    return _read_jwks(env, jwks) if jwks is not None else None
+
+
+def _print_keys(
+    env: Environment, output: str, client_id: str, kids: list[str] | None, jwks_uri: str | None
+) -> None:
+    document: dict[str, object] = {"client_id": client_id, "auth_method": "private_key_jwt"}
+    if jwks_uri is not None:
+        document["jwks_uri"] = jwks_uri
+    else:
+        document["jwks_kids"] = kids or []
+    if output == "json":
+        print_json(env, document)
+        return
+    env.stdout.write(f"client_id:     {client_id}\nauth_method:   private_key_jwt\n")
+    if jwks_uri is not None:
+        env.stdout.write(f"jwks_uri:      {jwks_uri}\n")
+    else:
+        env.stdout.write(f"keys (kid):    {' '.join(kids or [])}\n")
+    env.stdout.flush()
 
 
 def _print_secret(env: Environment, output: str, client_id: str, secret: str, note: str) -> None:
@@ -78,10 +161,16 @@ def create(
     token_ttl: Annotated[
         int | None, typer.Option("--token-ttl", min=1, max=86400, help="Seconds.")
     ] = None,
+    jwks: JwksOption = None,
+    jwks_uri: JwksUriOption = None,
     output: FormatOption = "text",
     db: DbOption = None,
 ) -> None:
-    """Register a client and print its id and a new 256-bit secret (shown only this once)."""
+    """Register a client and print its id and a new 256-bit secret (shown only this once).
+
+    A private_key_jwt client gets no secret: it signs assertions with its private key,
+    and the server keeps its public keys (--jwks) or where to fetch them (--jwks-uri).
+    """
     env: Environment = ctx.obj
     _check_format(env, output)
     if not _CLIENT_ID.fullmatch(name):
@@ -106,26 +195,37 @@ def create(
     audiences = tuple(dict.fromkeys(audience or []))
     if any(not a or " " in a for a in audiences):
         raise fail(env, "an audience must be a non-empty URI without spaces", 2)
+    key_set = _key_options(env, auth_method, jwks, jwks_uri)
 
-    from ..server.context import hasher_for
+    from ..server.context import hasher_for, secret_box_for
     from ..server.store import ClientExists, new_secret
 
     settings, store = open_store(env, db)
-    secret = new_secret()
+    secret = None if auth_method is AuthMethod.PRIVATE_KEY_JWT else new_secret()
     try:
+        if jwks_uri is not None:
+            _check_jwks_uri(env, settings, jwks_uri)
         store.create_client(
             name,
-            secret_hash=hasher_for(settings, store).hash(secret),
+            secret_hash=hasher_for(settings, store).hash(secret) if secret else None,
+            encrypted_secret=secret_box_for(settings, store).encrypt(secret, name)
+            if secret and auth_method is AuthMethod.CLIENT_SECRET_JWT
+            else None,
             auth_method=auth_method.value,
             scopes=scopes,
             audiences=audiences,
             default_scopes=defaults or None,
             token_ttl=token_ttl,
+            jwks=key_set[0] if key_set else None,
+            jwks_uri=jwks_uri,
         )
     except ClientExists:
         raise fail(env, f"a client {name!r} already exists") from None
     finally:
         store.close()
+    if secret is None:
+        _print_keys(env, output, name, key_set[1] if key_set else None, jwks_uri)
+        return
     _print_secret(env, output, name, secret, "Store the secret now: it is shown only this once.")
 
 
@@ -152,7 +252,7 @@ def list_clients(ctx: typer.Context, output: FormatOption = "text", db: DbOption
 def show(
     ctx: typer.Context, client_id: str, output: FormatOption = "text", db: DbOption = None
 ) -> None:
-    """Show one client (never its secret: only a keyed hash is stored)."""
+    """Show one client: its method, its key ids or jwks_uri -- never a secret."""
     env: Environment = ctx.obj
     _check_format(env, output)
     from ..server.store import UnknownClient
@@ -166,6 +266,13 @@ def show(
         store.close()
     described = _describe(client)
     described["active_secrets"] = len(client.secrets)
+    if client.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
+        from ..server.client_keys import jwks_kids
+
+        if client.jwks_uri:
+            described["jwks_uri"] = client.jwks_uri
+        else:
+            described["jwks_kids"] = jwks_kids(client.jwks)
     if output == "json":
         print_json(env, described)
         return
@@ -190,15 +297,30 @@ def rotate_secret(
     """Issue a new secret; the old one keeps working for the grace period."""
     env: Environment = ctx.obj
     _check_format(env, output)
-    from ..server.context import hasher_for
+    from ..server.context import hasher_for, secret_box_for
     from ..server.store import UnknownClient, new_secret
 
     settings, store = open_store(env, db)
     secret = new_secret()
     seconds = grace if grace is not None else settings.secret_grace_period
     try:
+        client = _existing(env, store, client_id)
+        if client.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
+            raise fail(
+                env,
+                f"{client_id!r} authenticates with its keys, not a secret: use 'clients set-keys'",
+                2,
+            )
+        encrypted = (
+            secret_box_for(settings, store).encrypt(secret, client_id)
+            if client.auth_method == AuthMethod.CLIENT_SECRET_JWT.value
+            else None
+        )
         until = store.rotate_secret(
-            client_id, hasher_for(settings, store).hash(secret), timedelta(seconds=seconds)
+            client_id,
+            hasher_for(settings, store).hash(secret),
+            timedelta(seconds=seconds),
+            encrypted_secret=encrypted,
         )
     except UnknownClient:
         raise fail(env, f"no client {client_id!r}") from None
@@ -211,6 +333,49 @@ def rotate_secret(
         secret,
         f"The old secret keeps working until {until.isoformat(timespec='seconds')}.",
     )
+
+
+def _existing(env: Environment, store: Store, client_id: str) -> ClientRecord:
+    from ..server.store import UnknownClient
+
+    try:
+        return store.get_client(client_id)
+    except UnknownClient:
+        raise fail(env, f"no client {client_id!r}") from None
+
+
+@clients_app.command("set-keys")
+def set_keys(
+    ctx: typer.Context,
+    client_id: str,
+    jwks: JwksOption = None,
+    jwks_uri: JwksUriOption = None,
+    output: FormatOption = "text",
+    db: DbOption = None,
+) -> None:
+    """Replace a private_key_jwt client's public keys (--jwks) or its --jwks-uri.
+
+    To rotate without a gap, give the new JWK Set with the old and the new key; drop
+    the old one once the client signs with the new.
+    """
+    env: Environment = ctx.obj
+    _check_format(env, output)
+    key_set = _key_options(env, AuthMethod.PRIVATE_KEY_JWT, jwks, jwks_uri)
+    from ..server.store import UnknownClient
+
+    settings, store = open_store(env, db)
+    try:
+        client = _existing(env, store, client_id)
+        if client.auth_method != AuthMethod.PRIVATE_KEY_JWT.value:
+            raise fail(env, f"{client_id!r} is a {client.auth_method} client: it has no keys", 2)
+        if jwks_uri is not None:
+            _check_jwks_uri(env, settings, jwks_uri)
+        store.set_client_keys(client_id, jwks=key_set[0] if key_set else None, jwks_uri=jwks_uri)
+    except UnknownClient:
+        raise fail(env, f"no client {client_id!r}") from None
+    finally:
+        store.close()
+    _print_keys(env, output, client_id, key_set[1] if key_set else None, jwks_uri)
 
 
 def _set_enabled(ctx: typer.Context, client_id: str, db: str | None, enabled: bool) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidClient
-from .oauth_request import ClientCredentials
+from .oauth_request import ASSERTION_METHODS, ClientCredentials
 from .secret_hashing import SecretHasher
 from .store import ClientRecord, Store
+
+if TYPE_CHECKING:
+    from .client_assertions import AssertionVerifier
 
 __all__ = ["ClientDirectory"]
 
@@ -26,11 +30,21 @@ class ClientDirectory:
     Every failure is the same ``invalid_client`` -- unknown client, wrong
     secret, wrong method, disabled -- so the answer tells an attacker nothing,
     and an unknown client costs the same hash and comparison as a known one.
+    Client assertions (``private_key_jwt``, ``client_secret_jwt``) go to the
+    ``assertions`` verifier; without one they are refused.
     """
 
-    def __init__(self, store: Store, hasher: SecretHasher, *, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hasher: SecretHasher,
+        *,
+        cache_seconds: float,
+        assertions: AssertionVerifier | None = None,
+    ) -> None:
         self.store = store
         self.hasher = hasher
+        self.assertions = assertions
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
         self._lock = threading.Lock()
@@ -54,6 +68,8 @@ class ClientDirectory:
 
     def authenticate(self, credentials: ClientCredentials) -> ClientRecord:
         """The client, if the credentials are right for it; else ``invalid_client``."""
+        if credentials.assertion is not None:
+            return self._authenticate_assertion(credentials)
         client = self.lookup(credentials.client_id)
         now = datetime.now(timezone.utc)
         hashes = (
@@ -70,6 +86,32 @@ class ClientDirectory:
             or not secret_ok
         ):
             raise _copy(_FAILED)
+        return client
+
+    def _authenticate_assertion(self, credentials: ClientCredentials) -> ClientRecord:
+        assertion = credentials.assertion
+        assert assertion is not None
+        verifier = self.assertions
+        if verifier is None:
+            raise _copy(_FAILED)
+        exp = verifier.check_claims(assertion)  # what it says, before any look-up
+        client = self.lookup(credentials.client_id)
+        if (
+            client is None
+            or not client.enabled
+            or client.auth_method not in ASSERTION_METHODS
+            # The header's alg names the method; it must be the client's (HS256 for a
+            # private_key_jwt client is refused here, before any key is touched).
+            or credentials.method != client.auth_method
+            or not verifier.verify_signature(client, assertion)
+        ):
+            raise _copy(_FAILED)
+        if not verifier.first_use(client.client_id, assertion, exp):
+            raise InvalidClient(
+                "client assertion replayed",
+                status_code=401,
+                error_description="the client assertion was already used (its jti is spent)",
+            )
         return client
 
 

@@ -7,14 +7,17 @@ import logging
 import secrets
 from typing import Any
 
+from .client_assertions import AssertionVerifier
 from .client_auth import ClientDirectory
+from .jwks_uri import RemoteKeySets
 from .keys import KeyRing
+from .secret_box import SecretBox
 from .secret_hashing import SecretHasher
 from .settings import ServerSettings
-from .shared_state import FailureLimiter, RevocationList
+from .shared_state import AssertionReplayCache, FailureLimiter, RevocationList
 from .store import Store
 
-__all__ = ["ServerContext", "build_context"]
+__all__ = ["ServerContext", "build_context", "hasher_for", "secret_box_for", "server_key"]
 
 logger = logging.getLogger("authkestra.server")
 
@@ -30,6 +33,7 @@ class ServerContext:
     limiter: FailureLimiter
     revocations: RevocationList
     redis: Any | None
+    assertions: AssertionVerifier | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -37,12 +41,22 @@ class ServerContext:
             self.redis.close()
 
 
-def hasher_for(settings: ServerSettings, store: Store) -> SecretHasher:
-    """The secret hasher with the configured key, or the one generated and kept in the store."""
+def server_key(settings: ServerSettings, store: Store) -> bytes:
+    """The key that protects client secrets: configured, or generated once and kept in the store."""
     key = settings.hmac_key_from_settings()
     if key is None:
         key = store.state("client_secret_hmac_key", lambda: secrets.token_urlsafe(32)).encode()
-    return SecretHasher(key)
+    return key
+
+
+def hasher_for(settings: ServerSettings, store: Store) -> SecretHasher:
+    """The secret hasher with the configured key, or the one generated and kept in the store."""
+    return SecretHasher(server_key(settings, store))
+
+
+def secret_box_for(settings: ServerSettings, store: Store) -> SecretBox:
+    """What encrypts ``client_secret_jwt`` secrets: a key derived from :func:`server_key`."""
+    return SecretBox(server_key(settings, store))
 
 
 def build_context(settings: ServerSettings, store: Store | None = None) -> ServerContext:
@@ -56,16 +70,32 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         redis_client = redis_py.Redis.from_url(
             settings.redis, socket_connect_timeout=2, socket_timeout=2
         )
-    hasher = hasher_for(settings, store)
+    key = server_key(settings, store)
+    hasher = SecretHasher(key)
     keys = KeyRing(store, alg=settings.signing_alg, cache_seconds=settings.cache_seconds)
     keys.signing_key()  # create the first key now, not in the middle of a request
+    issuer = settings.effective_issuer()
+    assertions = AssertionVerifier(
+        issuer=issuer,
+        token_endpoint=f"{issuer}/token",
+        box=SecretBox(key),
+        replay=AssertionReplayCache(store, redis_client),
+        remote=RemoteKeySets(
+            cache_seconds=settings.jwks_uri_cache_seconds,
+            allow_insecure=settings.allow_insecure_jwks_uri,
+        ),
+        max_lifetime=settings.assertion_max_lifetime,
+        leeway=settings.assertion_leeway,
+    )
     return ServerContext(
         settings=settings,
-        issuer=settings.effective_issuer(),
+        issuer=issuer,
         store=store,
         keys=keys,
         hasher=hasher,
-        clients=ClientDirectory(store, hasher, cache_seconds=settings.cache_seconds),
+        clients=ClientDirectory(
+            store, hasher, cache_seconds=settings.cache_seconds, assertions=assertions
+        ),
         limiter=FailureLimiter(
             window=settings.failure_window,
             max_per_client=settings.max_failures_per_client,
@@ -74,4 +104,5 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         ),
         revocations=RevocationList(store, redis_client),
         redis=redis_client,
+        assertions=assertions,
     )

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
+from .._protocol.client_assertion import JWT_BEARER
 from .._protocol.client_auth import decode_basic_credentials
 from ..errors import InvalidClient, InvalidRequest
 
-__all__ = ["ClientCredentials", "FormParams", "client_credentials", "parse_form"]
+__all__ = [
+    "ASSERTION_METHODS",
+    "ClientAssertion",
+    "ClientCredentials",
+    "FormParams",
+    "client_credentials",
+    "parse_form",
+]
 
 FormParams = dict[str, list[str]]
 _FORM = "application/x-www-form-urlencoded"
@@ -17,6 +29,11 @@ _FORM = "application/x-www-form-urlencoded"
 _VSCHAR = re.compile(r"[\x20-\x7e]*")
 #: No registered client has a longer id (the store's column); longer ones are refused unread.
 MAX_CLIENT_ID_CHARS = 128
+#: Longer client assertions are refused unread (ours are well under 1 KiB; RSA-4096 ~ 1.2 KiB).
+MAX_ASSERTION_CHARS = 8192
+#: The client authentication methods that send a signed JWT (RFC 7523 §2.2).
+ASSERTION_METHODS = ("private_key_jwt", "client_secret_jwt")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def parse_form(body: bytes, content_type: str | None) -> FormParams:
@@ -56,12 +73,29 @@ def single(params: FormParams, name: str) -> str | None:
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
+class ClientAssertion:
+    """A client assertion as sent: the compact JWT and its decoded, not yet verified, parts."""
+
+    jwt: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"ClientAssertion(alg={self.header.get('alg')!r}, kid={self.header.get('kid')!r})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
 class ClientCredentials:
-    """How the client authenticated: its id, its secret, and the method it used."""
+    """How the client authenticated: its id, its secret or assertion, and the method it used.
+
+    For an assertion the method is what its header claims to be -- ``client_secret_jwt``
+    for an HMAC ``alg``, else ``private_key_jwt`` -- and must be the client's method.
+    """
 
     client_id: str
     secret: str | None
-    method: str  # client_secret_basic | client_secret_post | none
+    method: str  # client_secret_basic | client_secret_post | none | private_key_jwt | ...
+    assertion: ClientAssertion | None = None
 
     def __repr__(self) -> str:
         return f"ClientCredentials({self.client_id!r}, {self.method})"
@@ -71,10 +105,26 @@ def client_credentials(authorization: str | None, params: FormParams) -> ClientC
     """The client's credentials from the Authorization header or the body, exactly one way.
 
     Two credentials, or a body ``client_id`` that differs from the header's, are
-    an ``invalid_request``; no credentials at all is ``invalid_client``.
+    an ``invalid_request``; no credentials at all is ``invalid_client``. A client
+    assertion (RFC 7523 §2.2) that is malformed or names another client than the
+    ``client_id`` sent with it is an ``invalid_client``.
     """
     body_id = single(params, "client_id")
     body_secret = single(params, "client_secret")
+    basic = authorization is not None and authorization.split(" ", 1)[0].lower() == "basic"
+    assertion_type = single(params, "client_assertion_type")
+    assertion = single(params, "client_assertion")
+    if assertion_type is not None or assertion is not None:
+        if basic or body_secret is not None:
+            raise InvalidRequest(
+                "two client credentials",
+                status_code=400,
+                error_description=(
+                    "use one client authentication method: a client assertion, Basic"
+                    " or client_secret"
+                ),
+            )
+        return _assertion_credentials(assertion_type, assertion, body_id)
     if authorization is not None and authorization.split(" ", 1)[0].lower() == "basic":
         if body_secret is not None:
             raise InvalidRequest(
@@ -108,6 +158,53 @@ def client_credentials(authorization: str | None, params: FormParams) -> ClientC
     if body_secret is not None:
         return ClientCredentials(body_id, body_secret, "client_secret_post")
     return ClientCredentials(body_id, None, "none")
+
+
+def _assertion_failed(description: str) -> InvalidClient:
+    return InvalidClient("invalid client assertion", status_code=401, error_description=description)
+
+
+def _json_segment(segment: str) -> dict[str, Any]:
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not base64url")
+    value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _assertion_credentials(
+    assertion_type: str | None, assertion: str | None, body_id: str | None
+) -> ClientCredentials:
+    if assertion_type is None or assertion is None:
+        raise InvalidRequest(
+            "incomplete client assertion",
+            status_code=400,
+            error_description="client_assertion and client_assertion_type go together",
+        )
+    if assertion_type != JWT_BEARER:
+        raise _assertion_failed(f"unsupported client_assertion_type; use {JWT_BEARER}")
+    if len(assertion) > MAX_ASSERTION_CHARS or assertion.count(".") != 2:
+        raise _assertion_failed("the client assertion is not a signed JWT")
+    header_part, claims_part, signature = assertion.split(".")
+    try:
+        header = _json_segment(header_part)
+        claims = _json_segment(claims_part)
+        if not signature or not _B64URL.fullmatch(signature):
+            raise ValueError("no signature")
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise _assertion_failed("the client assertion is not a signed JWT") from None
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none":
+        raise _assertion_failed("the client assertion must be signed")
+    issuer, subject = claims.get("iss"), claims.get("sub")
+    if not isinstance(issuer, str) or not issuer or issuer != subject:
+        raise _assertion_failed("the client assertion's iss and sub must both be the client id")
+    if body_id is not None and body_id != issuer:
+        raise _assertion_failed("the client assertion was made for another client")
+    _check_chars(issuer, "")
+    method = "client_secret_jwt" if alg.upper().startswith("HS") else "private_key_jwt"
+    return ClientCredentials(issuer, None, method, ClientAssertion(assertion, header, claims))
 
 
 def _check_chars(client_id: str, secret: str) -> None:

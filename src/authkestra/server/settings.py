@@ -58,6 +58,34 @@ class ServerSettings(BaseSettings):
         description="How long an instance reuses a client or key it read from the store.",
     )
     migrate: bool = Field(default=True, description="Upgrade the store schema at start.")
+    assertion_max_lifetime: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description=(
+            "Client assertions (private_key_jwt, client_secret_jwt): the furthest ahead, in"
+            " seconds, their exp may be. Each jti is remembered until exp, so this bounds"
+            " that memory too."
+        ),
+    )
+    assertion_leeway: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Seconds of clock skew allowed on a client assertion's exp, nbf and iat.",
+    )
+    jwks_uri_cache_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a client's JWKS fetched from its jwks_uri is reused.",
+    )
+    allow_insecure_jwks_uri: bool = Field(
+        default=False,
+        description=(
+            "For tests only: let a client's jwks_uri be http:// on loopback and point at"
+            " loopback or private addresses (refused otherwise, against SSRF)."
+        ),
+    )
 
     @field_validator("issuer")
     @classmethod

@@ -1,8 +1,11 @@
-"""State that several instances must agree on: failed-login counts and revoked tokens.
+"""State that several instances must agree on: failed-login counts, revoked tokens, used assertions.
 
 Without Redis, failure counts are per instance (in memory) and revocations
 live in the store. With ``--redis``, both live in Redis, so two instances
 behind one load balancer count failures together and see revocations at once.
+The ``jti`` of used client assertions live in the store (an INSERT on a primary
+key), or in Redis (``SET NX``) when it is configured: one instance's first use
+is every instance's replay.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from time import monotonic as _monotonic
 from typing import Any
+from urllib.parse import quote
 
 from .store import Store
 
-__all__ = ["FailureLimiter", "RevocationList"]
+__all__ = ["AssertionReplayCache", "FailureLimiter", "RevocationList"]
 
 logger = logging.getLogger("authkestra.server")
 
@@ -132,3 +138,65 @@ class RevocationList:
                     "authkestra server: Redis failed (%s); using the store", type(exc).__name__
                 )
         return self.store.is_revoked(jti)
+
+
+class AssertionReplayCache:
+    """Each client assertion ``jti`` once per client, remembered until the assertion expires.
+
+    With Redis: ``SET authkestra:jti:<client>:<jti> NX PX <ms to expiry>`` -- atomic,
+    and gone by itself when the assertion could not be accepted any more. A Redis
+    failure is not papered over with the store (an instance using the store would not
+    see what the others put in Redis): it fails the request. Without Redis: an INSERT
+    on the store's (client_id, jti) primary key; expired rows are purged now and then.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        redis: Any | None = None,
+        *,
+        prefix: str = "authkestra:jti:",
+        purge_every: float = 60.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.store = store
+        self.redis = redis
+        self.prefix = prefix
+        self.purge_every = purge_every
+        self.clock = clock
+        self._last_purge = _monotonic()
+        self._lock = threading.Lock()
+
+    def key(self, client_id: str, jti: str) -> str:
+        # The client id is quoted so that no ":" in it can make two (client, jti) pairs collide.
+        return f"{self.prefix}{quote(client_id, safe='')}:{jti}"
+
+    def first_use(self, client_id: str, jti: str, expires_at: float) -> bool:
+        """True the first time ``jti`` is seen for ``client_id`` (``expires_at``: epoch seconds)."""
+        remaining = expires_at - (self.clock or time.time)()
+        if remaining <= 0:
+            return False  # past its time: could not be accepted, so never a first use
+        if self.redis is not None:
+            stored = self.redis.set(
+                self.key(client_id, jti), b"1", nx=True, px=max(1, int(remaining * 1000) + 1)
+            )
+            return bool(stored)
+        self._maybe_purge()
+        return self.store.use_assertion(
+            client_id, jti, datetime.fromtimestamp(expires_at, timezone.utc)
+        )
+
+    def _maybe_purge(self) -> None:
+        now = _monotonic()
+        if now - self._last_purge < self.purge_every:
+            return
+        with self._lock:
+            if now - self._last_purge < self.purge_every:
+                return
+            self._last_purge = now
+        try:
+            self.store.purge_used_assertions()
+        except Exception as exc:  # housekeeping: never fails a request
+            logger.warning(
+                "authkestra server: purging used assertions failed (%s)", type(exc).__name__
+            )

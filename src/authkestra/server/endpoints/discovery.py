@@ -8,11 +8,14 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..client_keys import PUBLIC_KEY_ALGORITHMS, SECRET_ALGORITHMS
 from ..context import ServerContext
 
 __all__ = ["health_endpoint", "jwks_endpoint", "metadata_endpoint"]
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"]
+#: What client assertions (private_key_jwt, client_secret_jwt) may be signed with.
+AUTH_SIGNING_ALGS = [*PUBLIC_KEY_ALGORITHMS, *SECRET_ALGORITHMS]
 
 
 def metadata(ctx: ServerContext) -> dict[str, Any]:
@@ -26,8 +29,11 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "access_token_signing_alg_values_supported": ctx.keys.algorithms(),
     }
 

@@ -34,13 +34,19 @@ def _token(
 
 
 def _in_memory(ctx: ServerContext, authorization: str | None, params: FormParams) -> bool:
-    """True when answering needs no I/O: the client and the keys are cached, no Redis."""
+    """True when answering needs no I/O: the client and the keys are cached, no Redis.
+
+    Never for a client assertion: its jti is recorded (store or Redis), and its keys
+    may have to be fetched from the client's jwks_uri.
+    """
     if ctx.redis is not None or not ctx.keys.is_fresh():
         return False
     try:
         credentials = client_credentials(authorization, params)
     except OAuthError:
         return True  # refused before any lookup
+    if credentials.assertion is not None:
+        return False
     return ctx.clients.is_cached(credentials.client_id)
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "RevokedTokenRow",
     "ServerStateRow",
     "SigningKeyRow",
+    "UsedAssertionRow",
 ]
 
 
@@ -34,6 +35,9 @@ class ClientRow(Base):
     token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # private_key_jwt (0002): the client's public JWK Set (JSON text), or where to fetch it.
+    jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
 
 
 class ClientSecretRow(Base):
@@ -48,6 +52,8 @@ class ClientSecretRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # client_secret_jwt (0002): the secret itself, AES-GCM encrypted (HS256 needs it to verify).
+    encrypted_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SigningKeyRow(Base):
@@ -69,6 +75,20 @@ class RevokedTokenRow(Base):
     __tablename__ = "revoked_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UsedAssertionRow(Base):
+    """A client assertion's ``jti``, per client, kept until the assertion has expired.
+
+    The primary key makes the INSERT itself the atomic "first use" check, on any
+    number of instances sharing the store.
+    """
+
+    __tablename__ = "used_assertions"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(256), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 

@@ -10,10 +10,15 @@ __all__ = ["ClientRecord", "SecretHash", "SigningKeyRecord"]
 
 @dataclasses.dataclass(frozen=True)
 class SecretHash:
-    """A keyed hash of a client secret; ``expires_at`` is set for a rotated-out secret."""
+    """A keyed hash of a client secret; ``expires_at`` is set for a rotated-out secret.
+
+    ``encrypted`` is the secret itself, AES-GCM encrypted, for ``client_secret_jwt``
+    clients only (their HS256 assertions are verified with it); never in a repr.
+    """
 
     value: str
     expires_at: datetime | None = None
+    encrypted: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +34,9 @@ class ClientRecord:
     enabled: bool
     created_at: datetime
     secrets: tuple[SecretHash, ...] = ()
+    #: private_key_jwt: the public JWK Set as JSON text, or the URL to fetch it from.
+    jwks: str | None = None
+    jwks_uri: str | None = None
 
     def __repr__(self) -> str:
         return f"ClientRecord({self.client_id!r}, {self.auth_method}, enabled={self.enabled})"

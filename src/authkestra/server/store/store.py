@@ -15,7 +15,14 @@ from sqlalchemy import CursorResult, Engine, create_engine, delete, event, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import ClientRow, ClientSecretRow, RevokedTokenRow, ServerStateRow, SigningKeyRow
+from .models import (
+    ClientRow,
+    ClientSecretRow,
+    RevokedTokenRow,
+    ServerStateRow,
+    SigningKeyRow,
+    UsedAssertionRow,
+)
 from .records import ClientRecord, SecretHash, SigningKeyRecord
 
 __all__ = ["ClientExists", "Store", "UnknownClient"]
@@ -119,13 +126,19 @@ class Store:
         self,
         client_id: str,
         *,
-        secret_hash: str,
+        secret_hash: str | None,
         auth_method: str,
         scopes: tuple[str, ...],
         audiences: tuple[str, ...],
         default_scopes: tuple[str, ...] | None = None,
         token_ttl: int | None = None,
+        encrypted_secret: str | None = None,
+        jwks: str | None = None,
+        jwks_uri: str | None = None,
     ) -> ClientRecord:
+        """Register a client: with a secret (its hash; ``encrypted_secret`` too for
+        ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt).
+        """
         now = _utcnow()
         try:
             with self.session() as session:
@@ -141,12 +154,20 @@ class Store:
                         token_ttl=token_ttl,
                         enabled=True,
                         created_at=now,
+                        jwks=jwks,
+                        jwks_uri=jwks_uri,
                     )
                 )
                 session.flush()
-                session.add(
-                    ClientSecretRow(client_id=client_id, secret_hash=secret_hash, created_at=now)
-                )
+                if secret_hash is not None:
+                    session.add(
+                        ClientSecretRow(
+                            client_id=client_id,
+                            secret_hash=secret_hash,
+                            created_at=now,
+                            encrypted_secret=encrypted_secret,
+                        )
+                    )
         except IntegrityError:
             raise ClientExists(client_id) from None
         return self.get_client(client_id)
@@ -158,7 +179,7 @@ class Store:
                 raise UnknownClient(client_id)
             now = _utcnow()
             hashes = tuple(
-                SecretHash(s.secret_hash, _aware(s.expires_at))
+                SecretHash(s.secret_hash, _aware(s.expires_at), s.encrypted_secret)
                 for s in session.scalars(
                     select(ClientSecretRow).where(ClientSecretRow.client_id == client_id)
                 )
@@ -177,7 +198,14 @@ class Store:
             rows = session.scalars(select(ClientRow).order_by(ClientRow.client_id)).all()
             return [_record(row, ()) for row in rows]
 
-    def rotate_secret(self, client_id: str, new_hash: str, grace: timedelta) -> datetime:
+    def rotate_secret(
+        self,
+        client_id: str,
+        new_hash: str,
+        grace: timedelta,
+        *,
+        encrypted_secret: str | None = None,
+    ) -> datetime:
         """Add a new secret; current ones keep working until the returned time."""
         now = _utcnow()
         until = now + grace
@@ -190,8 +218,24 @@ class Store:
                 expires = _aware(row.expires_at)
                 if expires is None or expires > until:
                     row.expires_at = until
-            session.add(ClientSecretRow(client_id=client_id, secret_hash=new_hash, created_at=now))
+            session.add(
+                ClientSecretRow(
+                    client_id=client_id,
+                    secret_hash=new_hash,
+                    created_at=now,
+                    encrypted_secret=encrypted_secret,
+                )
+            )
         return until
+
+    def set_client_keys(self, client_id: str, *, jwks: str | None, jwks_uri: str | None) -> None:
+        """Replace a client's public keys (its JWK Set, or the URL it is fetched from)."""
+        with self.session() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                raise UnknownClient(client_id)
+            row.jwks = jwks
+            row.jwks_uri = jwks_uri
 
     def set_enabled(self, client_id: str, enabled: bool) -> None:
         with self.session() as session:
@@ -254,6 +298,43 @@ class Store:
             ).all()
             return [(row.jti, _aware(row.expires_at) or row.expires_at) for row in rows]
 
+    # -- used client assertions ----------------------------------------------------------
+
+    def use_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
+        """Record the first use of an assertion's ``jti``: True the first time, else False.
+
+        The primary key (client_id, jti) makes the INSERT itself the check, atomic across
+        every instance sharing the store. A row whose assertion has expired no longer
+        counts (the assertion could not be accepted any more anyway).
+        """
+        for _attempt in range(2):
+            try:
+                with self.session() as session:
+                    session.add(
+                        UsedAssertionRow(client_id=client_id, jti=jti, expires_at=expires_at)
+                    )
+                return True
+            except IntegrityError:
+                with self.session() as session:
+                    result = session.execute(
+                        delete(UsedAssertionRow).where(
+                            UsedAssertionRow.client_id == client_id,
+                            UsedAssertionRow.jti == jti,
+                            UsedAssertionRow.expires_at < _utcnow(),
+                        )
+                    )
+                    if cast("CursorResult[Any]", result).rowcount == 0:
+                        return False  # still remembered: a replay
+        return False
+
+    def purge_used_assertions(self) -> int:
+        """Forget the jti of every assertion that has expired."""
+        with self.session() as session:
+            result = session.execute(
+                delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < _utcnow())
+            )
+            return int(cast("CursorResult[Any]", result).rowcount)
+
     def purge_revocations(self) -> int:
         with self.session() as session:
             result = session.execute(
@@ -280,6 +361,8 @@ def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
         enabled=row.enabled,
         created_at=_aware(row.created_at) or row.created_at,
         secrets=hashes,
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
     )
 
 

@@ -1,0 +1,243 @@
+"""The public keys a ``private_key_jwt`` client signs its assertions with: read, checked, kept.
+
+A key decides which algorithms it verifies: an EC P-256 key ES256 only, an
+Ed25519 key EdDSA (or Ed25519), an RSA key (2048 bits or more) RS256..PS512,
+narrowed to its JWK ``alg`` when it names one. The ``alg`` of an assertion's
+header only picks among those; it never makes a key verify something else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+__all__ = [
+    "PUBLIC_KEY_ALGORITHMS",
+    "SECRET_ALGORITHMS",
+    "ClientKey",
+    "InvalidJwks",
+    "ParsedKeySets",
+    "jwks_kids",
+    "matching_keys",
+    "normalize_jwks",
+    "parse_jwks",
+]
+
+#: What ``private_key_jwt`` assertions may be signed with (a key narrows it further).
+PUBLIC_KEY_ALGORITHMS = (
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+)
+#: What ``client_secret_jwt`` assertions may be signed with (HMAC under the client secret).
+SECRET_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+MAX_KEYS = 20
+MIN_RSA_BITS = 2048
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+_CURVE_ALGORITHMS = {
+    "P-256": frozenset({"ES256"}),
+    "P-384": frozenset({"ES384"}),
+    "P-521": frozenset({"ES512"}),
+    "Ed25519": frozenset({"EdDSA", "Ed25519"}),
+}
+_IMPORTERS: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
+#: JWK members that only a private (or symmetric) key has.
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+class InvalidJwks(ValueError):
+    """A key set (or one of its keys) that cannot serve to verify client assertions."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientKey:
+    """One parsed public key, its ``kid`` and the algorithms it verifies."""
+
+    kid: str | None
+    key: Any
+    algorithms: frozenset[str]
+
+
+def _algorithms(key: Any, data: dict[str, Any]) -> frozenset[str]:
+    kty = data["kty"]
+    if kty == "RSA":
+        allowed = _RSA_ALGORITHMS
+    else:
+        curve = str(data.get("crv"))
+        found = _CURVE_ALGORITHMS.get(curve)
+        if found is None:
+            raise InvalidJwks(f"a {kty} key on curve {curve!r}: not a signing key this server uses")
+        allowed = found
+    alg = data.get("alg")
+    if alg is None:
+        return allowed
+    if alg not in allowed:
+        raise InvalidJwks(f"a key whose alg {alg!r} does not fit a {kty} {data.get('crv', '')} key")
+    return frozenset({alg})
+
+
+def _check_rsa_size(modulus: Any) -> None:
+    try:
+        raw = base64.urlsafe_b64decode(str(modulus) + "=" * (-len(str(modulus)) % 4))
+    except (ValueError, binascii.Error):
+        raise InvalidJwks("an RSA key could not be read (its n)") from None
+    bits = int.from_bytes(raw, "big").bit_length()
+    if bits < MIN_RSA_BITS:
+        raise InvalidJwks(f"an RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed")
+
+
+def _parse_key(data: Any) -> tuple[ClientKey, dict[str, Any]]:
+    """A public signing key from a JWK dict: (parsed, its public JWK)."""
+    if not isinstance(data, dict):
+        raise InvalidJwks("a key is not a JSON object")
+    if _PRIVATE_MEMBERS & set(data):
+        raise InvalidJwks("a key holds private or symmetric key material: give public keys only")
+    importer = _IMPORTERS.get(data.get("kty"))  # type: ignore[arg-type]
+    if importer is None:
+        raise InvalidJwks(f"a key of kty {data.get('kty')!r}: use EC, OKP or RSA")
+    if data.get("use", "sig") != "sig":
+        raise InvalidJwks(f"a key with use {data.get('use')!r}: signing keys have use 'sig'")
+    ops = data.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        raise InvalidJwks("a key whose key_ops do not include 'verify'")
+    kid = data.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):
+        raise InvalidJwks("a key's kid must be a non-empty string")
+    if data["kty"] == "RSA":
+        _check_rsa_size(data.get("n"))  # before joserfc, which warns about small keys
+    try:
+        key = importer.import_key(data)
+    except Exception as exc:  # joserfc raises several types for bad members
+        raise InvalidJwks(f"a {data['kty']} key could not be read ({type(exc).__name__})") from None
+    if key.is_private:
+        raise InvalidJwks("a key is private: give public keys only")
+    algorithms = _algorithms(key, data)
+    public = {
+        name: value
+        for name, value in data.items()
+        if name in ("kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops")
+    }
+    return ClientKey(kid, key, algorithms), public
+
+
+def parse_jwks(document: Any, *, strict: bool = True) -> list[ClientKey]:
+    """The usable keys of a JWK Set.
+
+    ``strict`` (registration) refuses the whole set for any key it cannot use;
+    otherwise (a set fetched from a client's ``jwks_uri``, which may also hold
+    encryption keys) such keys are skipped, and only a set with none left is refused.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise InvalidJwks('a JWK Set is a JSON object with a "keys" array')
+    entries = document["keys"]
+    if strict and not 1 <= len(entries) <= MAX_KEYS:
+        raise InvalidJwks(f"a JWK Set of 1 to {MAX_KEYS} keys is needed")
+    keys: list[ClientKey] = []
+    for entry in entries[: MAX_KEYS * 5]:
+        try:
+            keys.append(_parse_key(entry)[0])
+        except InvalidJwks:
+            if strict:
+                raise
+    if not keys:
+        raise InvalidJwks("the JWK Set holds no public signing key this server can use")
+    return keys[:MAX_KEYS] if not strict else keys
+
+
+def _load_text(text: str) -> Any:
+    stripped = text.strip()
+    if stripped.startswith("-----BEGIN"):
+        if "PRIVATE KEY" in stripped:
+            raise InvalidJwks("that is a private key: register the public key only")
+        for importer in (ECKey, OKPKey, RSAKey):
+            try:
+                key = importer.import_key(stripped.encode())
+            except Exception:  # noqa: S112 - try the next key type
+                continue
+            return {"keys": [key.as_dict(private=False)]}
+        raise InvalidJwks("the PEM text is not an EC, Ed25519 or RSA public key")
+    try:
+        document = json.loads(stripped)
+    except (ValueError, RecursionError):
+        raise InvalidJwks("not JSON (a JWK Set or a JWK) nor a PEM public key") from None
+    if isinstance(document, dict) and "kty" in document and "keys" not in document:
+        document = {"keys": [document]}  # a single JWK
+    return document
+
+
+def normalize_jwks(text: str) -> tuple[str, list[str]]:
+    """Registration: a JWK Set, one JWK or a PEM public key -> (JWK Set JSON to store, kids).
+
+    Every key is checked (public, a signing key, a usable algorithm); a key
+    without ``kid`` gets its RFC 7638 thumbprint; kids must be unique.
+    """
+    document = _load_text(text)
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise InvalidJwks('a JWK Set is a JSON object with a "keys" array')
+    if not 1 <= len(document["keys"]) <= MAX_KEYS:
+        raise InvalidJwks(f"a JWK Set of 1 to {MAX_KEYS} keys is needed")
+    public_keys = []
+    for entry in document["keys"]:
+        parsed, public = _parse_key(entry)
+        if parsed.kid is None:
+            public["kid"] = parsed.key.thumbprint()
+        public_keys.append(public)
+    kids = [str(k["kid"]) for k in public_keys]
+    if len(set(kids)) != len(kids):
+        raise InvalidJwks("two keys share a kid")
+    return json.dumps({"keys": public_keys}, separators=(",", ":")), kids
+
+
+def jwks_kids(text: str | None) -> list[str]:
+    """The kids of a stored JWK Set (for display), [] if none or unreadable."""
+    if not text:
+        return []
+    try:
+        document = json.loads(text)
+        return [str(k.get("kid")) for k in document["keys"] if isinstance(k, dict)]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def matching_keys(keys: Sequence[ClientKey], kid: str | None, alg: str) -> list[ClientKey]:
+    """The keys that may verify an assertion with this header ``kid`` and ``alg``."""
+    pool = [k for k in keys if k.kid == kid] if kid is not None else list(keys)
+    return [k for k in pool if alg in k.algorithms]
+
+
+class ParsedKeySets:
+    """Parsed stored JWK Sets, by their text: parsing a key costs more than a look-up."""
+
+    def __init__(self, max_entries: int = 1000) -> None:
+        self.max_entries = max_entries
+        self._parsed: dict[str, list[ClientKey]] = {}
+        self._lock = threading.Lock()
+
+    def keys(self, text: str) -> list[ClientKey]:
+        found = self._parsed.get(text)
+        if found is None:
+            try:
+                found = parse_jwks(json.loads(text), strict=False)
+            except (ValueError, RecursionError):  # InvalidJwks is a ValueError
+                found = []
+            with self._lock:
+                if len(self._parsed) >= self.max_entries:
+                    self._parsed.clear()
+                self._parsed[text] = found
+        return found
