@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from .._protocol.urls import is_loopback_host
 from .client_keys import ClientKey, InvalidJwks, parse_jwks
 
 __all__ = [
@@ -56,16 +57,6 @@ class JwksUriError(ValueError):
     """A jwks_uri that may not be fetched, or whose answer is no usable JWK Set."""
 
 
-def _is_loopback_name(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_jwks_uri(uri: str, *, allow_insecure: bool = False) -> str:
     """The URL, if its form may be fetched (no network); else JwksUriError saying why."""
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_CHARS:
@@ -86,7 +77,7 @@ def check_jwks_uri(uri: str, *, allow_insecure: bool = False) -> str:
     if parts.fragment:
         raise JwksUriError("the jwks_uri must not have a fragment")
     if scheme == "http":
-        if not (allow_insecure and _is_loopback_name(host)):
+        if not (allow_insecure and is_loopback_host(host)):
             raise JwksUriError("the jwks_uri must be https")
     elif scheme != "https":
         raise JwksUriError("the jwks_uri must be https")
@@ -98,7 +89,7 @@ def check_jwks_uri(uri: str, *, allow_insecure: bool = False) -> str:
         literal = None
     if literal is not None and not _address_allowed(str(literal), allow_insecure=allow_insecure):
         raise JwksUriError("the jwks_uri points at a loopback, private or reserved address")
-    if not allow_insecure and _is_loopback_name(host):
+    if not allow_insecure and is_loopback_host(host):
         raise JwksUriError("the jwks_uri points at a loopback address")
     return uri
 
