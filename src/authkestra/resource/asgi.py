@@ -1,4 +1,4 @@
-"""A plain ASGI middleware: every request needs a valid bearer token (any ASGI framework)."""
+"""A plain ASGI middleware: every request needs a valid bearer or DPoP token (any ASGI app)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from ..errors import AuthError
+from ..errors import AuthError, InvalidToken
 from ._protocol import TokenVerifier, check_scopes
-from .rfc6750 import bearer_token, refusal
+from .access_token import AccessToken
+from .dpop import DPoPChecker, InvalidDPoPProof, bound_thumbprint
+from .rfc6750 import authorization_token, refusal
 
 __all__ = ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"]
 
@@ -34,6 +36,13 @@ class BearerTokenMiddleware:
     verified :class:`~authkestra.resource.AccessToken` is in
     ``scope["authkestra.access_token"]`` and ``scope["state"]["access_token"]``
     (``request.state.access_token`` in Starlette and FastAPI).
+
+    DPoP (RFC 9449 §7): a token bound to a key (``cnf.jkt``) must come as
+    ``Authorization: DPoP <token>`` with a ``DPoP`` proof header, checked by
+    ``dpop`` (a :class:`~authkestra.resource.dpop.DPoPChecker`, one by default);
+    sent as ``Bearer`` it is refused, and so is an unbound token sent as ``DPoP``.
+    The proof's ``htu`` is compared with the URL the request reached (its ``Host``
+    header and path): behind a proxy that rewrites either, bound tokens fail.
     """
 
     def __init__(
@@ -44,27 +53,34 @@ class BearerTokenMiddleware:
         scopes: Iterable[str] = (),
         realm: str | None = None,
         exempt_paths: Iterable[str] = (),
+        dpop: DPoPChecker | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.scopes = tuple(scopes)
         self.realm = realm
         self.exempt_paths = frozenset(exempt_paths)
+        self.dpop = dpop or DPoPChecker()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
         authorization = None
+        proofs: list[str] = []
         for name, value in scope.get("headers", []):
-            if name.lower() == b"authorization":
+            lowered = name.lower()
+            if lowered == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
-                break
-        token = bearer_token(authorization)
+            elif lowered == b"dpop":
+                proofs.append(value.decode("latin-1"))
+        presented = authorization_token(authorization)
+        scheme = presented[0] if presented is not None else "Bearer"
         error: AuthError | None = None
-        if token is not None:
+        if presented is not None:
             try:
-                access = await self.verifier.verify(token)
+                access = await self.verifier.verify(presented[1])
+                self._check_binding(scope, access, presented, proofs)
                 check_scopes(access, self.scopes)
             except AuthError as exc:
                 error = exc
@@ -73,14 +89,36 @@ class BearerTokenMiddleware:
                 scope.setdefault("state", {})["access_token"] = access
                 await self.app(scope, receive, send)
                 return
-        await self._refuse(scope, send, error)
+        await self._refuse(scope, send, error, scheme)
 
-    async def _refuse(self, scope: Scope, send: Send, error: AuthError | None) -> None:
+    def _check_binding(
+        self, scope: Scope, access: AccessToken, presented: tuple[str, str], proofs: list[str]
+    ) -> None:
+        scheme, token = presented
+        bound = bound_thumbprint(access) is not None
+        if scheme == "Bearer":
+            if bound:
+                raise InvalidToken("the token is DPoP-bound: present it with the DPoP scheme")
+            return
+        if not bound:
+            raise InvalidToken("the token is not DPoP-bound: present it with the Bearer scheme")
+        if len(proofs) > 1:
+            raise InvalidDPoPProof("more than one DPoP proof was sent")
+        method = "GET" if scope["type"] == "websocket" else str(scope.get("method", "GET"))
+        self.dpop.check(
+            access, token, proofs[0] if proofs else None, method=method, url=_url(scope)
+        )
+
+    async def _refuse(
+        self, scope: Scope, send: Send, error: AuthError | None, scheme: str = "Bearer"
+    ) -> None:
         if scope["type"] == "websocket":
             # Closing before accepting makes the server refuse the handshake (HTTP 403).
             await send({"type": "websocket.close", "code": 1008})
             return
-        status, body, extra = refusal(error, realm=self.realm, required_scopes=self.scopes)
+        status, body, extra = refusal(
+            error, realm=self.realm, required_scopes=self.scopes, scheme=scheme
+        )
         payload = json.dumps(body).encode()
         headers = [
             (b"content-type", b"application/json"),
@@ -89,3 +127,20 @@ class BearerTokenMiddleware:
         headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _url(scope: Scope) -> str:
+    """The URL a request reached, without query: what a DPoP proof's ``htu`` must name."""
+    given = str(scope.get("scheme", "http"))
+    scheme = {"ws": "http", "wss": "https"}.get(given, given)
+    host = None
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"host":
+            host = value.decode("latin-1")
+            break
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else str(scope.get("path", "/"))
+    return f"{scheme}://{host}{path.split('?', 1)[0]}"

@@ -9,6 +9,7 @@ from typing import Any
 
 from .client_assertions import AssertionVerifier
 from .client_auth import ClientDirectory
+from .dpop import DPoPNonces, DPoPVerifier
 from .jwks_uri import RemoteKeySets
 from .keys import KeyRing
 from .secret_box import SecretBox
@@ -34,6 +35,7 @@ class ServerContext:
     revocations: RevocationList
     redis: Any | None
     assertions: AssertionVerifier | None = None
+    dpop: DPoPVerifier | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -105,4 +107,12 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         revocations=RevocationList(store, redis_client),
         redis=redis_client,
         assertions=assertions,
+        dpop=DPoPVerifier(
+            token_endpoint=f"{issuer}/token",
+            replay=AssertionReplayCache(store, redis_client, prefix="authkestra:dpop:"),
+            nonces=DPoPNonces(key, window=settings.dpop_nonce_window),
+            require_nonce=settings.dpop_require_nonce,
+            max_age=settings.dpop_proof_max_age,
+            max_future=settings.dpop_proof_max_future,
+        ),
     )

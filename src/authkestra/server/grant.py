@@ -54,8 +54,13 @@ def issue_token(
     issuer: str,
     keys: KeyRing,
     default_ttl: int,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    """The RFC 6749 §5.1 response for an authenticated client's token request."""
+    """The RFC 6749 §5.1 response for an authenticated client's token request.
+
+    With ``jkt`` (the thumbprint of a checked DPoP proof's key) the token is bound to
+    that key: ``cnf.jkt`` in the JWT and ``token_type: DPoP`` (RFC 9449 §5, §6.1).
+    """
     grant_type = single(params, "grant_type")
     if grant_type is None:
         # RFC 6749 §5.2: a missing required parameter is an invalid_request.
@@ -85,9 +90,11 @@ def issue_token(
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
     response: dict[str, Any] = {
         "access_token": keys.sign(claims),
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "expires_in": ttl,
     }
     if scopes:

@@ -87,6 +87,26 @@ class ServerSettings(BaseSettings):
         ),
     )
 
+    dpop_require_nonce: bool = Field(
+        default=False,
+        description=(
+            "DPoP (RFC 9449 §8): require a server nonce in every proof sent to the token"
+            " endpoint (answered with use_dpop_nonce and a DPoP-Nonce header)."
+        ),
+    )
+    dpop_proof_max_age: int = Field(
+        default=60, ge=1, le=600, description="Seconds a DPoP proof's iat may lie in the past."
+    )
+    dpop_proof_max_future: int = Field(
+        default=5, ge=0, le=60, description="Seconds a DPoP proof's iat may lie in the future."
+    )
+    dpop_nonce_window: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description="Seconds each DPoP nonce window lasts (a nonce is good for two windows).",
+    )
+
     @field_validator("issuer")
     @classmethod
     def _issuer_without_trailing_slash(cls, value: str | None) -> str | None:

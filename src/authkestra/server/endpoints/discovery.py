@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..client_keys import PUBLIC_KEY_ALGORITHMS, SECRET_ALGORITHMS
 from ..context import ServerContext
+from ..dpop import DPOP_SIGNING_ALGS
 
 __all__ = ["health_endpoint", "jwks_endpoint", "metadata_endpoint"]
 
@@ -35,6 +36,7 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "access_token_signing_alg_values_supported": ctx.keys.algorithms(),
+        "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
     }
 
 

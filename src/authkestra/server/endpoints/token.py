@@ -1,7 +1,8 @@
-"""``POST /token``: the Client Credentials grant."""
+"""``POST /token``: the Client Credentials grant, Bearer or DPoP-bound (RFC 9449)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from ...errors import OAuthError, RateLimited
 from ..context import ServerContext
+from ..dpop import UseDPoPNonce
 from ..grant import issue_token
 from ..oauth_request import FormParams, client_credentials
 from ._common import (
@@ -25,11 +27,24 @@ __all__ = ["token_endpoint"]
 
 
 def _token(
-    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+    ctx: ServerContext,
+    authorization: str | None,
+    params: FormParams,
+    address: str,
+    dpop: Sequence[str] = (),
 ) -> dict[str, Any]:
     client = authenticate_client(ctx, authorization, params, address)
+    jkt = None
+    if dpop and ctx.dpop is not None:
+        # After client authentication: an unauthenticated caller writes no jti anywhere.
+        jkt = ctx.dpop.verify(dpop, htm="POST")
     return issue_token(
-        client, params, issuer=ctx.issuer, keys=ctx.keys, default_ttl=ctx.settings.default_token_ttl
+        client,
+        params,
+        issuer=ctx.issuer,
+        keys=ctx.keys,
+        default_ttl=ctx.settings.default_token_ttl,
+        jkt=jkt,
     )
 
 
@@ -52,15 +67,25 @@ def _in_memory(ctx: ServerContext, authorization: str | None, params: FormParams
 
 async def token_endpoint(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
+    dpop = request.headers.getlist("dpop")
+    nonce_headers: dict[str, str] = {}
+    if ctx.dpop is not None and ctx.dpop.require_nonce:
+        # RFC 9449 §8.2: a fresh nonce on every answer, so clients keep theirs current.
+        nonce_headers["DPoP-Nonce"] = ctx.dpop.nonces.current()
     try:
         params = await read_form(request, ctx.settings.max_body_bytes)
-        args = (ctx, request.headers.get("authorization"), params, client_address(request))
-        if _in_memory(ctx, args[1], params):
+        args = (ctx, request.headers.get("authorization"), params, client_address(request), dpop)
+        if not dpop and _in_memory(ctx, args[1], params):
             # Pure CPU work (an HMAC and a signature): a worker thread would only add a hop.
             result = _token(*args)
         else:
-            # The store or Redis will be read: keep that blocking I/O off the event loop.
+            # The store or Redis will be read (a DPoP proof's jti is always recorded):
+            # keep that blocking I/O off the event loop.
             result = await anyio.to_thread.run_sync(_token, *args)
     except (OAuthError, RateLimited) as error:
-        return error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
-    return json_response(result)
+        response = error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
+        if isinstance(error, UseDPoPNonce) and ctx.dpop is not None:
+            nonce_headers["DPoP-Nonce"] = ctx.dpop.nonces.current()
+        response.headers.update(nonce_headers)
+        return response
+    return json_response(result, headers=nonce_headers)
