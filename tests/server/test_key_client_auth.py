@@ -876,7 +876,8 @@ def test_assertion_requests_always_take_the_worker_thread(shared_server: InProce
         "client_assertion": [assertion(key, "ES256", client_id)],
     }
     assert client_credentials(None, params).assertion is not None
-    assert _in_memory(shared_server.ctx, None, params) is False
+    in_memory, _credentials = _in_memory(shared_server.ctx, None, params)
+    assert in_memory is False
 
 
 def test_metadata_lists_the_key_methods_and_algorithms(shared_server: InProcessServer) -> None:

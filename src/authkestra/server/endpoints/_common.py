@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from ...errors import InvalidClient, InvalidRequest, OAuthError, RateLimited
 from ..context import ServerContext
-from ..oauth_request import FormParams, client_credentials, parse_form
+from ..oauth_request import ClientCredentials, FormParams, client_credentials, parse_form
 from ..store import ClientRecord
 
 __all__ = [
@@ -64,17 +64,25 @@ def client_address(request: Request) -> str:
 
 
 def authenticate_client(
-    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+    ctx: ServerContext,
+    authorization: str | None,
+    params: FormParams,
+    address: str,
+    credentials: ClientCredentials | None = None,
 ) -> ClientRecord:
-    """The authenticated client, with failed attempts counted and throttled (blocking)."""
+    """The authenticated client, with failed attempts counted and throttled (blocking).
+
+    ``credentials`` are the ones already read from this request, if the caller has them.
+    """
     retry_after = ctx.limiter.blocked(None, address)
     if retry_after is not None:
         raise _rate_limited(retry_after)
-    try:
-        credentials = client_credentials(authorization, params)
-    except InvalidClient:
-        ctx.limiter.record_failure(None, address)
-        raise
+    if credentials is None:
+        try:
+            credentials = client_credentials(authorization, params)
+        except InvalidClient:
+            ctx.limiter.record_failure(None, address)
+            raise
     retry_after = ctx.limiter.blocked(credentials.client_id, address)
     if retry_after is not None:
         raise _rate_limited(retry_after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from ...errors import OAuthError, RateLimited
 from ..context import ServerContext
 from ..dpop import UseDPoPNonce
 from ..grant import issue_token
-from ..oauth_request import FormParams, client_credentials
+from ..oauth_request import ClientCredentials, FormParams, client_credentials
 from ._common import (
     authenticate_client,
     client_address,
@@ -31,9 +32,11 @@ def _token(
     authorization: str | None,
     params: FormParams,
     address: str,
+    *,
     dpop: Sequence[str] = (),
+    credentials: ClientCredentials | None = None,
 ) -> dict[str, Any]:
-    client = authenticate_client(ctx, authorization, params, address)
+    client = authenticate_client(ctx, authorization, params, address, credentials)
     jkt = None
     if dpop and ctx.dpop is not None:
         # After client authentication: an unauthenticated caller writes no jti anywhere.
@@ -48,21 +51,24 @@ def _token(
     )
 
 
-def _in_memory(ctx: ServerContext, authorization: str | None, params: FormParams) -> bool:
-    """True when answering needs no I/O: the client and the keys are cached, no Redis.
+def _in_memory(
+    ctx: ServerContext, authorization: str | None, params: FormParams
+) -> tuple[bool, ClientCredentials | None]:
+    """Whether answering needs no I/O (client and keys cached, no Redis), and the credentials.
 
     Never for a client assertion: its jti is recorded (store or Redis), and its keys
-    may have to be fetched from the client's jwks_uri.
+    may have to be fetched from the client's jwks_uri. The credentials read here
+    are handed on, so the request's credentials are parsed once.
     """
     if ctx.redis is not None or not ctx.keys.is_fresh():
-        return False
+        return False, None
     try:
         credentials = client_credentials(authorization, params)
     except OAuthError:
-        return True  # refused before any lookup
+        return True, None  # refused before any lookup (read again, to count the failure)
     if credentials.assertion is not None:
-        return False
-    return ctx.clients.is_cached(credentials.client_id)
+        return False, credentials
+    return ctx.clients.is_cached(credentials.client_id), credentials
 
 
 async def token_endpoint(request: Request) -> Response:
@@ -74,14 +80,24 @@ async def token_endpoint(request: Request) -> Response:
         nonce_headers["DPoP-Nonce"] = ctx.dpop.nonces.current()
     try:
         params = await read_form(request, ctx.settings.max_body_bytes)
-        args = (ctx, request.headers.get("authorization"), params, client_address(request), dpop)
-        if not dpop and _in_memory(ctx, args[1], params):
+        authorization = request.headers.get("authorization")
+        in_memory, credentials = (False, None) if dpop else _in_memory(ctx, authorization, params)
+        answer = functools.partial(
+            _token,
+            ctx,
+            authorization,
+            params,
+            client_address(request),
+            dpop=dpop,
+            credentials=credentials,
+        )
+        if in_memory:
             # Pure CPU work (an HMAC and a signature): a worker thread would only add a hop.
-            result = _token(*args)
+            result = answer()
         else:
             # The store or Redis will be read (a DPoP proof's jti is always recorded):
             # keep that blocking I/O off the event loop.
-            result = await anyio.to_thread.run_sync(_token, *args)
+            result = await anyio.to_thread.run_sync(answer)
     except (OAuthError, RateLimited) as error:
         response = error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
         if isinstance(error, UseDPoPNonce) and ctx.dpop is not None:
