@@ -1245,10 +1245,9 @@ def case_profile() -> None:
         lines = [line for line in buf.getvalue().splitlines() if line.strip()]
         print("\n".join(line.replace(str(ROOT) + "/", "") for line in lines))
     note(
-        "Prototypes A and B live in bench/client_bench.py (_LeanBearerAuth), not in src/:\n"
-        "they show what the changes suggested in bench/README.md would buy. B writes into\n"
-        "a private httpx attribute and is shown only to measure the cost of the public\n"
-        "Headers.__setitem__ path."
+        "Prototypes A and B live in bench/client_bench.py (_LeanBearerAuth): the reference\n"
+        "the package's BearerAuth is measured against. B writes into httpx's private header\n"
+        "list, as authkestra/flow/_header_write.py does (guarded by a probe at import)."
     )
 
 

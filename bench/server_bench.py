@@ -66,8 +66,19 @@ def check_answer(token_url: str, client_id: str, secret: str) -> str:
 
 def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -81,15 +92,41 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float
     }
 
 
-def start_authkestra(directory: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str, str]:
+def start_authkestra(
+    directory: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], str, str, str]:
     db = f"sqlite:///{directory}/authkestra-{workers}.db"
     created = json.loads(
-        cli("clients", "create", "bench", "--scope", "read", "--audience", RESOURCE, "--format", "json", "--db", db).stdout
+        cli(
+            "clients",
+            "create",
+            "bench",
+            "--scope",
+            "read",
+            "--audience",
+            RESOURCE,
+            "--format",
+            "json",
+            "--db",
+            db,
+        ).stdout
     )
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN), "serve", "--db", db, "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN),
+            "serve",
+            "--db",
+            db,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     issuer = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -111,9 +148,15 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with open("/proc/cpuinfo") as fh:
-        model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "?")
-    print(f"machine: {model}, {os.cpu_count()} cores, Python {platform.python_version()}, node {subprocess.run(['node', '--version'], check=False, capture_output=True, text=True).stdout.strip()}")
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, POST /token, client_secret_basic, ES256 JWT access tokens\n")
+        model = next(
+            (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "?"
+        )
+    print(
+        f"machine: {model}, {os.cpu_count()} cores, Python {platform.python_version()}, node {subprocess.run(['node', '--version'], check=False, capture_output=True, text=True).stdout.strip()}"
+    )
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, POST /token, client_secret_basic, ES256 JWT access tokens\n"
+    )
     results: list[tuple[str, dict[str, float], str]] = []
     with tempfile.TemporaryDirectory(prefix="authkestra-bench-") as tmp:
         directory = Path(tmp)
@@ -129,7 +172,13 @@ def main() -> None:
         )
         try:
             typ = check_answer(provider.token_url, "bench", secret)
-            results.append(("npm oidc-provider 9.13.3 (1 process)", run_wrk(provider.token_url, wrk_script(directory, "bench", secret), args), typ))
+            results.append(
+                (
+                    "npm oidc-provider 9.13.3 (1 process)",
+                    run_wrk(provider.token_url, wrk_script(directory, "bench", secret), args),
+                    typ,
+                )
+            )
         finally:
             provider.stop()
         for workers in (1, 2):
@@ -137,7 +186,13 @@ def main() -> None:
             try:
                 typ = check_answer(token_url, client_id, client_secret)
                 label = f"authkestra serve, SQLite, {workers} worker{'s' if workers > 1 else ''}"
-                results.append((label, run_wrk(token_url, wrk_script(directory, client_id, client_secret), args), typ))
+                results.append(
+                    (
+                        label,
+                        run_wrk(token_url, wrk_script(directory, client_id, client_secret), args),
+                        typ,
+                    )
+                )
             finally:
                 process.terminate()
                 process.wait(timeout=20)
@@ -145,7 +200,9 @@ def main() -> None:
     print("| server | tokens/s | vs oidc-provider | non-2xx | p99 latency | socket errors | typ |")
     print("|---|---|---|---|---|---|---|")
     for label, r, typ in results:
-        print(f"| {label} | {r['rps']:,.0f} | {r['rps'] / base:.2f}x | {r['non2xx']:.0f} | {r['p99']} | {r['socket_errors']} | {typ} |")
+        print(
+            f"| {label} | {r['rps']:,.0f} | {r['rps'] / base:.2f}x | {r['non2xx']:.0f} | {r['p99']} | {r['socket_errors']} | {typ} |"
+        )
 
 
 if __name__ == "__main__":

@@ -48,12 +48,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="authkestra-soak-") as tmp:
         db = f"sqlite:///{tmp}/soak.db"
         created = json.loads(
-            cli("clients", "create", "soak", "--scope", "read", "--audience", RESOURCE, "--format", "json", "--db", db).stdout
+            cli(
+                "clients",
+                "create",
+                "soak",
+                "--scope",
+                "read",
+                "--audience",
+                RESOURCE,
+                "--format",
+                "json",
+                "--db",
+                db,
+            ).stdout
         )
         port = free_port()
         server = subprocess.Popen(
             [str(BIN), "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         issuer = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -92,8 +105,19 @@ def main() -> None:
         seconds = int(args.minutes * 60)
         try:
             out = subprocess.run(
-                ["wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", "-s", str(script), f"{issuer}/token"],
-                capture_output=True, text=True, check=True, timeout=seconds + 120,
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{seconds}s",
+                    "-s",
+                    str(script),
+                    f"{issuer}/token",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=seconds + 120,
             ).stdout
         finally:
             stop.set()
@@ -104,13 +128,21 @@ def main() -> None:
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors:.*", out)
-    print(f"duration {args.minutes} min, target {args.rate}/s, achieved {requests / seconds:,.0f}/s, {requests:,} requests")
-    print(f"non-2xx: {non2xx.group(1) if non2xx else 0}; socket errors: {socket_errors.group(0) if socket_errors else 'none'}")
+    print(
+        f"duration {args.minutes} min, target {args.rate}/s, achieved {requests / seconds:,.0f}/s, {requests:,} requests"
+    )
+    print(
+        f"non-2xx: {non2xx.group(1) if non2xx else 0}; socket errors: {socket_errors.group(0) if socket_errors else 'none'}"
+    )
     print(f"server stderr lines: {len(stderr.splitlines())}")
-    print("RSS over time (MiB): " + ", ".join(f"{t / 60:.1f}m={kib / 1024:.1f}" for t, kib in samples))
+    print(
+        "RSS over time (MiB): " + ", ".join(f"{t / 60:.1f}m={kib / 1024:.1f}" for t, kib in samples)
+    )
     warm = [kib for t, kib in samples if t >= 60]
     if len(warm) >= 2:
-        print(f"after the first minute: min {min(warm) / 1024:.1f} MiB, max {max(warm) / 1024:.1f} MiB, growth {(warm[-1] - warm[0]) / 1024:+.1f} MiB")
+        print(
+            f"after the first minute: min {min(warm) / 1024:.1f} MiB, max {max(warm) / 1024:.1f} MiB, growth {(warm[-1] - warm[0]) / 1024:+.1f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,13 @@ class Token:
         if not isinstance(self.raw, MappingProxyType):
             object.__setattr__(self, "raw", MappingProxyType(dict(self.raw)))
         # Built once: HTTP integrations read it on every request.
-        object.__setattr__(self, "_authorization", f"{self.token_type} {self.access_token}")
+        authorization = f"{self.token_type} {self.access_token}"
+        object.__setattr__(self, "_authorization", authorization)
+        try:
+            encoded: bytes | None = authorization.encode("ascii")
+        except UnicodeEncodeError:  # not from a server (they are checked): a hand-made token
+            encoded = None
+        object.__setattr__(self, "_authorization_bytes", encoded)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -53,6 +59,11 @@ class Token:
     def authorization(self) -> str:
         """The value of the ``Authorization`` header: ``"<token_type> <access_token>"``."""
         return self._authorization  # type: ignore[no-any-return, attr-defined]
+
+    @property
+    def authorization_bytes(self) -> bytes | None:
+        """:attr:`authorization` encoded as ASCII, or None when it is not ASCII."""
+        return self._authorization_bytes  # type: ignore[no-any-return, attr-defined]
 
     def is_expired(self, *, leeway: float = 0.0, now: datetime | None = None) -> bool:
         """True when the token expires within ``leeway`` seconds of ``now``.

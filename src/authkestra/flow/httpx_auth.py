@@ -15,6 +15,7 @@ import httpx
 from .._protocol.dpop import DPoPState
 from .._protocol.params import ScopesLike
 from ..token import Token
+from ._header_write import set_authorization
 
 if TYPE_CHECKING:
     from .client_credentials import ClientCredentialsFlow
@@ -59,7 +60,7 @@ class BearerAuth(httpx.Auth):
 
     def _authorize(self, request: httpx.Request, token: Token) -> None:
         """Set the Authorization header, and a new DPoP proof for a DPoP-bound token."""
-        request.headers["Authorization"] = token.authorization
+        set_authorization(request.headers, token)
         if self._dpop is not None and token.token_type == "DPoP":
             request.headers["DPoP"] = self._dpop.proof(
                 request.method,
