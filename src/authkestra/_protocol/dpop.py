@@ -81,9 +81,14 @@ def generate_dpop_key() -> DPoPKey:
 
 
 def htu(url: str) -> str:
-    """The ``htu`` of a request URL: without query and fragment (RFC 9449 §4.2)."""
+    """The ``htu`` of a request URL: without query, fragment and userinfo (RFC 9449 §4.2).
+
+    Receivers compare it after one normalisation (case, default port), that of
+    :func:`authkestra._protocol.dpop_proof.normalized_htu`.
+    """
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    host = parts.netloc.rpartition("@")[2]  # userinfo is not part of the target URI
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _origin(url: str) -> str:

@@ -11,25 +11,21 @@ key of the kind ``alg`` needs; the signature verifies with it; ``htm`` is the
 request's method and ``htu`` its URL (without query and fragment, scheme and host
 compared case-insensitively); ``iat`` is within ``max_age`` (plus ``leeway``); the
 ``jti`` was not seen before; ``ath`` is the hash of the access token; the key's
-RFC 7638 thumbprint is ``cnf.jkt``. Server nonces (§8) are not used.
+RFC 7638 thumbprint is ``cnf.jkt``. Server nonces (§8) are not used. The proof
+is read by :func:`authkestra._protocol.dpop_proof.read_proof`, the reader the
+token endpoint uses too; the replay set is this side's.
 """
 
 from __future__ import annotations
 
 import collections
-import hmac
-import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
-from urllib.parse import urlsplit
 
 from .._clock import Clock, SystemClock
-from .._protocol.dpop import access_token_hash
+from .._protocol.dpop_proof import DPOP_PROOF_ALGS, ProofError, read_proof
 from ..errors import ConfigError, InvalidToken
-from ._jwt import parse_compact
 from .access_token import AccessToken
-from .jwks import ALGORITHM_KEYS
 
 __all__ = [
     "DPOP_ALGORITHMS",
@@ -41,13 +37,7 @@ __all__ = [
 ]
 
 #: Algorithms a proof may be signed with: asymmetric only.
-DPOP_ALGORITHMS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
-#: JWK members that only a private (or symmetric) key has.
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_MAX_PROOF_LENGTH = 8192
-_MAX_JTI_LENGTH = 256
-_MIN_RSA_BITS = 2048
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DPOP_ALGORITHMS = DPOP_PROOF_ALGS
 
 
 class InvalidDPoPProof(InvalidToken):
@@ -108,49 +98,6 @@ def bound_thumbprint(access_token: AccessToken) -> str | None:
     return jkt
 
 
-def _normal_url(url: str) -> tuple[str, str, int | None, str]:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise InvalidDPoPProof("the DPoP proof's htu is not a URL") from None
-    scheme = parts.scheme.lower()
-    if port is None:
-        port = _DEFAULT_PORTS.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port, parts.path or "/"
-
-
-def _public_key(jwk: object, alg: str) -> Any:
-    from joserfc.jwk import ECKey, OKPKey, RSAKey
-
-    if not isinstance(jwk, dict):
-        raise InvalidDPoPProof("the DPoP proof has no jwk header")
-    if _PRIVATE_MEMBERS.intersection(jwk):
-        raise InvalidDPoPProof("the DPoP proof's jwk is not a public key")
-    kty, curves = ALGORITHM_KEYS[alg]
-    if jwk.get("kty") != kty or (curves is not None and jwk.get("crv") not in curves):
-        raise InvalidDPoPProof(f"the DPoP proof's jwk is not a key for {alg}")
-    if "alg" in jwk and jwk["alg"] != alg:
-        raise InvalidDPoPProof("the DPoP proof's jwk is for another algorithm")
-    if kty == "RSA":
-        n = jwk.get("n")
-        if not isinstance(n, str) or len(n) * 6 < _MIN_RSA_BITS - 6:
-            raise InvalidDPoPProof("the DPoP proof's RSA key is too small")
-    key_types: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
-    key_type = key_types[kty]
-    try:
-        return key_type.import_key(jwk)
-    except Exception:
-        raise InvalidDPoPProof("the DPoP proof's jwk is not a valid key") from None
-
-
-def _number(claims: Mapping[str, Any], name: str) -> float:
-    value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidDPoPProof(f"the DPoP proof's {name} is missing or not a number")
-    return float(value)
-
-
 def check_dpop(
     access_token: AccessToken,
     raw_token: str,
@@ -176,55 +123,21 @@ def check_dpop(
     if proof is None:
         raise InvalidDPoPProof("the token is DPoP-bound and no DPoP proof was sent")
     try:
-        parsed = parse_compact(proof, max_length=_MAX_PROOF_LENGTH)
-    except InvalidDPoPProof:
-        raise
-    except InvalidToken as exc:
-        raise InvalidDPoPProof(
-            "the DPoP proof is malformed: " + exc.message.replace("the token", "it")
-        ) from None
-    header, claims = parsed.header, parsed.claims
-
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() != "dpop+jwt":
-        raise InvalidDPoPProof("the DPoP proof's typ is not dpop+jwt")
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in set(algorithms) or alg not in ALGORITHM_KEYS:
-        raise InvalidDPoPProof(f"the DPoP proof's algorithm {str(alg)[:20]!r} is not accepted")
-    key = _public_key(header.get("jwk"), alg)
-    from .._jose import jws_registry
-
-    try:
-        valid = (
-            jws_registry(alg).algorithms[alg].verify(parsed.signing_input, parsed.signature, key)
+        checked = read_proof(
+            proof,
+            method=method,
+            url=url,
+            now=now,
+            max_age=max_age + leeway,
+            max_future=leeway,
+            algorithms=algorithms,
+            access_token=raw_token,
+            jkt=jkt,
         )
-    except Exception:
-        valid = False
-    if not valid:
-        raise InvalidDPoPProof("the DPoP proof's signature is not valid")
-
-    if claims.get("htm") != method.upper():
-        raise InvalidDPoPProof("the DPoP proof is for another HTTP method (htm)")
-    htu = claims.get("htu")
-    if not isinstance(htu, str) or _normal_url(htu) != _normal_url(url):
-        raise InvalidDPoPProof("the DPoP proof is for another URL (htu)")
-    iat = _number(claims, "iat")
-    if iat > now + leeway:
-        raise InvalidDPoPProof("the DPoP proof was made in the future (iat)")
-    if iat < now - max_age - leeway:
-        raise InvalidDPoPProof("the DPoP proof is too old (iat)")
-    ath = claims.get("ath")
-    if not isinstance(ath, str) or not hmac.compare_digest(
-        ath.encode("ascii", "replace"), access_token_hash(raw_token).encode("ascii")
-    ):
-        raise InvalidDPoPProof("the DPoP proof is for another access token (ath)")
-    if not hmac.compare_digest(str(key.thumbprint()).encode(), jkt.encode("ascii", "replace")):
-        raise InvalidDPoPProof("the DPoP proof's key is not the one the token is bound to")
-    jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_LENGTH:
-        raise InvalidDPoPProof("the DPoP proof's jti is missing or malformed")
+    except ProofError as exc:
+        raise InvalidDPoPProof(exc.reason) from None
     # Last, so that a proof refused for another reason does not use up its jti.
-    if not replay.add(jti, now=now, expires_at=iat + max_age + 2 * leeway):
+    if not replay.add(checked.jti, now=now, expires_at=checked.iat + max_age + 2 * leeway):
         raise InvalidDPoPProof("the DPoP proof was used before (jti)")
     return jkt
 
