@@ -35,6 +35,7 @@ __all__ = [
     "dpop_key",
     "generate_dpop_key",
     "htu",
+    "is_nonce_challenge",
     "proof",
 ]
 
@@ -128,6 +129,14 @@ def proof(
     if access_token is not None:
         claims["ath"] = access_token_hash(access_token)
     return str(jwt.encode(header, claims, key.key, registry=jws_registry(key.alg)))
+
+
+def is_nonce_challenge(status_code: int, www_authenticate: str | None) -> bool:
+    """An API's DPoP nonce challenge (RFC 9449 §9): 401, ``DPoP error="use_dpop_nonce"``."""
+    if status_code != 401 or not www_authenticate:
+        return False
+    challenge = www_authenticate.lstrip().lower()
+    return challenge.startswith("dpop") and "use_dpop_nonce" in challenge
 
 
 class NonceStore:

@@ -124,7 +124,7 @@ class ClientCredentialsFlow:
             ``Authorization: DPoP ...`` with a proof for each API request. A
             fresh EC P-256 key is made for the flow unless ``dpop_key`` is given.
             A server's ``use_dpop_nonce`` challenge is answered with one retry.
-            :meth:`requests_auth` does not support DPoP.
+            :meth:`requests_auth` does the same for requests.
         dpop_key: the DPoP private key (as for ``private_key``: ES256 EC P-256
             or EdDSA Ed25519 keys only); giving it turns ``dpop`` on.
         clock: a time source (tests).
@@ -363,10 +363,10 @@ class ClientCredentialsFlow:
     ) -> RequestsBearerAuth:
         """The same as :meth:`auth`, for requests (``pip install 'authkestra[requests]'``).
 
-        Not for a flow with DPoP: use :meth:`auth` with an httpx client.
+        DPoP included: a new proof for every request sent, retries too, and one
+        retry for the API's ``use_dpop_nonce`` challenge. A request whose body
+        cannot be sent again (a file, a generator) is never retried.
         """
-        if self._dpop is not None:
-            raise ConfigError("requests_auth() does not support DPoP: use flow.auth() with httpx")
         from .requests_auth import RequestsBearerAuth
 
         return RequestsBearerAuth(self, scopes, audience=audience, resource=resource)
