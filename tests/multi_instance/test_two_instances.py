@@ -465,7 +465,7 @@ def test_two_instances_starting_together_migrate_a_fresh_database_once(
             health = httpx.get(f"{server.issuer}/healthz", timeout=10)
             assert health.json() == {"status": "ok", "store": "ok", "redis": "ok"}
         assert postgres_server.execute(name, "SELECT version_num FROM alembic_version") == [
-            ("0002",)
+            ("0003",)
         ]
         assert postgres_server.execute(
             name, "SELECT count(*) FROM server_state WHERE name = 'client_secret_hmac_key'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,11 +41,18 @@ class AuthkestraServer:
         *,
         redis: str | None = None,
         extra_env: dict[str, str] | None = None,
+        tls: tuple[Path, Path, Path | None] | None = None,
+        ca_bundle: Path | None = None,
     ) -> None:
+        """``tls``: (certificate, key, client CA or None) to serve HTTPS; ``ca_bundle``
+        verifies the server's certificate then."""
         self._dir = tempfile.TemporaryDirectory(prefix="authkestra-server-")
         self.db = db or f"sqlite:///{self._dir.name}/authkestra.db"
         self.port = free_port()
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.issuer = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
+        )
         self.token_url = f"{self.issuer}/token"
         args = [
             str(BIN),
@@ -58,6 +66,10 @@ class AuthkestraServer:
         ]
         if redis:
             args += ["--redis", redis]
+        if tls:
+            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+            if tls[2] is not None:
+                args += ["--tls-client-ca", str(tls[2])]
         self.log_path = Path(self._dir.name) / "server.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -74,7 +86,8 @@ class AuthkestraServer:
             if self.process.poll() is not None:
                 break
             try:
-                if httpx.get(f"{self.issuer}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.issuer}/healthz", timeout=1, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -24,6 +24,10 @@ class AuthMethod(str, enum.Enum):
     """A JWT signed with the client's private key (RFC 7523); no shared secret."""
     CLIENT_SECRET_JWT = "client_secret_jwt"
     """A JWT signed with HMAC-SHA256 under the client secret (RFC 7523)."""
+    TLS_CLIENT_AUTH = "tls_client_auth"
+    """A CA-issued TLS client certificate (RFC 8705 §2.1); ``client_id`` in the body."""
+    SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
+    """A self-signed TLS client certificate registered with the server (RFC 8705 §2.2)."""
 
     @classmethod
     def parse(cls, value: str | AuthMethod) -> AuthMethod:
@@ -38,7 +42,12 @@ class AuthMethod(str, enum.Enum):
 
     @property
     def needs_secret(self) -> bool:
-        return self not in (AuthMethod.NONE, AuthMethod.PRIVATE_KEY_JWT)
+        return self not in (AuthMethod.NONE, AuthMethod.PRIVATE_KEY_JWT) and not self.uses_tls
+
+    @property
+    def uses_tls(self) -> bool:
+        """The client proves itself with the TLS client certificate of the connection."""
+        return self in (AuthMethod.TLS_CLIENT_AUTH, AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH)
 
     @property
     def uses_assertion(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,8 @@ SERVER_AUTH_METHODS = (
     AuthMethod.CLIENT_SECRET_POST,
     AuthMethod.PRIVATE_KEY_JWT,
     AuthMethod.CLIENT_SECRET_JWT,
+    AuthMethod.TLS_CLIENT_AUTH,
+    AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH,
 )
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -48,6 +51,33 @@ JwksUriOption = Annotated[
         "--jwks-uri",
         metavar="URL",
         help="private_key_jwt: an https URL the server fetches the client's JWK Set from.",
+    ),
+]
+
+
+_SUBJECT_HELP = "tls_client_auth: the certificate's {} (exactly one of the --tls-* options)."
+TlsSubjectDnOption = Annotated[
+    str | None,
+    typer.Option("--tls-subject-dn", metavar="DN", help=_SUBJECT_HELP.format("subject DN")),
+]
+TlsSanDnsOption = Annotated[
+    str | None, typer.Option("--tls-san-dns", help=_SUBJECT_HELP.format("DNS name (SAN)"))
+]
+TlsSanUriOption = Annotated[
+    str | None, typer.Option("--tls-san-uri", help=_SUBJECT_HELP.format("URI (SAN)"))
+]
+TlsSanIpOption = Annotated[
+    str | None, typer.Option("--tls-san-ip", help=_SUBJECT_HELP.format("IP address (SAN)"))
+]
+TlsSanEmailOption = Annotated[
+    str | None, typer.Option("--tls-san-email", help=_SUBJECT_HELP.format("e-mail (SAN)"))
+]
+CertOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--cert",
+        metavar="PEM",
+        help="self_signed_tls_client_auth: the client's self-signed certificate (repeatable).",
     ),
 ]
 
@@ -107,6 +137,8 @@ def _key_options(
             raise fail(
                 env, "private_key_jwt needs the client's public keys: --jwks or --jwks-uri", 2
             )
+    elif method is AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH and jwks_uri is None:
+        pass  # --jwks (with x5c) or --cert, checked with the certificates
     elif jwks is not None or jwks_uri is not None:
         raise fail(env, "--jwks and --jwks-uri go with --auth-method private_key_jwt", 2)
     return _read_jwks(env, jwks) if jwks is not None else None
@@ -163,6 +195,12 @@ def create(
     ] = None,
     jwks: JwksOption = None,
     jwks_uri: JwksUriOption = None,
+    tls_subject_dn: TlsSubjectDnOption = None,
+    tls_san_dns: TlsSanDnsOption = None,
+    tls_san_uri: TlsSanUriOption = None,
+    tls_san_ip: TlsSanIpOption = None,
+    tls_san_email: TlsSanEmailOption = None,
+    cert: CertOption = None,
     output: FormatOption = "text",
     db: DbOption = None,
 ) -> None:
@@ -170,6 +208,8 @@ def create(
 
     A private_key_jwt client gets no secret: it signs assertions with its private key,
     and the server keeps its public keys (--jwks) or where to fetch them (--jwks-uri).
+    A tls_client_auth client is known by its certificate's subject (--tls-subject-dn or
+    one --tls-san-*), a self_signed_tls_client_auth client by its certificate (--cert).
     """
     env: Environment = ctx.obj
     _check_format(env, output)
@@ -196,12 +236,24 @@ def create(
     if any(not a or " " in a for a in audiences):
         raise fail(env, "an audience must be a non-empty URI without spaces", 2)
     key_set = _key_options(env, auth_method, jwks, jwks_uri)
+    subjects = {
+        "subject_dn": tls_subject_dn,
+        "san_dns": tls_san_dns,
+        "san_uri": tls_san_uri,
+        "san_ip": tls_san_ip,
+        "san_email": tls_san_email,
+    }
+    tls_subject = _tls_subject(env, auth_method, subjects)
+    if auth_method is AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
+        key_set = _self_signed_certificates(env, cert or [], key_set)
+    elif cert:
+        raise fail(env, "--cert goes with --auth-method self_signed_tls_client_auth", 2)
 
     from ..server.context import hasher_for, secret_box_for
     from ..server.store import ClientExists, new_secret
 
     settings, store = open_store(env, db)
-    secret = None if auth_method is AuthMethod.PRIVATE_KEY_JWT else new_secret()
+    secret = None if not auth_method.needs_secret else new_secret()
     try:
         if jwks_uri is not None:
             _check_jwks_uri(env, settings, jwks_uri)
@@ -218,15 +270,91 @@ def create(
             token_ttl=token_ttl,
             jwks=key_set[0] if key_set else None,
             jwks_uri=jwks_uri,
+            tls_client_auth=tls_subject,
         )
     except ClientExists:
         raise fail(env, f"a client {name!r} already exists") from None
     finally:
         store.close()
+    if auth_method.uses_tls:
+        _print_certificate_client(env, output, name, auth_method, tls_subject, key_set)
+        return
     if secret is None:
         _print_keys(env, output, name, key_set[1] if key_set else None, jwks_uri)
         return
     _print_secret(env, output, name, secret, "Store the secret now: it is shown only this once.")
+
+
+def _tls_subject(
+    env: Environment, method: AuthMethod, subjects: dict[str, str | None]
+) -> str | None:
+    """The tls_client_auth subject as stored (JSON), from exactly one --tls-* option."""
+    given = {kind: value for kind, value in subjects.items() if value is not None}
+    if method is not AuthMethod.TLS_CLIENT_AUTH:
+        if given:
+            raise fail(env, "the --tls-* options go with --auth-method tls_client_auth", 2)
+        return None
+    if len(given) != 1:
+        raise fail(
+            env,
+            "tls_client_auth needs exactly one of --tls-subject-dn, --tls-san-dns,"
+            " --tls-san-uri, --tls-san-ip, --tls-san-email",
+            2,
+        )
+    from ..server.mtls import TLSSubject
+
+    ((kind, value),) = given.items()
+    try:
+        return TLSSubject(kind, value).to_json()
+    except ValueError as exc:
+        raise fail(env, f"--tls-{kind.replace('_', '-')}: {exc}", 2) from None
+
+
+def _self_signed_certificates(
+    env: Environment, paths: list[Path], key_set: tuple[str, list[str]] | None
+) -> tuple[str, list[str]]:
+    """The JWK Set (with x5c) of a self-signed client: from --cert files, or --jwks."""
+    from ..server.client_keys import InvalidJwks, normalize_jwks
+    from ..server.mtls import jwks_for_certificates, self_signed_pems
+
+    if paths and key_set is not None:
+        raise fail(env, "give the certificates with --cert or --jwks (x5c), not both", 2)
+    if paths:
+        try:
+            document = jwks_for_certificates(p.read_text(encoding="utf-8") for p in paths)
+            return normalize_jwks(json.dumps(document))
+        except (OSError, UnicodeDecodeError, ValueError, InvalidJwks) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise fail(env, f"--cert: not a readable PEM certificate ({reason})", 2) from None
+    if key_set is None or not self_signed_pems([key_set[0]]):
+        raise fail(
+            env,
+            "self_signed_tls_client_auth needs the client's certificate: --cert PEM"
+            " (or --jwks with x5c)",
+            2,
+        )
+    return key_set
+
+
+def _print_certificate_client(
+    env: Environment,
+    output: str,
+    client_id: str,
+    method: AuthMethod,
+    subject: str | None,
+    key_set: tuple[str, list[str]] | None,
+) -> None:
+    document: dict[str, object] = {"client_id": client_id, "auth_method": method.value}
+    if subject is not None:
+        document["tls_client_auth"] = json.loads(subject)
+    if key_set is not None:
+        document["key_ids"] = key_set[1]
+    if output == "json":
+        print_json(env, document)
+        return
+    for key, value in document.items():
+        env.stdout.write(f"{key + ':':16}{value}\n")
+    env.stdout.flush()
 
 
 @clients_app.command("list")
@@ -266,6 +394,12 @@ def show(
         store.close()
     described = _describe(client)
     described["active_secrets"] = len(client.secrets)
+    if client.tls_client_auth is not None:
+        described["tls_client_auth"] = json.loads(client.tls_client_auth)
+    if client.auth_method == AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH.value:
+        from ..server.client_keys import jwks_kids
+
+        described["certificate_kids"] = jwks_kids(client.jwks)
     if client.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
         from ..server.client_keys import jwks_kids
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ import typer
 from ._store_options import DbOption, fail, safe_url, server_settings
 
 if TYPE_CHECKING:
+    from ..server.settings import ServerSettings
     from . import Environment
 
 __all__ = ["register"]
@@ -38,6 +40,21 @@ def serve(
         int,
         typer.Option("--workers", min=1, max=64, help="Worker processes sharing the port."),
     ] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS with this certificate."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", metavar="PEM", help="Its private key.")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-client-ca",
+            metavar="PEM",
+            help="CAs of client certificates (tls_client_auth, certificate-bound tokens).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the authorization server (token, metadata, JWKS, introspection, revocation).
@@ -47,8 +64,19 @@ def serve(
     """
     env: Environment = ctx.obj
     settings = server_settings(
-        env, host=host, port=port, issuer=issuer, db=db, redis=redis, signing_alg=signing_alg
+        env,
+        host=host,
+        port=port,
+        issuer=issuer,
+        db=db,
+        redis=redis,
+        signing_alg=signing_alg,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
     )
+    if settings.tls_cert is None and (settings.tls_key or settings.tls_client_ca):
+        raise fail(env, "--tls-key and --tls-client-ca go with --tls-cert", 2)
     import uvicorn
 
     from ..server.app import create_app
@@ -69,6 +97,8 @@ def serve(
         "server_header": False,
         "access_log": False,
     }
+    if settings.tls_cert is not None:
+        options.update(_tls_options(env, settings))
     if workers == 1:
         uvicorn.run(app, **options)
         return
@@ -86,6 +116,37 @@ def serve(
         workers=workers,
         **options,
     )
+
+
+def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
+    """uvicorn's TLS options: client certificates asked for, and handed to the app."""
+    import ssl
+
+    from ..server.mtls import ClientCAs
+    from ..server.tls_server import ServerSSLContext
+    from ..tls.uvicorn import TLSExtensionHTTPProtocol
+
+    assert settings.tls_cert is not None
+    factory = ServerSSLContext(
+        str(settings.tls_cert),
+        str(settings.tls_key) if settings.tls_key else None,
+        str(settings.tls_client_ca) if settings.tls_client_ca else None,
+    )
+    try:  # load everything once now: a wrong file is a clear error, not a failed worker
+        factory.build(())
+        if settings.tls_client_ca:
+            ClientCAs.from_file(settings.tls_client_ca)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise fail(
+            env, f"TLS: cannot load the certificate, key or client CAs ({reason})", 2
+        ) from None
+    return {
+        "ssl_certfile": str(settings.tls_cert),
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        "ssl_context_factory": factory,
+        "http": TLSExtensionHTTPProtocol,
+    }
 
 
 def register(app: typer.Typer) -> None:

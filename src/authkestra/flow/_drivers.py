@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -224,9 +225,10 @@ class Drivers:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         secret_source: SecretSource | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = timeout
-        self._ssl_context: Any = None
+        self._ssl_context: Any = ssl_context
         self.sync = SyncDriver(
             SyncTransport(timeout, clock), self._new_client, http_client, secret_source
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,6 +34,7 @@ from ..secrets import SecretLike, SecretSource, to_secret_source
 from ..token import Token
 from ._drivers import Drivers
 from ._token_manager import TokenManager, cache_key
+from .client_tls import ClientCertLike, flow_ssl_context
 from .environment import flow_arguments_from_env
 from .events import TokenEventHook
 from .httpx_auth import BearerAuth
@@ -127,6 +129,16 @@ class ClientCredentialsFlow:
             :meth:`requests_auth` does the same for requests.
         dpop_key: the DPoP private key (as for ``private_key``: ES256 EC P-256
             or EdDSA Ed25519 keys only); giving it turns ``dpop`` on.
+        client_cert: a TLS client certificate for the flow's own connections
+            (mutual TLS, RFC 8705): a PEM file with certificate and key, or
+            ``(cert_path, key_path)``, or ``(cert_path, key_path, key_password)``.
+            With ``auth_method="tls_client_auth"`` or
+            ``"self_signed_tls_client_auth"`` it authenticates the client; with
+            any method, a server that binds tokens to certificates binds them to
+            this one (send them with an httpx client presenting the same
+            certificate). Loaded once, when the flow is made.
+        ca_bundle: a PEM bundle of the CAs that sign the server's certificate
+            (a private CA), for the flow's own connections.
         clock: a time source (tests).
 
     Tokens are cached: a call returns the cached token until it nears expiry;
@@ -163,6 +175,8 @@ class ClientCredentialsFlow:
         assertion_audience: str | None = None,
         dpop: bool = False,
         dpop_key: PrivateKeyLike | None = None,
+        client_cert: ClientCertLike | None = None,
+        ca_bundle: str | Path | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id.strip():
@@ -187,6 +201,12 @@ class ClientCredentialsFlow:
             else None
         )
         self._dpop = self._dpop_state(dpop, dpop_key)
+        ssl_context = flow_ssl_context(
+            method,
+            client_cert,
+            ca_bundle,
+            injected=http_client is not None or async_http_client is not None,
+        )
         _check_where(token_url, issuer, allow_insecure_http)
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigError("audience must be a non-empty string")
@@ -229,6 +249,7 @@ class ClientCredentialsFlow:
             http_client=http_client,
             async_http_client=async_http_client,
             secret_source=source,
+            ssl_context=ssl_context,
         )
         self._sync, self._async = drivers.sync, drivers.async_
         self._where = token_url or issuer or ""

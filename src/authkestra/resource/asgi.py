@@ -6,11 +6,11 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from ..errors import AuthError, InvalidToken
+from ..errors import AuthError
 from ._protocol import TokenVerifier, check_scopes
-from .access_token import AccessToken
-from .dpop import DPoPChecker, InvalidDPoPProof, bound_thumbprint
-from .rfc6750 import authorization_token, refusal
+from .dpop import DPoPChecker
+from .presentation import Presentation, check_holder
+from .rfc6750 import refusal
 
 __all__ = ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"]
 
@@ -43,6 +43,11 @@ class BearerTokenMiddleware:
     sent as ``Bearer`` it is refused, and so is an unbound token sent as ``DPoP``.
     The proof's ``htu`` is compared with the URL the request reached (its ``Host``
     header and path): behind a proxy that rewrites either, bound tokens fail.
+
+    Mutual TLS (RFC 8705 §3): a token bound to a client certificate
+    (``cnf["x5t#S256"]``) is accepted only over a TLS connection presenting that
+    certificate -- under uvicorn, run the app with
+    :func:`authkestra.tls.uvicorn.uvicorn_tls_options` so it learns the certificate.
     """
 
     def __init__(
@@ -66,21 +71,13 @@ class BearerTokenMiddleware:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        authorization = None
-        proofs: list[str] = []
-        for name, value in scope.get("headers", []):
-            lowered = name.lower()
-            if lowered == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif lowered == b"dpop":
-                proofs.append(value.decode("latin-1"))
-        presented = authorization_token(authorization)
-        scheme = presented[0] if presented is not None else "Bearer"
+        presentation = Presentation.from_scope(scope)
+        scheme = presentation.scheme if presentation is not None else "Bearer"
         error: AuthError | None = None
-        if presented is not None:
+        if presentation is not None:
             try:
-                access = await self.verifier.verify(presented[1])
-                self._check_binding(scope, access, presented, proofs)
+                access = await self.verifier.verify(presentation.token)
+                check_holder(access, presentation, self.dpop)
                 check_scopes(access, self.scopes)
             except AuthError as exc:
                 error = exc
@@ -90,24 +87,6 @@ class BearerTokenMiddleware:
                 await self.app(scope, receive, send)
                 return
         await self._refuse(scope, send, error, scheme)
-
-    def _check_binding(
-        self, scope: Scope, access: AccessToken, presented: tuple[str, str], proofs: list[str]
-    ) -> None:
-        scheme, token = presented
-        bound = bound_thumbprint(access) is not None
-        if scheme == "Bearer":
-            if bound:
-                raise InvalidToken("the token is DPoP-bound: present it with the DPoP scheme")
-            return
-        if not bound:
-            raise InvalidToken("the token is not DPoP-bound: present it with the Bearer scheme")
-        if len(proofs) > 1:
-            raise InvalidDPoPProof("more than one DPoP proof was sent")
-        method = "GET" if scope["type"] == "websocket" else str(scope.get("method", "GET"))
-        self.dpop.check(
-            access, token, proofs[0] if proofs else None, method=method, url=_url(scope)
-        )
 
     async def _refuse(
         self, scope: Scope, send: Send, error: AuthError | None, scheme: str = "Bearer"
@@ -127,20 +106,3 @@ class BearerTokenMiddleware:
         headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-
-def _url(scope: Scope) -> str:
-    """The URL a request reached, without query: what a DPoP proof's ``htu`` must name."""
-    given = str(scope.get("scheme", "http"))
-    scheme = {"ws": "http", "wss": "https"}.get(given, given)
-    host = None
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"host":
-            host = value.decode("latin-1")
-            break
-    if host is None:
-        server = scope.get("server") or ("localhost", None)
-        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-    raw_path = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else str(scope.get("path", "/"))
-    return f"{scheme}://{host}{path.split('?', 1)[0]}"

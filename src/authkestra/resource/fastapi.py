@@ -9,7 +9,9 @@ from fastapi import HTTPException, Request
 from ..errors import AuthError, ConfigError
 from ._protocol import TokenVerifier, check_scopes
 from .access_token import AccessToken
-from .rfc6750 import bearer_token, refusal
+from .dpop import DPoPChecker
+from .presentation import Presentation, check_holder
+from .rfc6750 import refusal
 
 __all__ = ["VERIFIER_STATE_KEY", "require_scopes"]
 
@@ -18,7 +20,10 @@ VERIFIER_STATE_KEY = "token_verifier"
 
 
 def require_scopes(
-    *scopes: str, verifier: TokenVerifier | None = None, realm: str | None = None
+    *scopes: str,
+    verifier: TokenVerifier | None = None,
+    realm: str | None = None,
+    dpop: DPoPChecker | None = None,
 ) -> Callable[[Request], Awaitable[AccessToken]]:
     """A dependency that verifies the bearer token and checks ``scopes``.
 
@@ -33,23 +38,31 @@ def require_scopes(
     Refusals are ``HTTPException`` with RFC 6750 ``WWW-Authenticate`` headers:
     401 ``invalid_token``, 403 ``insufficient_scope`` (with the needed scope),
     503 when the issuer cannot be reached to verify.
+
+    Bound tokens are checked as in :class:`~authkestra.resource.BearerTokenMiddleware`:
+    a DPoP-bound token needs the DPoP scheme and a proof (checked by ``dpop``, one
+    checker per dependency by default), a certificate-bound one the TLS connection
+    with that certificate.
     """
+    checker = dpop or DPoPChecker()
 
     async def dependency(request: Request) -> AccessToken:
         chosen = verifier or getattr(request.app.state, VERIFIER_STATE_KEY, None)
         if chosen is None:
             raise ConfigError("require_scopes: pass verifier= or set app.state.token_verifier")
-        token = bearer_token(request.headers.get("authorization"))
+        presentation = Presentation.from_scope(request.scope)
         error: AuthError | None = None
-        if token is not None:
+        if presentation is not None:
             try:
-                access = await chosen.verify(token)
+                access = await chosen.verify(presentation.token)
+                check_holder(access, presentation, checker)
                 check_scopes(access, scopes)
             except AuthError as exc:
                 error = exc
             else:
                 return access
-        status, body, headers = refusal(error, realm=realm, required_scopes=scopes)
+        scheme = presentation.scheme if presentation is not None else "Bearer"
+        status, body, headers = refusal(error, realm=realm, required_scopes=scopes, scheme=scheme)
         raise HTTPException(status_code=status, detail=body, headers=headers or None)
 
     return dependency

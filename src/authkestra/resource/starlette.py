@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse, Response
 from ..errors import AuthError
 from ._protocol import TokenVerifier, check_scopes
 from .access_token import AccessToken
-from .rfc6750 import bearer_token, refusal
+from .dpop import DPoPChecker
+from .presentation import Presentation, check_holder
+from .rfc6750 import refusal
 
 __all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "requires_scopes"]
 
@@ -43,9 +45,10 @@ class TokenUser(BaseUser):
 
 
 class _VerificationFailed(AuthenticationError):
-    def __init__(self, error: AuthError) -> None:
+    def __init__(self, error: AuthError, scheme: str = "Bearer") -> None:
         super().__init__(str(error))
         self.error = error
+        self.scheme = scheme
 
 
 class BearerTokenBackend(AuthenticationBackend):
@@ -59,29 +62,34 @@ class BearerTokenBackend(AuthenticationBackend):
     ``@requires`` works; :func:`requires_scopes` adds RFC 6750 answers.
     """
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, *, dpop: DPoPChecker | None = None) -> None:
         self.verifier = verifier
+        self.dpop = dpop or DPoPChecker()
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        token = bearer_token(conn.headers.get("authorization"))
-        if token is None:
+        presentation = Presentation.from_scope(conn.scope)
+        if presentation is None:
             return None
         try:
-            access = await self.verifier.verify(token)
+            access = await self.verifier.verify(presentation.token)
+            check_holder(access, presentation, self.dpop)
         except AuthError as exc:
-            raise _VerificationFailed(exc) from None
+            raise _VerificationFailed(exc, presentation.scheme) from None
         return AuthCredentials(["authenticated", *access.scopes]), TokenUser(access)
 
 
-def _refusal(error: AuthError | None, required: tuple[str, ...] = ()) -> Response:
-    status, body, headers = refusal(error, required_scopes=required)
+def _refusal(
+    error: AuthError | None, required: tuple[str, ...] = (), scheme: str = "Bearer"
+) -> Response:
+    status, body, headers = refusal(error, required_scopes=required, scheme=scheme)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def on_auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
-    """The ``on_error`` for ``AuthenticationMiddleware``: RFC 6750 answers."""
-    error = exc.error if isinstance(exc, _VerificationFailed) else None
-    return _refusal(error)
+    """The ``on_error`` for ``AuthenticationMiddleware``: RFC 6750 (and RFC 9449) answers."""
+    if isinstance(exc, _VerificationFailed):
+        return _refusal(exc.error, scheme=exc.scheme)
+    return _refusal(None)
 
 
 Endpoint = Callable[..., Awaitable[Response]]

@@ -6,6 +6,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.token import token_endpoint
 from .settings import ServerSettings
 from .store import Store
+from .tls_server import load_trust, refresh_forever
 
 __all__ = ["create_app", "create_app_from_environment"]
 
@@ -59,11 +62,17 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx = context or build_context(settings, store)
         app.state.ctx = ctx
-        try:
-            yield
-        finally:
-            if context is None:
-                ctx.close()
+        async with anyio.create_task_group() as tasks:
+            if ctx.settings.tls_cert is not None:
+                # The TLS layer of this process trusts the registered self-signed certificates.
+                await anyio.to_thread.run_sync(load_trust, ctx.store)
+                tasks.start_soon(refresh_forever, ctx.store, ctx.settings.tls_trust_refresh)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                if context is None:
+                    ctx.close()
 
     routes = [
         Route("/token", token_endpoint, methods=["POST"]),

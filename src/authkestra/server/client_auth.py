@@ -8,12 +8,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidClient
+from .mtls import TLS_METHODS
 from .oauth_request import ASSERTION_METHODS, ClientCredentials
 from .secret_hashing import SecretHasher
 from .store import ClientRecord, Store
 
 if TYPE_CHECKING:
+    from ..tls import ClientCertificate
     from .client_assertions import AssertionVerifier
+    from .mtls import MutualTLS
 
 __all__ = ["ClientDirectory"]
 
@@ -31,7 +34,8 @@ class ClientDirectory:
     secret, wrong method, disabled -- so the answer tells an attacker nothing,
     and an unknown client costs the same hash and comparison as a known one.
     Client assertions (``private_key_jwt``, ``client_secret_jwt``) go to the
-    ``assertions`` verifier; without one they are refused.
+    ``assertions`` verifier, certificates (``tls_client_auth``,
+    ``self_signed_tls_client_auth``) to ``mtls``; without one they are refused.
     """
 
     def __init__(
@@ -41,10 +45,12 @@ class ClientDirectory:
         *,
         cache_seconds: float,
         assertions: AssertionVerifier | None = None,
+        mtls: MutualTLS | None = None,
     ) -> None:
         self.store = store
         self.hasher = hasher
         self.assertions = assertions
+        self.mtls = mtls
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
         self._lock = threading.Lock()
@@ -66,11 +72,18 @@ class ClientDirectory:
             self._cache[client_id] = (now, record)
         return record
 
-    def authenticate(self, credentials: ClientCredentials) -> ClientRecord:
-        """The client, if the credentials are right for it; else ``invalid_client``."""
+    def authenticate(
+        self, credentials: ClientCredentials, certificate: ClientCertificate | None = None
+    ) -> ClientRecord:
+        """The client, if the credentials are right for it; else ``invalid_client``.
+
+        ``certificate``: the client certificate of the request's TLS connection, if any.
+        """
         if credentials.assertion is not None:
             return self._authenticate_assertion(credentials)
         client = self.lookup(credentials.client_id)
+        if client is not None and client.auth_method in TLS_METHODS:
+            return self._authenticate_certificate(client, credentials, certificate)
         now = datetime.now(timezone.utc)
         hashes = (
             [h.value for h in client.secrets if h.expires_at is None or h.expires_at > now]
@@ -84,6 +97,24 @@ class ClientDirectory:
             or credentials.secret is None  # only confidential clients get tokens here
             or credentials.method != client.auth_method
             or not secret_ok
+        ):
+            raise _copy(_FAILED)
+        return client
+
+    def _authenticate_certificate(
+        self,
+        client: ClientRecord,
+        credentials: ClientCredentials,
+        certificate: ClientCertificate | None,
+    ) -> ClientRecord:
+        # RFC 8705 §2: the client_id in the body, no other credential; the TLS
+        # connection's certificate is the proof.
+        if (
+            not client.enabled
+            or credentials.method != "none"
+            or certificate is None
+            or self.mtls is None
+            or not self.mtls.authenticates(client, certificate)
         ):
             raise _copy(_FAILED)
         return client

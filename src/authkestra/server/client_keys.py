@@ -16,7 +16,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography import x509
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from .mtls import public_jwk
 
 __all__ = [
     "PUBLIC_KEY_ALGORITHMS",
@@ -128,12 +131,29 @@ def _parse_key(data: Any) -> tuple[ClientKey, dict[str, Any]]:
     if key.is_private:
         raise InvalidJwks("a key is private: give public keys only")
     algorithms = _algorithms(key, data)
+    if "x5c" in data:
+        _check_x5c(data["x5c"], key.thumbprint())
     public = {
         name: value
         for name, value in data.items()
-        if name in ("kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops")
+        if name in ("kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops", "x5c")
     }
     return ClientKey(kid, key, algorithms), public
+
+
+def _check_x5c(chain: Any, thumbprint: str) -> None:
+    """An ``x5c`` (RFC 7517 §4.7): base64 DER certificates, the first one for this very key."""
+    if not isinstance(chain, list) or not chain or len(chain) > 10:
+        raise InvalidJwks("x5c must be a list of 1 to 10 certificates")
+    try:
+        if not all(isinstance(c, str) for c in chain):
+            raise ValueError("not a string")
+        first = x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
+        same = public_jwk(first).thumbprint() == thumbprint
+    except Exception:  # bad base64, bad DER, a key type joserfc does not know
+        raise InvalidJwks("x5c holds something that is not a base64 DER certificate") from None
+    if not same:
+        raise InvalidJwks("the x5c certificate is not for the key it comes with")
 
 
 def parse_jwks(document: Any, *, strict: bool = True) -> list[ClientKey]:

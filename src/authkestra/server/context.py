@@ -12,6 +12,7 @@ from .client_auth import ClientDirectory
 from .dpop import DPoPNonces, DPoPVerifier
 from .jwks_uri import RemoteKeySets
 from .keys import KeyRing
+from .mtls import ClientCAs, MutualTLS
 from .secret_box import SecretBox
 from .secret_hashing import SecretHasher
 from .settings import ServerSettings
@@ -36,6 +37,7 @@ class ServerContext:
     redis: Any | None
     assertions: AssertionVerifier | None = None
     dpop: DPoPVerifier | None = None
+    mtls: MutualTLS | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -89,6 +91,10 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         max_lifetime=settings.assertion_max_lifetime,
         leeway=settings.assertion_leeway,
     )
+    mtls = MutualTLS(
+        ClientCAs.from_file(settings.tls_client_ca) if settings.tls_client_ca else None,
+        bind_tokens=settings.tls_bind_tokens,
+    )
     return ServerContext(
         settings=settings,
         issuer=issuer,
@@ -96,7 +102,11 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         keys=keys,
         hasher=hasher,
         clients=ClientDirectory(
-            store, hasher, cache_seconds=settings.cache_seconds, assertions=assertions
+            store,
+            hasher,
+            cache_seconds=settings.cache_seconds,
+            assertions=assertions,
+            mtls=mtls,
         ),
         limiter=FailureLimiter(
             window=settings.failure_window,
@@ -115,4 +125,5 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
             max_age=settings.dpop_proof_max_age,
             max_future=settings.dpop_proof_max_future,
         ),
+        mtls=mtls,
     )

@@ -55,11 +55,14 @@ def issue_token(
     keys: KeyRing,
     default_ttl: int,
     jkt: str | None = None,
+    x5t: str | None = None,
 ) -> dict[str, Any]:
     """The RFC 6749 §5.1 response for an authenticated client's token request.
 
     With ``jkt`` (the thumbprint of a checked DPoP proof's key) the token is bound to
     that key: ``cnf.jkt`` in the JWT and ``token_type: DPoP`` (RFC 9449 §5, §6.1).
+    With ``x5t`` (the SHA-256 thumbprint of the client's TLS certificate) it is bound
+    to that certificate: ``cnf["x5t#S256"]`` (RFC 8705 §3.1).
     """
     grant_type = single(params, "grant_type")
     if grant_type is None:
@@ -90,8 +93,13 @@ def issue_token(
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
+    cnf: dict[str, str] = {}
     if jkt is not None:
-        claims["cnf"] = {"jkt": jkt}
+        cnf["jkt"] = jkt
+    if x5t is not None:
+        cnf["x5t#S256"] = x5t
+    if cnf:
+        claims["cnf"] = cnf
     response: dict[str, Any] = {
         "access_token": keys.sign(claims),
         "token_type": "Bearer" if jkt is None else "DPoP",

@@ -107,6 +107,31 @@ class ServerSettings(BaseSettings):
         description="Seconds each DPoP nonce window lasts (a nonce is good for two windows).",
     )
 
+    tls_cert: Path | None = Field(
+        default=None,
+        description="Serve HTTPS with this certificate (PEM; the chain may follow the leaf).",
+    )
+    tls_key: Path | None = Field(default=None, description="The TLS certificate's private key.")
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description=(
+            "PEM bundle of the CAs whose client certificates authenticate tls_client_auth"
+            " clients (RFC 8705 §2.1)."
+        ),
+    )
+    tls_bind_tokens: bool = Field(
+        default=True,
+        description=(
+            "Bind each token issued over a connection with a client certificate to that"
+            " certificate (cnf x5t#S256, RFC 8705 §3)."
+        ),
+    )
+    tls_trust_refresh: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between reloads of the registered self-signed client certificates.",
+    )
+
     @field_validator("issuer")
     @classmethod
     def _issuer_without_trailing_slash(cls, value: str | None) -> str | None:
@@ -141,7 +166,8 @@ class ServerSettings(BaseSettings):
         if self.issuer:
             return self.issuer
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def hmac_key_from_settings(self) -> bytes | None:
         """The configured HMAC key, if one is configured (file first)."""

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ...errors import InvalidClient, InvalidRequest, OAuthError, RateLimited
+from ...tls import ClientCertificate
 from ..context import ServerContext
 from ..oauth_request import ClientCredentials, FormParams, client_credentials, parse_form
 from ..store import ClientRecord
@@ -69,10 +70,13 @@ def authenticate_client(
     params: FormParams,
     address: str,
     credentials: ClientCredentials | None = None,
+    *,
+    certificate: ClientCertificate | None = None,
 ) -> ClientRecord:
     """The authenticated client, with failed attempts counted and throttled (blocking).
 
-    ``credentials`` are the ones already read from this request, if the caller has them.
+    ``credentials`` are the ones already read from this request, if the caller has them;
+    ``certificate`` is the client certificate of its TLS connection, if any.
     """
     retry_after = ctx.limiter.blocked(None, address)
     if retry_after is not None:
@@ -87,7 +91,7 @@ def authenticate_client(
     if retry_after is not None:
         raise _rate_limited(retry_after)
     try:
-        return ctx.clients.authenticate(credentials)
+        return ctx.clients.authenticate(credentials, certificate)
     except InvalidClient:
         ctx.limiter.record_failure(credentials.client_id, address)
         raise

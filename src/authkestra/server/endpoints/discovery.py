@@ -19,9 +19,15 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", 
 AUTH_SIGNING_ALGS = [*PUBLIC_KEY_ALGORITHMS, *SECRET_ALGORITHMS]
 
 
+#: RFC 8705 §2: offered when the server terminates TLS (certificates can reach it).
+TLS_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"]
+
+
 def metadata(ctx: ServerContext) -> dict[str, Any]:
     issuer = ctx.issuer
-    return {
+    tls = ctx.settings.tls_cert is not None
+    methods = AUTH_METHODS + TLS_AUTH_METHODS if tls else AUTH_METHODS
+    document: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",
         "jwks_uri": f"{issuer}/jwks.json",
@@ -29,15 +35,19 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "access_token_signing_alg_values_supported": ctx.keys.algorithms(),
         "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
     }
+    if tls:
+        bind = ctx.mtls is not None and ctx.mtls.bind_tokens
+        document["tls_client_certificate_bound_access_tokens"] = bind
+    return document
 
 
 async def metadata_endpoint(request: Request) -> Response:

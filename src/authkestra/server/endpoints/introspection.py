@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import InvalidRequest, OAuthError, RateLimited
+from ...tls import ClientCertificate, presented_certificate
 from ..context import ServerContext
 from ..oauth_request import FormParams, single
 from ..token_check import read_own_token
@@ -39,9 +40,13 @@ def _token_param(params: FormParams) -> str:
 
 
 def _introspect(
-    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+    ctx: ServerContext,
+    authorization: str | None,
+    params: FormParams,
+    address: str,
+    certificate: ClientCertificate | None = None,
 ) -> dict[str, Any]:
-    authenticate_client(ctx, authorization, params, address)
+    authenticate_client(ctx, authorization, params, address, certificate=certificate)
     claims = read_own_token(_token_param(params), keys=ctx.keys, issuer=ctx.issuer)
     if claims is None or ctx.revocations.is_revoked(claims["jti"]):
         return INACTIVE
@@ -51,17 +56,24 @@ def _introspect(
     iat = claims.get("iat")
     if not isinstance(iat, int) or iat < owner.created_at.timestamp() - CLOCK_SKEW:
         return INACTIVE  # issued to an earlier client of that id, since deleted
-    answer = {"active": True, "token_type": "Bearer"}
-    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
+    cnf = claims.get("cnf")
+    dpop_bound = isinstance(cnf, dict) and "jkt" in cnf
+    answer = {"active": True, "token_type": "DPoP" if dpop_bound else "Bearer"}
+    # cnf: what the token is bound to (RFC 9449 §6.2, RFC 8705 §3.2), for the API to check.
+    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf"):
         if name in claims:
             answer[name] = claims[name]
     return answer
 
 
 def _revoke(
-    ctx: ServerContext, authorization: str | None, params: FormParams, address: str
+    ctx: ServerContext,
+    authorization: str | None,
+    params: FormParams,
+    address: str,
+    certificate: ClientCertificate | None = None,
 ) -> None:
-    client = authenticate_client(ctx, authorization, params, address)
+    client = authenticate_client(ctx, authorization, params, address, certificate=certificate)
     claims = read_own_token(_token_param(params), keys=ctx.keys, issuer=ctx.issuer)
     # RFC 7009 §2.2: unknown and invalid tokens get 200 too. A token of another client is
     # left alone, and answered the same way, so the endpoint is no oracle for other tokens.
@@ -74,7 +86,12 @@ async def introspection_endpoint(request: Request) -> Response:
     try:
         params = await read_form(request, ctx.settings.max_body_bytes)
         result = await anyio.to_thread.run_sync(
-            _introspect, ctx, request.headers.get("authorization"), params, client_address(request)
+            _introspect,
+            ctx,
+            request.headers.get("authorization"),
+            params,
+            client_address(request),
+            presented_certificate(request.scope),
         )
     except (OAuthError, RateLimited) as error:
         return error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
@@ -86,7 +103,12 @@ async def revocation_endpoint(request: Request) -> Response:
     try:
         params = await read_form(request, ctx.settings.max_body_bytes)
         await anyio.to_thread.run_sync(
-            _revoke, ctx, request.headers.get("authorization"), params, client_address(request)
+            _revoke,
+            ctx,
+            request.headers.get("authorization"),
+            params,
+            client_address(request),
+            presented_certificate(request.scope),
         )
     except (OAuthError, RateLimited) as error:
         return error_response(error, issuer=ctx.issuer, basic=uses_basic(request))

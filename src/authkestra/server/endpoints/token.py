@@ -1,4 +1,4 @@
-"""``POST /token``: the Client Credentials grant, Bearer or DPoP-bound (RFC 9449)."""
+"""``POST /token``: the Client Credentials grant, tokens bound by DPoP or mTLS (RFC 9449, 8705)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import OAuthError, RateLimited
+from ...tls import ClientCertificate, presented_certificate
 from ..context import ServerContext
 from ..dpop import UseDPoPNonce
 from ..grant import issue_token
@@ -35,12 +36,18 @@ def _token(
     *,
     dpop: Sequence[str] = (),
     credentials: ClientCredentials | None = None,
+    certificate: ClientCertificate | None = None,
 ) -> dict[str, Any]:
-    client = authenticate_client(ctx, authorization, params, address, credentials)
+    client = authenticate_client(
+        ctx, authorization, params, address, credentials, certificate=certificate
+    )
     jkt = None
     if dpop and ctx.dpop is not None:
         # After client authentication: an unauthenticated caller writes no jti anywhere.
         jkt = ctx.dpop.verify(dpop, htm="POST")
+    # RFC 8705 §3: a token asked for over a connection with a client certificate is
+    # bound to it, whichever way the client authenticated.
+    bind = certificate is not None and ctx.mtls is not None and ctx.mtls.bind_tokens
     return issue_token(
         client,
         params,
@@ -48,6 +55,7 @@ def _token(
         keys=ctx.keys,
         default_ttl=ctx.settings.default_token_ttl,
         jkt=jkt,
+        x5t=certificate.thumbprint if bind and certificate is not None else None,
     )
 
 
@@ -90,6 +98,7 @@ async def token_endpoint(request: Request) -> Response:
             client_address(request),
             dpop=dpop,
             credentials=credentials,
+            certificate=presented_certificate(request.scope),
         )
         if in_memory:
             # Pure CPU work (an HMAC and a signature): a worker thread would only add a hop.

@@ -38,6 +38,8 @@ class ClientRow(Base):
     # private_key_jwt (0002): the client's public JWK Set (JSON text), or where to fetch it.
     jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
     jwks_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    #: tls_client_auth: the certificate subject the client is registered with (JSON).
+    tls_client_auth: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ClientSecretRow(Base):

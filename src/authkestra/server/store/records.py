@@ -37,6 +37,10 @@ class ClientRecord:
     #: private_key_jwt: the public JWK Set as JSON text, or the URL to fetch it from.
     jwks: str | None = None
     jwks_uri: str | None = None
+    #: tls_client_auth (RFC 8705 §2.1.2): which certificate subject is this client's,
+    #: as JSON text ``{"subject_dn": ...}`` or ``{"san_dns" | "san_uri" | "san_ip" |
+    #: "san_email": ...}``. Self-signed certificates are kept in ``jwks`` (as ``x5c``).
+    tls_client_auth: str | None = None
 
     def __repr__(self) -> str:
         return f"ClientRecord({self.client_id!r}, {self.auth_method}, enabled={self.enabled})"

@@ -135,9 +135,11 @@ class Store:
         encrypted_secret: str | None = None,
         jwks: str | None = None,
         jwks_uri: str | None = None,
+        tls_client_auth: str | None = None,
     ) -> ClientRecord:
         """Register a client: with a secret (its hash; ``encrypted_secret`` too for
-        ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt).
+        ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt,
+        self_signed_tls_client_auth) or ``tls_client_auth`` (the certificate subject).
         """
         now = _utcnow()
         try:
@@ -156,6 +158,7 @@ class Store:
                         created_at=now,
                         jwks=jwks,
                         jwks_uri=jwks_uri,
+                        tls_client_auth=tls_client_auth,
                     )
                 )
                 session.flush()
@@ -192,6 +195,17 @@ class Store:
             return self.get_client(client_id)
         except UnknownClient:
             return None
+
+    def self_signed_certificates(self) -> list[str]:
+        """The JWK Sets (JSON text) of enabled ``self_signed_tls_client_auth`` clients."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(ClientRow.jwks).where(
+                    ClientRow.auth_method == "self_signed_tls_client_auth",
+                    ClientRow.enabled.is_(True),
+                )
+            ).all()
+            return [jwks for jwks in rows if jwks]
 
     def list_clients(self) -> list[ClientRecord]:
         with self.session() as session:
@@ -363,6 +377,7 @@ def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
         secrets=hashes,
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
+        tls_client_auth=row.tls_client_auth,
     )
 
 

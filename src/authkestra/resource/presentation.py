@@ -1,0 +1,119 @@
+"""How a request presents its token, and the check that the sender is the token's holder.
+
+A token may be bound to a key (DPoP, RFC 9449: ``cnf.jkt``) or to a TLS client
+certificate (RFC 8705: ``cnf["x5t#S256"]``). Either way a copy of the token
+alone is not enough: the request must also carry a DPoP proof signed with that
+key, or come over a TLS connection with that certificate. Every integration
+(the ASGI middleware, the Starlette backend, the FastAPI dependency) checks
+through :func:`check_holder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidToken
+from ..tls import ClientCertificate, presented_certificate
+from .access_token import AccessToken
+from .dpop import DPoPChecker, InvalidDPoPProof, bound_thumbprint
+from .rfc6750 import authorization_token
+
+__all__ = ["Presentation", "certificate_thumbprint_bound", "check_holder", "request_url"]
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Presentation:
+    """What one request sent along with its token."""
+
+    scheme: str  # "Bearer" or "DPoP"
+    token: str
+    proofs: tuple[str, ...]
+    method: str
+    url: str
+    certificate: ClientCertificate | None
+
+    @classmethod
+    def from_scope(cls, scope: Mapping[str, Any]) -> Presentation | None:
+        """From an ASGI scope; None when it has no ``Authorization: Bearer|DPoP`` token."""
+        authorization = None
+        proofs: list[str] = []
+        for name, value in scope.get("headers", []):
+            lowered = name.lower()
+            if lowered == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif lowered == b"dpop":
+                proofs.append(value.decode("latin-1"))
+        presented = authorization_token(authorization)
+        if presented is None:
+            return None
+        method = "GET" if scope["type"] == "websocket" else str(scope.get("method", "GET"))
+        return cls(
+            scheme=presented[0],
+            token=presented[1],
+            proofs=tuple(proofs),
+            method=method,
+            url=request_url(scope),
+            certificate=presented_certificate(scope),
+        )
+
+    def __repr__(self) -> str:
+        return f"Presentation({self.scheme}, {self.method} {self.url})"
+
+
+def certificate_thumbprint_bound(access_token: AccessToken) -> str | None:
+    """The ``cnf["x5t#S256"]`` a certificate-bound token names, or None."""
+    cnf = access_token.claims.get("cnf")
+    value = cnf.get("x5t#S256") if isinstance(cnf, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def check_holder(access: AccessToken, presentation: Presentation, dpop: DPoPChecker) -> None:
+    """InvalidToken unless the request shows it comes from the token's holder.
+
+    A DPoP-bound token must come with the DPoP scheme and a valid proof (and an
+    unbound token may not use the DPoP scheme); a certificate-bound token must
+    come over a TLS connection with that very certificate.
+    """
+    _check_dpop(access, presentation, dpop)
+    bound = certificate_thumbprint_bound(access)
+    if bound is None:
+        return
+    certificate = presentation.certificate
+    if certificate is None:
+        raise InvalidToken("the token is bound to a TLS client certificate: none was presented")
+    if not hmac.compare_digest(certificate.thumbprint.encode(), bound.encode()):
+        raise InvalidToken("the token is bound to another TLS client certificate")
+
+
+def _check_dpop(access: AccessToken, presentation: Presentation, dpop: DPoPChecker) -> None:
+    bound = bound_thumbprint(access) is not None
+    if presentation.scheme == "Bearer":
+        if bound:
+            raise InvalidToken("the token is DPoP-bound: present it with the DPoP scheme")
+        return
+    if not bound:
+        raise InvalidToken("the token is not DPoP-bound: present it with the Bearer scheme")
+    if len(presentation.proofs) > 1:
+        raise InvalidDPoPProof("more than one DPoP proof was sent")
+    proof = presentation.proofs[0] if presentation.proofs else None
+    dpop.check(access, presentation.token, proof, method=presentation.method, url=presentation.url)
+
+
+def request_url(scope: Mapping[str, Any]) -> str:
+    """The URL a request reached, without query: what a DPoP proof's ``htu`` must name."""
+    given = str(scope.get("scheme", "http"))
+    scheme = {"ws": "http", "wss": "https"}.get(given, given)
+    host = None
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"host":
+            host = value.decode("latin-1")
+            break
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else str(scope.get("path", "/"))
+    return f"{scheme}://{host}{path.split('?', 1)[0]}"

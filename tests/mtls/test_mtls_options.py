@@ -1,0 +1,326 @@
+"""mTLS options and their refusals: the flow's, the CLI's, and hostile certificate input."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authkestra import ClientCredentialsFlow, ConfigError
+from authkestra.server.mtls import MutualTLS, TLSSubject
+from authkestra.server.store import ClientRecord
+from authkestra.tls import ClientCertificate, presented_certificate
+from tests.support.authkestra_server import cli
+from tests.support.certificates import Issued, TestPKI, self_signed
+
+TOKEN_URL = "https://as.example/token"
+
+
+@pytest.fixture(scope="module")
+def local_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    return TestPKI(tmp_path_factory.mktemp("options-pki"))
+
+
+@pytest.fixture(scope="module")
+def leaf(local_pki: TestPKI) -> Issued:
+    return local_pki.issue("leaf", "leaf", dns=("leaf.example",))
+
+
+# -- the flow ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["tls_client_auth", "self_signed_tls_client_auth"])
+def test_a_tls_method_needs_a_certificate(method: str) -> None:
+    with pytest.raises(ConfigError, match="client_cert"):
+        ClientCredentialsFlow("svc", token_url=TOKEN_URL, auth_method=method)
+
+
+def test_a_tls_method_sends_no_secret(leaf: Issued) -> None:
+    with pytest.raises(ConfigError, match="sends no secret"):
+        ClientCredentialsFlow(
+            "svc",
+            "s3cret-value",
+            TOKEN_URL,
+            auth_method="tls_client_auth",
+            client_cert=(leaf.cert_path, leaf.key_path),
+        )
+
+
+def test_an_injected_client_brings_its_own_certificate(leaf: Issued) -> None:
+    with httpx.Client() as client:
+        with pytest.raises(ConfigError, match="http_client"):
+            ClientCredentialsFlow(
+                "svc",
+                token_url=TOKEN_URL,
+                auth_method="tls_client_auth",
+                client_cert=(leaf.cert_path, leaf.key_path),
+                http_client=client,
+            )
+        # ... and is enough on its own.
+        ClientCredentialsFlow(
+            "svc", token_url=TOKEN_URL, auth_method="tls_client_auth", http_client=client
+        )
+
+
+def test_a_missing_certificate_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="could not be loaded"):
+        ClientCredentialsFlow(
+            "svc",
+            token_url=TOKEN_URL,
+            auth_method="tls_client_auth",
+            client_cert=tmp_path / "absent.pem",
+        )
+
+
+def test_a_key_of_another_certificate_is_a_config_error(leaf: Issued, local_pki: TestPKI) -> None:
+    other = local_pki.issue("other-leaf", "other")
+    with pytest.raises(ConfigError) as caught:
+        ClientCredentialsFlow(
+            "svc",
+            token_url=TOKEN_URL,
+            auth_method="tls_client_auth",
+            client_cert=(leaf.cert_path, other.key_path),
+        )
+    # the reason, never the key
+    assert "PRIVATE KEY" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [(), ("a", "b", "c", "d"), (1, 2)])
+def test_a_malformed_client_cert_is_a_config_error(value: object) -> None:
+    with pytest.raises(ConfigError, match="client_cert"):
+        ClientCredentialsFlow(
+            "svc",
+            token_url=TOKEN_URL,
+            auth_method="tls_client_auth",
+            client_cert=value,  # type: ignore[arg-type]
+        )
+
+
+def test_a_bad_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="ca_bundle"):
+        ClientCredentialsFlow("svc", "s3cret-value", TOKEN_URL, ca_bundle=junk)
+
+
+def test_the_flow_repr_shows_no_certificate_paths_or_keys(leaf: Issued) -> None:
+    flow = ClientCredentialsFlow(
+        "svc",
+        token_url=TOKEN_URL,
+        auth_method="tls_client_auth",
+        client_cert=(leaf.cert_path, leaf.key_path),
+    )
+    assert "key" not in repr(flow).replace("auth_method", "")
+
+
+# -- reading the certificate from the scope --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {},
+        {"extensions": None},
+        {"extensions": {"tls": None}},
+        {"extensions": {"tls": {"client_cert_chain": []}}},
+        {"extensions": {"tls": {"client_cert_chain": [b"bytes"]}}},
+        {"extensions": {"tls": {"client_cert_chain": ["-----BEGIN CERTIFICATE-----\n!!\n"]}}},
+        {"extensions": {"tls": {"client_cert_chain": ["garbage"]}}},
+    ],
+)
+def test_no_or_broken_certificate_in_the_scope_is_none(scope: dict[str, object]) -> None:
+    assert presented_certificate(scope) is None
+
+
+def test_the_certificate_is_read_from_the_scope(leaf: Issued) -> None:
+    scope = {"extensions": {"tls": {"client_cert_chain": [leaf.pem]}}}
+    first = presented_certificate(scope)
+    assert first is not None and first.der == leaf.der
+    assert presented_certificate(scope) is first  # parsed once per request
+
+
+# -- the server's checks on hostile registrations ----------------------------------------
+
+
+def _record(method: str, **extra: object) -> ClientRecord:
+    from datetime import datetime, timezone
+
+    return ClientRecord(
+        client_id="c",
+        auth_method=method,
+        scopes=(),
+        default_scopes=None,
+        audiences=(),
+        token_ttl=None,
+        enabled=True,
+        created_at=datetime.now(timezone.utc),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "[]", '{"subject_dn": 1}', '{"a": "b"}', '{"san_dns": "x", "san_uri": "y"}']
+)
+def test_a_broken_stored_subject_authenticates_nobody(
+    stored: str, leaf: Issued, local_pki: TestPKI
+) -> None:
+    from authkestra.server.mtls import ClientCAs
+
+    mtls = MutualTLS(ClientCAs.from_file(local_pki.ca.cert_path), bind_tokens=True)
+    record = _record("tls_client_auth", tls_client_auth=stored)
+    assert mtls.authenticates(record, ClientCertificate(leaf.der)) is False
+
+
+def test_without_client_cas_tls_client_auth_authenticates_nobody(leaf: Issued) -> None:
+    record = _record(
+        "tls_client_auth", tls_client_auth=TLSSubject("san_dns", "leaf.example").to_json()
+    )
+    assert (
+        MutualTLS(None, bind_tokens=True).authenticates(record, ClientCertificate(leaf.der))
+        is False
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("subject_dn", "no equals sign"), ("san_ip", "999.1.1.1"), ("nope", "x"), ("san_dns", "")],
+)
+def test_invalid_subjects_are_refused(kind: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        TLSSubject(kind, value)
+
+
+# -- the CLI ---------------------------------------------------------------------------
+
+
+def _create(tmp_path: Path, *args: str) -> tuple[int, str]:
+    out = cli("clients", "create", "c1", *args, "--db", f"sqlite:///{tmp_path}/s.db", check=False)
+    return out.returncode, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--auth-method", "tls_client_auth"], "exactly one"),
+        (
+            ["--auth-method", "tls_client_auth", "--tls-san-dns", "a", "--tls-san-uri", "b"],
+            "exactly one",
+        ),
+        (["--auth-method", "tls_client_auth", "--tls-subject-dn", "garbage"], "RFC 4514"),
+        (["--auth-method", "tls_client_auth", "--tls-san-ip", "1.2.3"], "--tls-san-ip"),
+        (["--tls-san-dns", "a.example"], "go with --auth-method tls_client_auth"),
+        (["--auth-method", "self_signed_tls_client_auth"], "needs the client's certificate"),
+    ],
+)
+def test_cli_refuses_bad_certificate_registrations(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, stderr = _create(tmp_path, *args)
+    assert code == 2
+    assert message in stderr
+    assert "Traceback" not in stderr
+
+
+def test_cli_refuses_a_file_that_is_no_certificate(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    code, stderr = _create(
+        tmp_path, "--auth-method", "self_signed_tls_client_auth", "--cert", str(junk)
+    )
+    assert code == 2 and "--cert" in stderr and "Traceback" not in stderr
+    code, stderr = _create(tmp_path, "--cert", str(junk))
+    assert code == 2 and "self_signed_tls_client_auth" in stderr
+
+
+def test_cli_refuses_an_x5c_for_another_key(tmp_path: Path) -> None:
+    one, two = self_signed(tmp_path, "one", "one"), self_signed(tmp_path, "two", "two")
+    from authkestra.server.mtls import jwks_for_certificates
+
+    document = jwks_for_certificates([one.pem])
+    document["keys"][0]["x5c"] = jwks_for_certificates([two.pem])["keys"][0]["x5c"]
+    code, stderr = _create(
+        tmp_path, "--auth-method", "self_signed_tls_client_auth", "--jwks", json.dumps(document)
+    )
+    assert code == 2 and "not for the key" in stderr
+
+
+def test_cli_shows_what_a_certificate_client_is_known_by(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/s.db"
+    cli(
+        "clients",
+        "create",
+        "dn",
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-subject-dn",
+        "CN=svc,O=Example",
+        "--db",
+        db,
+    )
+    shown = json.loads(cli("clients", "show", "dn", "--format", "json", "--db", db).stdout)
+    assert shown["tls_client_auth"] == {"subject_dn": "CN=svc,O=Example"}
+    assert shown["active_secrets"] == 0
+    cert = self_signed(tmp_path, "s", "s")
+    created = json.loads(
+        cli(
+            "clients",
+            "create",
+            "ss",
+            "--auth-method",
+            "self_signed_tls_client_auth",
+            "--cert",
+            str(cert.cert_path),
+            "--format",
+            "json",
+            "--db",
+            db,
+        ).stdout
+    )
+    from authkestra.tls import certificate_thumbprint
+
+    assert created["key_ids"] == [certificate_thumbprint(cert.der)]
+
+
+def test_serve_refuses_tls_options_without_a_certificate(tmp_path: Path) -> None:
+    out = cli(
+        "serve",
+        "--tls-client-ca",
+        str(tmp_path / "ca.pem"),
+        "--db",
+        f"sqlite:///{tmp_path}/s.db",
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "--tls-cert" in out.stderr
+
+
+def test_uvicorn_options_need_a_ca_to_require_certificates(leaf: Issued) -> None:
+    from authkestra.tls.uvicorn import uvicorn_tls_options
+
+    with pytest.raises(ConfigError):
+        uvicorn_tls_options(leaf.cert_path, leaf.key_path, require_client_certificate=True)
+    options = uvicorn_tls_options(leaf.cert_path, leaf.key_path, client_ca=leaf.cert_path)
+    assert options["ssl_cert_reqs"] == ssl.CERT_OPTIONAL
+
+
+def test_serve_refuses_unreadable_tls_files(tmp_path: Path, leaf: Issued) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("junk")
+    for args in (
+        ["--tls-cert", str(tmp_path / "absent.pem")],
+        ["--tls-cert", str(leaf.cert_path), "--tls-key", str(junk)],
+        [
+            "--tls-cert",
+            str(leaf.cert_path),
+            "--tls-key",
+            str(leaf.key_path),
+            "--tls-client-ca",
+            str(junk),
+        ],
+    ):
+        out = cli("serve", *args, "--db", f"sqlite:///{tmp_path}/s.db", check=False)
+        assert out.returncode == 2, out.stderr
+        assert "TLS: cannot load" in out.stderr and "Traceback" not in out.stderr
