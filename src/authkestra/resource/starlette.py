@@ -28,8 +28,10 @@ __all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "requires_scopes"
 class TokenUser(BaseUser):
     """``request.user`` for a request with a verified token."""
 
-    def __init__(self, access_token: AccessToken) -> None:
+    def __init__(self, access_token: AccessToken, scheme: str = "Bearer") -> None:
         self.access_token = access_token
+        #: How the token came: "Bearer" or "DPoP" (the scheme of any later refusal).
+        self.scheme = scheme
 
     @property
     def is_authenticated(self) -> bool:
@@ -60,6 +62,10 @@ class BearerTokenBackend(AuthenticationBackend):
     authenticated); one with an invalid token is refused by ``on_auth_error``.
     ``request.auth.scopes`` holds the token's scopes, so Starlette's own
     ``@requires`` works; :func:`requires_scopes` adds RFC 6750 answers.
+
+    Bound tokens are checked as by :class:`~authkestra.resource.asgi.BearerTokenMiddleware`:
+    DPoP-bound ones need the DPoP scheme and a proof (checked by ``dpop``),
+    certificate-bound ones the TLS connection with that certificate.
     """
 
     def __init__(self, verifier: TokenVerifier, *, dpop: DPoPChecker | None = None) -> None:
@@ -75,7 +81,8 @@ class BearerTokenBackend(AuthenticationBackend):
             check_holder(access, presentation, self.dpop)
         except AuthError as exc:
             raise _VerificationFailed(exc, presentation.scheme) from None
-        return AuthCredentials(["authenticated", *access.scopes]), TokenUser(access)
+        credentials = AuthCredentials(["authenticated", *access.scopes])
+        return credentials, TokenUser(access, presentation.scheme)
 
 
 def _refusal(
@@ -107,7 +114,7 @@ def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
             try:
                 check_scopes(user.access_token, scopes)
             except AuthError as exc:
-                return _refusal(exc, scopes)
+                return _refusal(exc, scopes, user.scheme)
             return await endpoint(request, *args, **kwargs)
 
         return wrapper
