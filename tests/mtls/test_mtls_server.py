@@ -328,3 +328,36 @@ def _eventually(call, seconds: float = 15.0):  # type: ignore[no-untyped-def]
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+def test_worker_processes_serve_mtls_too(
+    pki: TestPKI, server_cert: Issued, selfie: Issued, svc_cert: Issued
+) -> None:
+    # Each worker builds its own TLS context and trust set (the factory crosses the
+    # process boundary); every one of them must authenticate and bind.
+    server = AuthkestraServer(
+        tls=(server_cert.cert_path, server_cert.key_path, pki.ca.cert_path),
+        ca_bundle=pki.ca.cert_path,
+        workers=2,
+    )
+    try:
+        pki_client = register(
+            server, "--auth-method", "tls_client_auth", "--tls-san-dns", "svc-a.internal.example"
+        )
+        self_client = register(
+            server, "--auth-method", "self_signed_tls_client_auth", "--cert", str(selfie.cert_path)
+        )
+        for _ in range(8):  # new connections, spread over both workers
+            for client_id, cert, method in (
+                (pki_client, svc_cert, "tls_client_auth"),
+                (self_client, selfie, "self_signed_tls_client_auth"),
+            ):
+                token = _eventually(
+                    lambda c=client_id, k=cert, m=method: flow_for(
+                        server, pki, c, k, m
+                    ).get_token_sync()
+                )
+                claims = claims_of(token.access_token)
+                assert claims["cnf"] == {"x5t#S256": certificate_thumbprint(cert.der)}
+    finally:
+        server.stop()

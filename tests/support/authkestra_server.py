@@ -43,6 +43,7 @@ class AuthkestraServer:
         extra_env: dict[str, str] | None = None,
         tls: tuple[Path, Path, Path | None] | None = None,
         ca_bundle: Path | None = None,
+        workers: int = 1,
     ) -> None:
         """``tls``: (certificate, key, client CA or None) to serve HTTPS; ``ca_bundle``
         verifies the server's certificate then."""
@@ -66,6 +67,8 @@ class AuthkestraServer:
         ]
         if redis:
             args += ["--redis", redis]
+        if workers != 1:
+            args += ["--workers", str(workers)]
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
             if tls[2] is not None:
