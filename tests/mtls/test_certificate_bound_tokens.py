@@ -230,3 +230,58 @@ def test_framework_integrations_check_the_certificate(
             assert 'error="invalid_token"' in refused.headers["www-authenticate"]
     finally:
         api.stop()
+
+
+async def echo_certificate(scope, receive, send):  # type: ignore[no-untyped-def]
+    from authkestra.tls import presented_certificate
+
+    certificate = presented_certificate(scope)
+    await JSONResponse({"x5t#S256": certificate.thumbprint if certificate else None})(
+        scope, receive, send
+    )
+
+
+@pytest.mark.parametrize("protocol", ["h11", "httptools"])
+def test_both_uvicorn_protocols_hand_the_certificate_to_the_app(
+    protocol: str, pki: TestPKI, server_cert: Issued, svc_cert: Issued
+) -> None:
+    from authkestra.tls import certificate_thumbprint
+    from authkestra.tls import uvicorn as tls_uvicorn
+
+    port = free_port()
+    chosen = {
+        "h11": tls_uvicorn.H11WithTLSExtension,
+        "httptools": tls_uvicorn.TLSExtensionHTTPProtocol,
+    }[protocol]
+    config = uvicorn.Config(
+        echo_certificate,
+        host="127.0.0.1",
+        port=api.port,
+        log_level="warning",
+        lifespan="off",
+        loop="asyncio",
+        **{
+            **uvicorn_tls_options(
+                server_cert.cert_path, server_cert.key_path, client_ca=pki.ca.cert_path
+            ),
+            "http": chosen,
+        },
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with httpx.Client(verify=client_context(pki, svc_cert)) as client:
+            for _ in range(2):  # two requests on one connection
+                assert client.get(f"https://127.0.0.1:{port}/").json() == {
+                    "x5t#S256": certificate_thumbprint(svc_cert.der)
+                }
+        anonymous = httpx.get(f"https://127.0.0.1:{port}/", verify=client_context(pki))
+        assert anonymous.json() == {"x5t#S256": None}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
