@@ -256,7 +256,7 @@ def test_both_uvicorn_protocols_hand_the_certificate_to_the_app(
     config = uvicorn.Config(
         echo_certificate,
         host="127.0.0.1",
-        port=api.port,
+        port=port,
         log_level="warning",
         lifespan="off",
         loop="asyncio",
