@@ -7,17 +7,12 @@ tokens), against a real server process and real TLS handshakes over loopback.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import time
 import uuid
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from authkestra import ClientCredentialsFlow, InvalidClient, NetworkError, RetryPolicy
 from authkestra.tls import certificate_thumbprint
@@ -158,38 +153,6 @@ def test_a_certificate_from_an_untrusted_ca_fails_the_handshake(
         flow_for(tls_server, pki, client_id, stranger, "tls_client_auth").get_token_sync()
 
 
-def _forge(signer: Issued, common_name: str, directory) -> Issued:  # type: ignore[no-untyped-def]
-    """A certificate for ``common_name`` signed by ``signer``'s key (not a CA of the server's)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(signer.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(signer.key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "forged.pem", directory / "forged-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return Issued(cert, key, cert_path, key_path)
-
-
 def test_a_certificate_signed_by_a_registered_self_signed_one_is_no_tls_client_auth(
     tls_server: AuthkestraServer, pki: TestPKI, selfie: Issued, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -202,7 +165,7 @@ def test_a_certificate_signed_by_a_registered_self_signed_one_is_no_tls_client_a
     victim = register(
         tls_server, "--auth-method", "tls_client_auth", "--tls-subject-dn", "CN=victim,O=Example"
     )
-    forged = _forge(selfie, "victim", tmp_path)
+    forged = pki.signed_by(selfie, "forged", "victim", organisation="Example")
     deadline = time.monotonic() + 15
     while True:  # until the server's TLS layer has picked up the self-signed certificate
         try:

@@ -39,7 +39,22 @@ def _name(common_name: str, organisation: str | None = None) -> x509.Name:
     return x509.Name(parts)
 
 
-def _write(
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def write_issued(
     directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
 ) -> Issued:
     cert_path = directory / f"{stem}.pem"
@@ -64,18 +79,11 @@ class TestPKI:
     def __init__(self, directory: Path, name: str = "authkestra test CA") -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(name)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
+            _builder(subject, subject, key, days=2)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -95,7 +103,17 @@ class TestPKI:
             .sign(key, hashes.SHA256())
         )
         stem = name.replace(" ", "-")
-        self.ca = _write(directory, stem, cert, key)
+        self.ca = write_issued(directory, stem, cert, key)
+
+    def signed_by(
+        self, signer: Issued, stem: str, common_name: str, organisation: str | None = None
+    ) -> Issued:
+        """A bare certificate signed by ``signer``'s key -- which need not be a CA (forgeries)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _builder(
+            _name(common_name, organisation), signer.certificate.subject, key, days=1
+        ).sign(signer.key, hashes.SHA256())
+        return write_issued(self.directory, stem, cert, key)
 
     def issue(
         self,
@@ -110,20 +128,13 @@ class TestPKI:
         organisation: str | None = None,
     ) -> Issued:
         """A leaf certificate signed by this CA (for TLS servers, or clients)."""
-        now = datetime.datetime.now(datetime.timezone.utc)
         key = ec.generate_private_key(ec.SECP256R1())
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         names += [x509.UniformResourceIdentifier(u) for u in uris]
         names += [x509.RFC822Name(e) for e in emails]
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name, organisation))
-            .issuer_name(self.ca.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            _builder(_name(common_name, organisation), self.ca.certificate.subject, key, days=1)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
@@ -141,7 +152,7 @@ class TestPKI:
         )
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return _write(self.directory, stem, builder.sign(self.ca.key, hashes.SHA256()), key)
+        return write_issued(self.directory, stem, builder.sign(self.ca.key, hashes.SHA256()), key)
 
     def server(self, stem: str = "server") -> Issued:
         """A server certificate for 127.0.0.1 and localhost."""
@@ -151,19 +162,12 @@ class TestPKI:
 def self_signed(directory: Path, stem: str, common_name: str) -> Issued:
     """A self-signed client certificate, as ``openssl req -x509`` makes them (CA:TRUE)."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = _name(common_name)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        _builder(subject, subject, key, days=1)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return _write(directory, stem, cert, key)
+    return write_issued(directory, stem, cert, key)

@@ -349,6 +349,11 @@ def _print_certificate_client(
         document["tls_client_auth"] = json.loads(subject)
     if key_set is not None:
         document["key_ids"] = key_set[1]
+    _print_document(env, output, document)
+
+
+def _print_document(env: Environment, output: str, document: dict[str, object]) -> None:
+    """JSON, or one ``name: value`` line per member."""
     if output == "json":
         print_json(env, document)
         return
@@ -407,12 +412,7 @@ def show(
             described["jwks_uri"] = client.jwks_uri
         else:
             described["jwks_kids"] = jwks_kids(client.jwks)
-    if output == "json":
-        print_json(env, described)
-        return
-    for key, value in described.items():
-        env.stdout.write(f"{key + ':':16}{value}\n")
-    env.stdout.flush()
+    _print_document(env, output, described)
 
 
 @clients_app.command("rotate-secret")
