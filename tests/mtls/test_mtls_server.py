@@ -154,8 +154,8 @@ def test_a_certificate_from_an_untrusted_ca_fails_the_handshake(
 
 
 def test_a_certificate_signed_by_a_registered_self_signed_one_is_no_tls_client_auth(
-    tls_server: AuthkestraServer, pki: TestPKI, selfie: Issued, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    tls_server: AuthkestraServer, pki: TestPKI, selfie: Issued
+) -> None:
     # The TLS layer trusts registered self-signed certificates as anchors (Python's ssl
     # cannot do otherwise), so a certificate they sign passes the handshake; it must not
     # pass as a CA-issued certificate for tls_client_auth.
