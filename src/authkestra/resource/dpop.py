@@ -21,6 +21,8 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from .._clock import Clock, SystemClock
 from .._protocol.dpop_proof import DPOP_PROOF_ALGS, ProofError, read_proof
@@ -32,6 +34,7 @@ __all__ = [
     "DPoPChecker",
     "InvalidDPoPProof",
     "ReplayCache",
+    "ReplayStore",
     "bound_thumbprint",
     "check_dpop",
 ]
@@ -47,6 +50,19 @@ class InvalidDPoPProof(InvalidToken):
     """
 
     error = "invalid_dpop_proof"
+
+
+class ReplayStore(Protocol):
+    """Where the ``jti`` of accepted proofs are remembered: in memory, or shared.
+
+    :class:`ReplayCache` serves one process; several processes or machines
+    serving one API share :class:`~authkestra.resource.redis_replay.RedisReplayCache`,
+    so a proof accepted by one is refused by all.
+    """
+
+    def add(self, jti: str, *, now: float, expires_at: float) -> bool:
+        """Remember ``jti`` until ``expires_at``; False if it is remembered already."""
+        ...
 
 
 class ReplayCache:
@@ -106,7 +122,7 @@ def check_dpop(
     method: str,
     url: str,
     now: float,
-    replay: ReplayCache,
+    replay: ReplayStore,
     max_age: float = 60.0,
     leeway: float = 5.0,
     algorithms: Iterable[str] = DPOP_ALGORITHMS,
@@ -136,8 +152,10 @@ def check_dpop(
         )
     except ProofError as exc:
         raise InvalidDPoPProof(exc.reason) from None
-    # Last, so that a proof refused for another reason does not use up its jti.
-    if not replay.add(checked.jti, now=now, expires_at=checked.iat + max_age + 2 * leeway):
+    # Last, so that a proof refused for another reason does not use up its jti. Kept per
+    # key: a client choosing its jti cannot spend another client's.
+    expires_at = checked.iat + max_age + 2 * leeway
+    if not replay.add(f"{jkt}:{checked.jti}", now=now, expires_at=expires_at):
         raise InvalidDPoPProof("the DPoP proof was used before (jti)")
     return jkt
 
@@ -149,6 +167,14 @@ class DPoPChecker:
 
         checker = DPoPChecker()
         checker.check(access, raw_token, request.headers.get("DPoP"), method="GET", url=url)
+
+    ``replay``: where used proofs are remembered -- this process's memory by
+    default (``max_remembered_proofs`` of them); a
+    :class:`~authkestra.resource.redis_replay.RedisReplayCache` when several
+    processes serve the API. ``public_origin``: the ``scheme://host[:port]``
+    clients call the API at, when a proxy in front rewrites the scheme or the
+    ``Host`` header: proofs' ``htu`` is then compared with that origin and the
+    request's path.
     """
 
     def __init__(
@@ -158,6 +184,8 @@ class DPoPChecker:
         leeway: float = 5.0,
         algorithms: Iterable[str] = DPOP_ALGORITHMS,
         max_remembered_proofs: int = 100_000,
+        replay: ReplayStore | None = None,
+        public_origin: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.algorithms = tuple(algorithms)
@@ -171,7 +199,10 @@ class DPoPChecker:
         self.max_age = max_age
         self.leeway = leeway
         self.clock: Clock = clock or SystemClock()
-        self.replay = ReplayCache(max_remembered_proofs)
+        self.replay: ReplayStore = (
+            replay if replay is not None else ReplayCache(max_remembered_proofs)
+        )
+        self.public_origin = _origin(public_origin) if public_origin is not None else None
 
     def check(
         self,
@@ -188,7 +219,7 @@ class DPoPChecker:
             raw_token,
             proof,
             method=method,
-            url=url,
+            url=self._public(url),
             now=self.clock.now().timestamp(),
             replay=self.replay,
             max_age=self.max_age,
@@ -196,5 +227,28 @@ class DPoPChecker:
             algorithms=self.algorithms,
         )
 
+    def _public(self, url: str) -> str:
+        """The URL as the client named it: the request's path on the public origin."""
+        if self.public_origin is None:
+            return url
+        parts = urlsplit(url)
+        return f"{self.public_origin}{parts.path or '/'}"
+
     def __repr__(self) -> str:
         return f"DPoPChecker(max_age={self.max_age!r}, algorithms={list(self.algorithms)!r})"
+
+
+def _origin(value: str) -> str:
+    """``scheme://host[:port]`` from a public origin setting; ConfigError otherwise."""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ConfigError("public_origin is scheme://host[:port], e.g. https://api.example.com")
+    return f"{parts.scheme}://{parts.netloc}"
