@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._protocol.dpop import DPoPState
+from .._protocol.dpop import DPoPState, is_nonce_challenge
 from .._protocol.params import ScopesLike
 from ..token import Token
 from ._header_write import set_authorization
@@ -30,10 +30,7 @@ def _replayable(request: httpx.Request) -> bool:
 
 def _asks_for_nonce(response: httpx.Response) -> bool:
     """A resource server's DPoP nonce challenge (RFC 9449 §9): 401, ``error="use_dpop_nonce"``."""
-    if response.status_code != 401:
-        return False
-    challenge = response.headers.get("www-authenticate", "")
-    return challenge.lstrip().lower().startswith("dpop") and "use_dpop_nonce" in challenge
+    return is_nonce_challenge(response.status_code, response.headers.get("www-authenticate"))
 
 
 class BearerAuth(httpx.Auth):
