@@ -33,6 +33,21 @@ def _asks_for_nonce(response: httpx.Response) -> bool:
     return is_nonce_challenge(response.status_code, response.headers.get("www-authenticate"))
 
 
+def _token_refused(request: httpx.Request, response: httpx.Response) -> bool:
+    """A 401 for the token itself, worth one retry with a fresh token.
+
+    Not a nonce challenge (answered on its own), not a body that cannot go
+    again, and not a request that reached another origin after a redirect
+    (httpx dropped the token there: a fresh one would not be sent either).
+    """
+    return (
+        response.status_code == 401
+        and _replayable(request)
+        and not _asks_for_nonce(response)
+        and "authorization" in response.request.headers
+    )
+
+
 class BearerAuth(httpx.Auth):
     """Made by :meth:`ClientCredentialsFlow.auth`; works with sync and async httpx clients."""
 
@@ -76,6 +91,30 @@ class BearerAuth(httpx.Auth):
             return True
         return False
 
+    def _followed(
+        self, request: httpx.Request, response: httpx.Response, token: Token
+    ) -> httpx.Request | None:
+        """The request httpx redirected to, with a proof of its own, if it deserves one.
+
+        httpx follows redirects inside one auth step, carrying the first request's
+        DPoP proof, which names another URL. On a 401 from a redirect on the same
+        origin (httpx kept the Authorization header) the redirected request goes
+        once more with a proof for its method and URL. Another origin never gets
+        the token back.
+        """
+        final = response.request
+        if (
+            final is request
+            or response.status_code != 401
+            or self._dpop is None
+            or token.token_type != "DPoP"
+            or "authorization" not in final.headers
+            or not _replayable(final)
+        ):
+            return None
+        self._authorize(final, token)
+        return final
+
     def _token_now(self) -> Token | None:
         """The cached token while it needs nothing (no renewal, no event hook), else None."""
         entry = self._slot.entry
@@ -98,10 +137,14 @@ class BearerAuth(httpx.Auth):
         )
         self._authorize(request, token)
         response = yield request
+        followed = self._followed(request, response, token)
+        if followed is not None:
+            request = followed
+            response = yield request
         if self._nonce_retry(request, response, token):
             response = yield request
             self._remember_nonce(request, response, token)
-        if response.status_code == 401 and _replayable(request) and not _asks_for_nonce(response):
+        if _token_refused(request, response):
             tokens.invalidate(key, token)
             fresh = tokens.get_sync(key, spec)
             if fresh.access_token != token.access_token:
@@ -119,10 +162,14 @@ class BearerAuth(httpx.Auth):
         )
         self._authorize(request, token)
         response = yield request
+        followed = self._followed(request, response, token)
+        if followed is not None:
+            request = followed
+            response = yield request
         if self._nonce_retry(request, response, token):
             response = yield request
             self._remember_nonce(request, response, token)
-        if response.status_code == 401 and _replayable(request) and not _asks_for_nonce(response):
+        if _token_refused(request, response):
             tokens.invalidate(key, token)
             fresh = await tokens.get_async(key, spec)
             if fresh.access_token != token.access_token:
