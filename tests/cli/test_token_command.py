@@ -58,6 +58,14 @@ ENV_NAMES = (
     "AUTH_METHOD",
     "AUDIENCE",
     "RESOURCE",
+    "PRIVATE_KEY_FILE",
+    "KEY_ID",
+    "SIGNING_ALG",
+    "CLIENT_CERT_FILE",
+    "CLIENT_KEY_FILE",
+    "CA_BUNDLE",
+    "DPOP",
+    "DPOP_KEY_FILE",
 )
 #: Unset whatever AUTHKESTRA_* the surrounding shell has, so only the test's own count.
 CLEAN_ENV: dict[str, str | None] = {f"AUTHKESTRA_{name}": None for name in ENV_NAMES}

@@ -187,6 +187,46 @@ def token_command(
             help="Retries after a network failure, HTTP 5xx or 429.",
         ),
     ] = RetryPolicy().max_attempts - 1,
+    private_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--private-key-file",
+            metavar="PATH",
+            help="private_key_jwt: the client's private key, PEM or JWK"
+            " [env: AUTHKESTRA_PRIVATE_KEY_FILE].",
+        ),
+    ] = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            "--key-id", metavar="KID", help="The kid of that key [env: AUTHKESTRA_KEY_ID]."
+        ),
+    ] = None,
+    client_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-cert",
+            metavar="PATH",
+            help="Mutual TLS: the client certificate (PEM; with its key unless --client-key)"
+            " [env: AUTHKESTRA_CLIENT_CERT_FILE].",
+        ),
+    ] = None,
+    client_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-key",
+            metavar="PATH",
+            help="The client certificate's key [env: AUTHKESTRA_CLIENT_KEY_FILE].",
+        ),
+    ] = None,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-bundle",
+            metavar="PATH",
+            help="CAs of the server's certificate (a private CA) [env: AUTHKESTRA_CA_BUNDLE].",
+        ),
+    ] = None,
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -212,6 +252,10 @@ def token_command(
       --client-secret-stdin           read it from standard input
 
     \b
+    Keys instead of a secret: --auth-method private_key_jwt --private-key-file PATH;
+    --auth-method tls_client_auth --client-cert PATH [--client-key PATH].
+
+    \b
     Examples:
       authkestra token --format header --scope read | curl -H @- https://api.example.com/
       vault kv get -field=secret kv/svc | authkestra token --client-secret-stdin
@@ -223,6 +267,8 @@ def token_command(
         raise typer.BadParameter(
             "give --client-secret-file or --client-secret-stdin, not both", ctx=ctx
         )
+    if client_key is not None and client_cert is None:
+        raise typer.BadParameter("--client-key goes with --client-cert", ctx=ctx)
 
     redact = Redactor()
     try:
@@ -247,6 +293,10 @@ def token_command(
             "timeout": timeout,
             "retry": policy,
             "cache": _file_cache(cache, env),
+            "private_key": str(private_key_file) if private_key_file else None,
+            "key_id": key_id,
+            "client_cert": _client_cert(client_cert, client_key),
+            "ca_bundle": str(ca_bundle) if ca_bundle else None,
         }
         token = _obtain(env, overrides, redact)
     except KeyboardInterrupt:
@@ -266,6 +316,12 @@ def _obtain(env: Environment, overrides: dict[str, Any], redact: Redactor) -> To
             redact.add(secret, client_id=arguments["client_id"])
     flow = ClientCredentialsFlow(**arguments)
     return flow.get_token_sync()
+
+
+def _client_cert(cert: Path | None, key: Path | None) -> str | tuple[str, str] | None:
+    if cert is None:
+        return None
+    return (str(cert), str(key)) if key is not None else str(cert)
 
 
 def _file_cache(option: Path | None, env: Environment) -> FileCache | None:

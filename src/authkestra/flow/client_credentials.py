@@ -280,6 +280,14 @@ class ClientCredentialsFlow:
         ``AUTHKESTRA_RESOURCE`` (space separated). A missing one is a
         :class:`ConfigError` naming the variable. Keyword arguments override
         or add to what the environment gives.
+
+        Keys and certificates, by path: ``AUTHKESTRA_PRIVATE_KEY_FILE`` (with
+        ``AUTHKESTRA_KEY_ID`` and ``AUTHKESTRA_SIGNING_ALG``) for
+        ``private_key_jwt``; ``AUTHKESTRA_CLIENT_CERT_FILE`` (and
+        ``AUTHKESTRA_CLIENT_KEY_FILE`` when the key is a file of its own) and
+        ``AUTHKESTRA_CA_BUNDLE`` for mutual TLS; ``AUTHKESTRA_DPOP=true`` (or
+        ``AUTHKESTRA_DPOP_KEY_FILE``) for DPoP. A method that sends no secret
+        (``none``, ``private_key_jwt``, the two TLS methods) needs none.
         """
         kwargs = flow_arguments_from_env(environ, overrides)
         return cls(**kwargs)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._protocol.client_auth import AuthMethod
 from ..errors import ConfigError
 from ..secrets import FileSecret, Secret
 
@@ -55,7 +56,7 @@ def flow_arguments_from_env(
             args["client_secret"] = source
         elif secret is not None:
             args["client_secret"] = Secret(secret)
-        elif auth_method != "none":
+        elif _needs_secret(auth_method):
             raise ConfigError(
                 "AUTHKESTRA_CLIENT_SECRET (or AUTHKESTRA_CLIENT_SECRET_FILE) is not set:"
                 " it holds the client's secret"
@@ -82,5 +83,40 @@ def flow_arguments_from_env(
     resource = _get(env, "RESOURCE")
     if resource is not None:
         args["resource"] = resource.split()
+    args.update(_key_arguments(env))
     args.update(given)
+    return args
+
+
+def _needs_secret(auth_method: Any) -> bool:
+    try:
+        return AuthMethod.parse(auth_method or AuthMethod.CLIENT_SECRET_BASIC).needs_secret
+    except ConfigError:
+        return True  # the flow names the unknown method
+
+
+def _key_arguments(env: Mapping[str, str]) -> dict[str, Any]:
+    """Keys and certificates, by file path: private_key_jwt, mutual TLS, DPoP."""
+    args: dict[str, Any] = {}
+    for name, key in (
+        ("PRIVATE_KEY_FILE", "private_key"),
+        ("KEY_ID", "key_id"),
+        ("SIGNING_ALG", "signing_alg"),
+        ("CA_BUNDLE", "ca_bundle"),
+        ("DPOP_KEY_FILE", "dpop_key"),
+    ):
+        value = _get(env, name)
+        if value is not None:
+            args[key] = value.strip()
+    cert, cert_key = _get(env, "CLIENT_CERT_FILE"), _get(env, "CLIENT_KEY_FILE")
+    if cert_key is not None and cert is None:
+        raise ConfigError("AUTHKESTRA_CLIENT_KEY_FILE goes with AUTHKESTRA_CLIENT_CERT_FILE")
+    if cert is not None:
+        args["client_cert"] = (cert.strip(), cert_key.strip()) if cert_key else cert.strip()
+    dpop = _get(env, "DPOP")
+    if dpop is not None:
+        lowered = dpop.strip().lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError("AUTHKESTRA_DPOP is true or false")
+        args["dpop"] = lowered in ("true", "1", "yes")
     return args
