@@ -324,3 +324,62 @@ def test_serve_refuses_unreadable_tls_files(tmp_path: Path, leaf: Issued) -> Non
         out = cli("serve", *args, "--db", f"sqlite:///{tmp_path}/s.db", check=False)
         assert out.returncode == 2, out.stderr
         assert "TLS: cannot load" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bad_trust_entry_is_skipped_not_fatal(local_pki: TestPKI, tmp_path: Path) -> None:
+    from authkestra.server.tls_server import ServerSSLContext
+
+    server = local_pki.server("trust-server")
+    good = self_signed(tmp_path, "good", "good")
+    junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    context = ServerSSLContext(str(server.cert_path), str(server.key_path), None).build(
+        (junk, good.pem)
+    )
+    assert context.verify_mode == ssl.CERT_OPTIONAL
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "good"),),)]
+
+
+def test_an_encrypted_server_key_is_refused_not_prompted_for(
+    local_pki: TestPKI, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from authkestra.server.tls_server import ServerSSLContext
+
+    server = local_pki.server("locked-server")
+    locked = tmp_path / "locked-key.pem"
+    locked.write_bytes(
+        server.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw"),
+        )
+    )
+    with pytest.raises(ValueError, match="encrypted"):
+        ServerSSLContext(str(server.cert_path), str(locked), None).build(())
+
+
+def test_an_encrypted_client_key_needs_its_password(leaf: Issued, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    locked = tmp_path / "client-locked.pem"
+    locked.write_bytes(
+        leaf.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"open sesame"),
+        )
+    )
+    with pytest.raises(ConfigError, match="encrypted"):
+        ClientCredentialsFlow(
+            "svc",
+            token_url=TOKEN_URL,
+            auth_method="tls_client_auth",
+            client_cert=(leaf.cert_path, locked),
+        )
+    ClientCredentialsFlow(
+        "svc",
+        token_url=TOKEN_URL,
+        auth_method="tls_client_auth",
+        client_cert=(leaf.cert_path, locked, "open sesame"),
+    )

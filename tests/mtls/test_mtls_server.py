@@ -10,6 +10,7 @@ import base64
 import json
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -322,5 +323,54 @@ def test_worker_processes_serve_mtls_too(
                 )
                 claims = claims_of(token.access_token)
                 assert claims["cnf"] == {"x5t#S256": certificate_thumbprint(cert.der)}
+    finally:
+        server.stop()
+
+
+def test_self_signed_clients_without_any_client_ca(
+    pki: TestPKI, server_cert: Issued, selfie: Issued, selfie_two: Issued, tmp_path: Path
+) -> None:
+    # No --tls-client-ca: the registered self-signed certificates are the only anchors,
+    # those registered before the server starts and those registered later alike.
+    db = f"sqlite:///{tmp_path}/authkestra.db"
+    cli(
+        "clients",
+        "create",
+        "early",
+        "--scope",
+        "read",
+        "--auth-method",
+        "self_signed_tls_client_auth",
+        "--cert",
+        str(selfie.cert_path),
+        "--db",
+        db,
+    )
+    server = AuthkestraServer(
+        db=db,
+        tls=(server_cert.cert_path, server_cert.key_path, None),
+        ca_bundle=pki.ca.cert_path,
+        extra_env={"AUTHKESTRA_TLS_TRUST_REFRESH": "0.5"},
+    )
+    try:
+        token = flow_for(
+            server, pki, "early", selfie, "self_signed_tls_client_auth"
+        ).get_token_sync()
+        assert claims_of(token.access_token)["cnf"] == {
+            "x5t#S256": certificate_thumbprint(selfie.der)
+        }
+        late = register(
+            server,
+            "--auth-method",
+            "self_signed_tls_client_auth",
+            "--cert",
+            str(selfie_two.cert_path),
+        )
+        token = _eventually(
+            lambda: flow_for(
+                server, pki, late, selfie_two, "self_signed_tls_client_auth"
+            ).get_token_sync()
+        )
+        assert claims_of(token.access_token)["client_id"] == late
     finally:
         server.stop()

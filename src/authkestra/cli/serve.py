@@ -131,6 +131,7 @@ def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
         str(settings.tls_cert),
         str(settings.tls_key) if settings.tls_key else None,
         str(settings.tls_client_ca) if settings.tls_client_ca else None,
+        settings.db,
     )
     try:  # load everything once now: a wrong file is a clear error, not a failed worker
         factory.build(())

@@ -40,7 +40,7 @@ def client_ssl_context(
     if client_cert is not None:
         certfile, keyfile, password = _parts(client_cert)
         try:
-            context.load_cert_chain(certfile, keyfile, password)
+            context.load_cert_chain(certfile, keyfile, password or _no_password)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
                 f"client_cert {certfile!r}: the certificate and its key could not be loaded"
@@ -83,6 +83,11 @@ def _parts(client_cert: ClientCertLike) -> tuple[str, str | None, str | None]:
     keyfile = str(parts[1]) if len(parts) > 1 else None
     password = str(parts[2]) if len(parts) > 2 else None
     return certfile, keyfile, password
+
+
+def _no_password() -> str:
+    # Without this, OpenSSL would prompt for the password on the terminal (or hang).
+    raise ConfigError("client_cert: the key is encrypted: give (cert, key, key_password)")
 
 
 def _why(exc: Exception) -> str:

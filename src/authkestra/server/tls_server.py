@@ -56,31 +56,52 @@ class ServerSSLContext:
     """uvicorn's ``ssl_context_factory`` (picklable, for worker processes).
 
     ``client_ca``: PEM bundle of the CAs of ``tls_client_auth`` certificates.
-    Client certificates are optional: a client without one connects and
-    authenticates another way (and gets unbound tokens).
+    ``db``: the store, read once here for the self-signed certificates already
+    registered (the app refreshes them later). Client certificates are always
+    asked for and optional: a client without one connects and authenticates
+    another way (and gets unbound tokens). A key protected by a password is
+    refused at start (there is no one to type it).
     """
 
-    def __init__(self, certfile: str, keyfile: str | None, client_ca: str | None) -> None:
+    def __init__(
+        self, certfile: str, keyfile: str | None, client_ca: str | None, db: str | None = None
+    ) -> None:
         self.certfile = certfile
         self.keyfile = keyfile
         self.client_ca = client_ca
+        self.db = db
 
     def build(self, self_signed: tuple[str, ...]) -> ssl.SSLContext:
+        """A server context trusting the client CAs and ``self_signed`` (bad entries skipped)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.certfile, self.keyfile)
-        trusted = False
+        context.load_cert_chain(self.certfile, self.keyfile, password=_no_password)
         if self.client_ca:
             context.load_verify_locations(cafile=self.client_ca)
-            trusted = True
-        if self_signed:
-            context.load_verify_locations(cadata="\n".join(self_signed))
-            trusted = True
-        # Without any trust anchor a presented certificate could only fail the handshake.
-        context.verify_mode = ssl.CERT_OPTIONAL if trusted else ssl.CERT_NONE
+        for pem in self_signed:
+            try:
+                context.load_verify_locations(cadata=pem)
+            except (ssl.SSLError, ValueError):
+                # One bad entry must not take TLS down for every client.
+                logger.warning("a registered self-signed client certificate is unusable: skipped")
+        # Always CERT_OPTIONAL: switching contexts in the SNI callback changes the trust
+        # store but not the verify mode of the connection, which comes from the first one.
+        context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
+    def _initial_trust(self) -> None:
+        if self.db is None:
+            return
+        store = Store(self.db)
+        try:
+            load_trust(store)
+        except Exception:  # a fresh store, not migrated yet: nothing registered
+            logger.info("no self-signed client certificates read at start", exc_info=True)
+        finally:
+            store.close()
+
     def __call__(self, _config: Any, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        self._initial_trust()
         trust = SELF_SIGNED_TRUST
         built: dict[int, ssl.SSLContext] = {}
         lock = threading.Lock()
@@ -90,18 +111,28 @@ class ServerSSLContext:
             context = built.get(version)
             if context is None:
                 with lock:
-                    context = built.get(version) or self.build(pems)
-                    built.clear()
-                    built[version] = context
-                    context.sni_callback = swap
+                    context = built.get(version)
+                    if context is None:
+                        context = self.build(pems)
+                        context.sni_callback = swap
+                        built.clear()
+                        built[version] = context
             return context
 
         def swap(ssl_object: Any, _server_name: str | None, used: ssl.SSLContext) -> None:
-            wanted = current()
+            try:
+                wanted = current()
+            except Exception:  # files gone unreadable: keep serving with the context in use
+                logger.warning("could not build a new TLS context: keeping the current one")
+                return
             if wanted is not used:
                 ssl_object.context = wanted
 
         return current()
+
+
+def _no_password() -> str:
+    raise ValueError("the TLS key is encrypted: give an unencrypted key file (mode 0600)")
 
 
 def load_trust(store: Store) -> None:
