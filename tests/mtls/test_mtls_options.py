@@ -383,3 +383,30 @@ def test_an_encrypted_client_key_needs_its_password(leaf: Issued, tmp_path: Path
         auth_method="tls_client_auth",
         client_cert=(leaf.cert_path, locked, "open sesame"),
     )
+
+
+def test_a_certificate_the_server_reports_unverified_is_not_used(leaf: Issued) -> None:
+    scope = {"extensions": {"tls": {"client_cert_chain": [leaf.pem], "client_cert_error": "x"}}}
+    assert presented_certificate(scope) is None
+
+
+@pytest.mark.parametrize("value", [5, "", None, ["a"]])
+def test_a_malformed_certificate_binding_is_refused(value: object) -> None:
+    from datetime import datetime, timezone
+
+    from authkestra import InvalidToken
+    from authkestra.resource import AccessToken
+    from authkestra.resource.presentation import certificate_thumbprint_bound
+
+    access = AccessToken(
+        subject="s",
+        client_id="c",
+        scopes=(),
+        audience=("a",),
+        expires_at=datetime.now(timezone.utc),
+        jwt_id="j",
+        issuer="i",
+        claims={"cnf": {"x5t#S256": value}},
+    )
+    with pytest.raises(InvalidToken):
+        certificate_thumbprint_bound(access)

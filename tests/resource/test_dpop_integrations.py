@@ -140,3 +140,27 @@ def test_scopes_are_checked_after_the_proof_with_a_dpop_challenge(
     response = call(app, f"DPoP {raw}", (made,))
     assert response.status_code == 403
     assert challenge_of(response).startswith('DPoP error="insufficient_scope"')
+
+
+@pytest.mark.parametrize("host", ["api.test/public#", "api.test/public?", "api.test/x/../public#"])
+def test_a_host_header_that_moves_the_path_is_refused(
+    app: Any, issuer: TestIssuer, clock: FakeClock, key: DPoPKey, host: str
+) -> None:
+    # The proof names /public; the request goes to /orders with a Host that, pasted into
+    # a URL, would turn /orders into a fragment or query of https://api.test/public.
+    import anyio
+    import httpx
+
+    raw = bound(issuer, key)
+    made = proof(key, "GET", "http://api.test/public", now=now(clock), access_token=raw)
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            return await client.get(
+                "/orders", headers={"Authorization": f"DPoP {raw}", "DPoP": made, "Host": host}
+            )
+
+    response = anyio.run(run)
+    assert response.status_code == 401
+    assert "Host header" in challenge_of(response)

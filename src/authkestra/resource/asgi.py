@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import AuthError
 from ._protocol import TokenVerifier, check_scopes
 from .dpop import DPoPChecker
-from .presentation import Presentation, check_holder
+from .presentation import Presentation, check_holder_async
 from .rfc6750 import refusal
 
 __all__ = ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"]
@@ -77,7 +77,7 @@ class BearerTokenMiddleware:
         if presentation is not None:
             try:
                 access = await self.verifier.verify(presentation.token)
-                check_holder(access, presentation, self.dpop)
+                await check_holder_async(access, presentation, self.dpop)
                 check_scopes(access, self.scopes)
             except AuthError as exc:
                 error = exc

@@ -228,7 +228,11 @@ class DPoPChecker:
         )
 
     def _public(self, url: str) -> str:
-        """The URL as the client named it: the request's path on the public origin."""
+        """The URL as the client named it: the request's path on the public origin.
+
+        The URL comes from :func:`~authkestra.resource.presentation.request_url`,
+        whose host holds no ``/``, ``?`` or ``#``: its path is the request's.
+        """
         if self.public_origin is None:
             return url
         parts = urlsplit(url)

@@ -10,13 +10,23 @@ from ..errors import AuthError, ConfigError
 from ._protocol import TokenVerifier, check_scopes
 from .access_token import AccessToken
 from .dpop import DPoPChecker
-from .presentation import Presentation, check_holder
+from .presentation import Presentation, check_holder_async
 from .rfc6750 import refusal
 
 __all__ = ["VERIFIER_STATE_KEY", "require_scopes"]
 
 #: Where ``require_scopes`` finds the verifier when none is passed: ``app.state.token_verifier``.
 VERIFIER_STATE_KEY = "token_verifier"
+
+
+_SHARED: list[DPoPChecker] = []
+
+
+def _shared_checker() -> DPoPChecker:
+    """One default checker for every dependency of the process: one replay set for the API."""
+    if not _SHARED:
+        _SHARED.append(DPoPChecker())
+    return _SHARED[0]
 
 
 def require_scopes(
@@ -40,11 +50,11 @@ def require_scopes(
     503 when the issuer cannot be reached to verify.
 
     Bound tokens are checked as in :class:`~authkestra.resource.BearerTokenMiddleware`:
-    a DPoP-bound token needs the DPoP scheme and a proof (checked by ``dpop``, one
-    checker per dependency by default), a certificate-bound one the TLS connection
-    with that certificate.
+    a DPoP-bound token needs the DPoP scheme and a proof (checked by ``dpop``; by
+    default one checker, one replay set, for all the dependencies of the process),
+    a certificate-bound one the TLS connection with that certificate.
     """
-    checker = dpop or DPoPChecker()
+    checker = dpop or _shared_checker()
 
     async def dependency(request: Request) -> AccessToken:
         chosen = verifier or getattr(request.app.state, VERIFIER_STATE_KEY, None)
@@ -55,7 +65,7 @@ def require_scopes(
         if presentation is not None:
             try:
                 access = await chosen.verify(presentation.token)
-                check_holder(access, presentation, checker)
+                await check_holder_async(access, presentation, checker)
                 check_scopes(access, scopes)
             except AuthError as exc:
                 error = exc

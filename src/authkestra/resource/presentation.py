@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
+
+import anyio.to_thread
 
 from ..errors import InvalidToken
 from ..tls import ClientCertificate, presented_certificate
@@ -21,7 +24,14 @@ from .access_token import AccessToken
 from .dpop import DPoPChecker, InvalidDPoPProof, bound_thumbprint
 from .rfc6750 import authorization_token
 
-__all__ = ["Presentation", "certificate_thumbprint_bound", "check_holder", "request_url"]
+__all__ = [
+    "Presentation",
+    "certificate_thumbprint_bound",
+    "check_holder",
+    "check_holder_async",
+    "request_path",
+    "request_url",
+]
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -32,7 +42,7 @@ class Presentation:
     token: str
     proofs: tuple[str, ...]
     method: str
-    url: str
+    url: str | None  # None: the Host header is no authority (refused for DPoP)
     certificate: ClientCertificate | None
 
     @classmethod
@@ -64,10 +74,14 @@ class Presentation:
 
 
 def certificate_thumbprint_bound(access_token: AccessToken) -> str | None:
-    """The ``cnf["x5t#S256"]`` a certificate-bound token names, or None."""
+    """The ``cnf["x5t#S256"]`` of a certificate-bound token, or None; InvalidToken if malformed."""
     cnf = access_token.claims.get("cnf")
-    value = cnf.get("x5t#S256") if isinstance(cnf, Mapping) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(cnf, Mapping) or "x5t#S256" not in cnf:
+        return None  # a malformed cnf itself is refused by the DPoP check
+    value = cnf["x5t#S256"]
+    if not isinstance(value, str) or not value:
+        raise InvalidToken("the token's cnf x5t#S256 is not a string")
+    return value
 
 
 def check_holder(access: AccessToken, presentation: Presentation, dpop: DPoPChecker) -> None:
@@ -88,6 +102,16 @@ def check_holder(access: AccessToken, presentation: Presentation, dpop: DPoPChec
         raise InvalidToken("the token is bound to another TLS client certificate")
 
 
+async def check_holder_async(
+    access: AccessToken, presentation: Presentation, dpop: DPoPChecker
+) -> None:
+    """:func:`check_holder` for async code: a shared replay store's I/O runs off the event loop."""
+    if presentation.scheme == "DPoP" and getattr(dpop.replay, "blocking", False):
+        await anyio.to_thread.run_sync(check_holder, access, presentation, dpop)
+    else:
+        check_holder(access, presentation, dpop)
+
+
 def _check_dpop(access: AccessToken, presentation: Presentation, dpop: DPoPChecker) -> None:
     bound = bound_thumbprint(access) is not None
     if presentation.scheme == "Bearer":
@@ -98,12 +122,22 @@ def _check_dpop(access: AccessToken, presentation: Presentation, dpop: DPoPCheck
         raise InvalidToken("the token is not DPoP-bound: present it with the Bearer scheme")
     if len(presentation.proofs) > 1:
         raise InvalidDPoPProof("more than one DPoP proof was sent")
+    if presentation.url is None:
+        raise InvalidDPoPProof("the request's Host header is not a host name and port")
     proof = presentation.proofs[0] if presentation.proofs else None
     dpop.check(access, presentation.token, proof, method=presentation.method, url=presentation.url)
 
 
-def request_url(scope: Mapping[str, Any]) -> str:
-    """The URL a request reached, without query: what a DPoP proof's ``htu`` must name."""
+#: RFC 3986 authority as a Host header may hold it: reg-name or IP literal, optional port.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
+
+
+def request_url(scope: Mapping[str, Any]) -> str | None:
+    """The URL a request reached, without query: what a DPoP proof's ``htu`` must name.
+
+    None when the ``Host`` header is not an authority (a ``/``, ``?`` or ``#`` in it
+    would move the real path out of the URL the proof is compared with).
+    """
     given = str(scope.get("scheme", "http"))
     scheme = {"ws": "http", "wss": "https"}.get(given, given)
     host = None
@@ -114,6 +148,13 @@ def request_url(scope: Mapping[str, Any]) -> str:
     if host is None:
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    if not _HOST.fullmatch(host):
+        return None
+    return f"{scheme}://{host}{request_path(scope)}"
+
+
+def request_path(scope: Mapping[str, Any]) -> str:
+    """The request's path as sent (``raw_path``), without its query."""
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else str(scope.get("path", "/"))
-    return f"{scheme}://{host}{path.split('?', 1)[0]}"
+    return path.split("?", 1)[0] or "/"

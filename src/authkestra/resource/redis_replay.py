@@ -29,6 +29,9 @@ class RedisReplayCache:
     ``redis``: a URL or a ``redis.Redis`` client (yours: you close it).
     """
 
+    #: Each check is a network round trip: async integrations run it in a worker thread.
+    blocking = True
+
     def __init__(self, redis: str | Any, *, prefix: str = "authkestra:api-dpop:") -> None:
         try:
             import redis as redis_py

@@ -19,7 +19,7 @@ from ..errors import AuthError
 from ._protocol import TokenVerifier, check_scopes
 from .access_token import AccessToken
 from .dpop import DPoPChecker
-from .presentation import Presentation, check_holder
+from .presentation import Presentation, check_holder_async
 from .rfc6750 import refusal
 
 __all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "requires_scopes"]
@@ -78,7 +78,7 @@ class BearerTokenBackend(AuthenticationBackend):
             return None
         try:
             access = await self.verifier.verify(presentation.token)
-            check_holder(access, presentation, self.dpop)
+            await check_holder_async(access, presentation, self.dpop)
         except AuthError as exc:
             raise _VerificationFailed(exc, presentation.scheme) from None
         credentials = AuthCredentials(["authenticated", *access.scopes])

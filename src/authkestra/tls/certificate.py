@@ -55,7 +55,8 @@ def presented_certificate(scope: Mapping[str, Any]) -> ClientCertificate | None:
     Read from the ASGI TLS extension (``scope["extensions"]["tls"]
     ["client_cert_chain"][0]``, a PEM string), which :mod:`authkestra.tls.uvicorn`
     adds under uvicorn. None for a plain-HTTP connection, a TLS connection
-    without a client certificate, or a server that does not provide it.
+    without a client certificate, a certificate the server says did not verify
+    (``client_cert_error``), or a server that does not provide it.
     """
     cached = scope.get(_SCOPE_KEY)
     if isinstance(cached, ClientCertificate):
@@ -64,6 +65,8 @@ def presented_certificate(scope: Mapping[str, Any]) -> ClientCertificate | None:
     tls = extensions.get("tls") if isinstance(extensions, Mapping) else None
     chain = tls.get("client_cert_chain") if isinstance(tls, Mapping) else None
     if not chain or not isinstance(chain[0], str):
+        return None
+    if tls.get("client_cert_error"):  # a server that let an unverified certificate through
         return None
     try:
         certificate = ClientCertificate.from_pem(chain[0])
