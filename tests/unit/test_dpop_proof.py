@@ -342,6 +342,8 @@ def _segments(ec: ECKey) -> list[str]:
         (lambda ec: _sign(ec, "ES256", claims=_claims(iat=None)), "iat"),
         (lambda ec: _sign(ec, "ES256", raw_claims=_raw_claims(iat="1e999")), "iat"),
         (lambda ec: _sign(ec, "ES256", raw_claims=_raw_claims(iat="-1e999")), "iat"),
+        (lambda ec: _sign(ec, "ES256", raw_claims=_raw_claims(iat="1" + "0" * 400)), "iat"),
+        (lambda ec: _sign(ec, "ES256", raw_claims=_raw_claims(iat="-" + "9" * 400)), "iat"),
         (lambda ec: _sign(ec, "ES256", claims=_claims(ath=_DROP)), "ath"),
         (lambda ec: _sign(ec, "ES256", claims=_claims(ath=access_token_hash("other"))), "ath"),
         (lambda ec: _sign(ec, "ES256", claims=_claims(ath=5)), "ath"),

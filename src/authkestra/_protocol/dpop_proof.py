@@ -194,7 +194,13 @@ def _jti(claims: Mapping[str, Any]) -> str:
 
 def _iat(claims: Mapping[str, Any], now: float, max_age: float, max_future: float) -> float:
     iat = claims.get("iat")
-    if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)):
+        raise ProofError("the DPoP proof's iat is missing or not a number")
+    try:
+        iat = float(iat)  # an integer of 400 digits does not fit: OverflowError
+    except OverflowError:
+        raise ProofError("the DPoP proof's iat is missing or not a number") from None
+    if not math.isfinite(iat):
         raise ProofError("the DPoP proof's iat is missing or not a number")
     if iat > now + max_future:
         raise ProofError("the DPoP proof was made in the future (iat)")
@@ -257,6 +263,10 @@ def read_proof(
         raise ProofError("the DPoP proof's algorithm is not accepted")
     key = _public_key(header.get("jwk"), alg)
     _verify(alg, signing_input, signature, key)
+    thumbprint = str(key.thumbprint())
+    # Before the claims: a proof by any other key says nothing more to this token's holder.
+    if jkt is not None and not _same(jkt, thumbprint):
+        raise ProofError("the DPoP proof's key is not the one the token is bound to")
 
     jti = _jti(claims)
     if claims.get("htm") != method.upper():
@@ -266,9 +276,6 @@ def read_proof(
     iat = _iat(claims, now, max_age, max_future)
     if access_token is not None and not _same(claims.get("ath"), _ath(access_token)):
         raise ProofError("the DPoP proof is for another access token (ath)")
-    thumbprint = str(key.thumbprint())
-    if jkt is not None and not _same(jkt, thumbprint):
-        raise ProofError("the DPoP proof's key is not the one the token is bound to")
     if nonce_is_valid is not None:
         nonce = claims.get("nonce")
         if not isinstance(nonce, str) or not nonce_is_valid(nonce):
