@@ -410,3 +410,45 @@ def test_a_malformed_certificate_binding_is_refused(value: object) -> None:
     )
     with pytest.raises(InvalidToken):
         certificate_thumbprint_bound(access)
+
+
+def test_a_subject_dn_only_certificate_verifies(local_pki: TestPKI) -> None:
+    # No SAN, no authority key identifier, no purposes: what `openssl x509 -req` makes.
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from authkestra.server.mtls import ClientCAs
+    from tests.support.certificates import _builder, _name, write_issued
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    bare = _builder(_name("bare", "Example"), local_pki.ca.certificate.subject, key, 1)
+    from cryptography.hazmat.primitives import hashes
+
+    issued = write_issued(
+        local_pki.directory, "bare", bare.sign(local_pki.ca.key, hashes.SHA256()), key
+    )
+    cas = ClientCAs.from_file(local_pki.ca.cert_path)
+    assert cas.verifies(ClientCertificate(issued.der)) is True
+    assert TLSSubject("subject_dn", "CN=bare,O=Example").matches(issued.certificate)
+    # ... and the check still refuses what another CA signed
+    stranger = TestPKI(local_pki.directory / "stranger", name="stranger CA").issue("s", "bare")
+    assert cas.verifies(ClientCertificate(stranger.der)) is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("san_dns", "\u212aey.example"),
+        ("san_email", "k\u00e9@example.org"),
+        ("san_email", "nobody"),
+        ("san_uri", "spiffe://x/\n"),
+    ],
+)
+def test_subjects_are_ascii(kind: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        TLSSubject(kind, value)
+
+
+def test_email_local_part_is_exact_domain_is_not(local_pki: TestPKI) -> None:
+    cert = local_pki.issue("mail", "mail", emails=("Ops.Team@Example.ORG",)).certificate
+    assert TLSSubject("san_email", "Ops.Team@example.org").matches(cert)
+    assert not TLSSubject("san_email", "ops.team@example.org").matches(cert)

@@ -108,7 +108,9 @@ class ClientDirectory:
         certificate: ClientCertificate | None,
     ) -> ClientRecord:
         # RFC 8705 §2: the client_id in the body, no other credential; the TLS
-        # connection's certificate is the proof.
+        # connection's certificate is the proof. The hash an unknown client costs is
+        # paid here too, so timing does not tell certificate clients apart.
+        self.hasher.matches(credentials.secret or "", [])
         if (
             not client.enabled
             or credentials.method != "none"

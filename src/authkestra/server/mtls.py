@@ -32,7 +32,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 from joserfc.jwk import JWKRegistry
 
 from ..tls import ClientCertificate, certificate_thumbprint
@@ -73,6 +79,12 @@ class TLSSubject:
             _name(self.value)  # ValueError if it is not an RFC 4514 string
         elif self.kind == "san_ip":
             ipaddress.ip_address(self.value)
+        elif not self.value.isascii() or not self.value.isprintable():
+            # Certificates carry DNS names, URIs and e-mail addresses in ASCII (IDNs as
+            # A-labels): a Unicode value could only match through case folding tricks.
+            raise ValueError("DNS names, URIs and e-mail addresses are given in ASCII")
+        if self.kind == "san_email" and "@" not in self.value:
+            raise ValueError("an e-mail address has an @")
 
     def to_json(self) -> str:
         return json.dumps({self.kind: self.value})
@@ -88,7 +100,13 @@ class TLSSubject:
         return cls(kind, value)
 
     def matches(self, certificate: x509.Certificate) -> bool:
-        """Whether ``certificate`` is this subject's (RFC 8705 §2.1.2)."""
+        """Whether ``certificate`` is this subject's (RFC 8705 §2.1.2); False if unreadable."""
+        try:
+            return self._matches(certificate)
+        except ValueError:  # a name cryptography cannot decode (it parses lazily)
+            return False
+
+    def _matches(self, certificate: x509.Certificate) -> bool:
         if self.kind == "subject_dn":
             return certificate.subject == _name(self.value)
         try:
@@ -106,8 +124,12 @@ class TLSSubject:
             return self.value in names.get_values_for_type(x509.UniformResourceIdentifier)
         if self.kind == "san_ip":
             return ipaddress.ip_address(self.value) in names.get_values_for_type(x509.IPAddress)
-        wanted = self.value.lower()
-        return any(n.lower() == wanted for n in names.get_values_for_type(x509.RFC822Name))
+        # RFC 5280 §4.2.1.6: the local part is compared exactly, the domain without case.
+        local, _, domain = self.value.rpartition("@")
+        return any(
+            n.rpartition("@")[0] == local and n.rpartition("@")[2].lower() == domain.lower()
+            for n in names.get_values_for_type(x509.RFC822Name)
+        )
 
 
 def _name(text: str) -> x509.Name:
@@ -117,8 +139,23 @@ def _name(text: str) -> x509.Name:
         raise ValueError(f"not an RFC 4514 distinguished name: {exc}") from None
 
 
+#: The end-entity rules of the Web PKI profile, less two that many client certificates
+#: do not meet: a subject alternative name (a client known by its subject DN needs
+#: none) and an authority key identifier. Signature, validity, basic constraints and
+#: the clientAuth purpose (when the certificate names purposes) are still checked.
+_CLIENT_POLICY = (
+    ExtensionPolicy.webpki_defaults_ee()
+    .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+)
+
+
 class ClientCAs:
-    """The certificate authorities ``tls_client_auth`` certificates must chain to."""
+    """The certificate authorities ``tls_client_auth`` certificates must chain to.
+
+    Python gives the application the client's leaf certificate only, so any
+    intermediate CA must be in the file too (it is then trusted as an anchor).
+    """
 
     def __init__(self, pem: bytes) -> None:
         certificates = x509.load_pem_x509_certificates(pem)
@@ -135,6 +172,9 @@ class ClientCAs:
         """Whether the certificate has a valid path to one of these CAs, for client use."""
         verifier = (
             PolicyBuilder()
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CLIENT_POLICY
+            )
             .store(self._store)
             .time(datetime.now(timezone.utc))
             .build_client_verifier()

@@ -63,10 +63,10 @@ def presented_certificate(scope: Mapping[str, Any]) -> ClientCertificate | None:
         return cached
     extensions = scope.get("extensions")
     tls = extensions.get("tls") if isinstance(extensions, Mapping) else None
-    chain = tls.get("client_cert_chain") if isinstance(tls, Mapping) else None
+    if not isinstance(tls, Mapping) or tls.get("client_cert_error"):
+        return None  # no TLS, or a server that let an unverified certificate through
+    chain = tls.get("client_cert_chain")
     if not chain or not isinstance(chain[0], str):
-        return None
-    if tls.get("client_cert_error"):  # a server that let an unverified certificate through
         return None
     try:
         certificate = ClientCertificate.from_pem(chain[0])
