@@ -247,3 +247,40 @@ def test_configuration_errors(hostile: HostileServer) -> None:
         _flow(hostile, dpop="yes")
     okp = OKPKey.generate_key("Ed25519", private=True)
     assert _flow(hostile, dpop=False, dpop_key=okp).dpop_thumbprint == okp.thumbprint()
+
+
+def test_a_nonce_from_another_origin_after_a_redirect_is_kept_for_that_origin(
+    hostile: HostileServer,
+) -> None:
+    other = hostile.url.replace("127.0.0.1", "localhost")
+
+    def script(request: Received) -> Reply:
+        if request.path == "/token":
+            return _token()
+        if request.path == "/api/away":
+            return Reply(307, b"", headers={"Location": f"{other}/api/items"})
+        if request.headers.get("host", "").startswith("localhost"):
+            return Reply(
+                401,
+                '{"error": "use_dpop_nonce"}',
+                headers={
+                    "WWW-Authenticate": 'DPoP error="use_dpop_nonce"',
+                    "DPoP-Nonce": "other-origin-nonce",
+                },
+            )
+        return Reply(200, b"ok")
+
+    hostile.script = script
+    flow = _flow(hostile)
+    with httpx.Client(auth=flow.auth(["read"]), follow_redirects=True) as client:
+        assert client.get(f"{hostile.url}/api/away").status_code == 401  # not retried
+        assert client.get(f"{hostile.url}/api/items").status_code == 200
+    api = [r for r in hostile.received if r.path != "/token"]
+    assert [(r.path, r.headers.get("host", "").split(":")[0]) for r in api] == [
+        ("/api/away", "127.0.0.1"),
+        ("/api/items", "localhost"),
+        ("/api/items", "127.0.0.1"),
+    ]
+    assert "authorization" not in api[1].headers
+    # The API's own origin still uses its own latest nonce, not the other origin's.
+    assert _proof(api[2])[1]["nonce"] == "as-nonce-2"

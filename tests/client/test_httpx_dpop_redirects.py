@@ -63,3 +63,19 @@ def test_a_redirect_to_another_origin_gets_no_token_and_no_retry(api: Deployment
         assert arrived[1].header("authorization") is None
         # The token is still the flow's: the other origin's 401 said nothing about it.
         assert flow.get_token_sync(["read"]).access_token == _token_of(arrived[0])
+
+
+def test_a_nonce_challenge_from_another_origin_is_not_answered(api: Deployment) -> None:
+    api.gate.enabled = True  # both origins ask for nonces
+    for use_async in (False, True):
+        api.recorder.arrived.clear()
+        api.gate.issued = 0
+        response = _get(api.flow().auth(["read"]), f"{api.url}/away", use_async=use_async)
+        assert response.status_code == 401
+        arrived = api.recorder.arrived
+        assert [(a.path, a.status) for a in arrived] == [
+            ("/away", 401),  # the API's own nonce challenge: answered
+            ("/away", 307),
+            ("/items", 401),  # the other origin's challenge, to a request without the token
+        ]
+        assert arrived[2].header("authorization") is None

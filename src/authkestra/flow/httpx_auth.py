@@ -82,11 +82,22 @@ class BearerAuth(httpx.Auth):
             )
 
     def _nonce_retry(self, request: httpx.Request, response: httpx.Response, token: Token) -> bool:
-        """Remember the API's DPoP nonce; True if the request should go again with it."""
+        """Remember the API's DPoP nonce; True if the request should go again with it.
+
+        The nonce belongs to the origin that answered (after redirects, maybe not the
+        request's), and only an answer to a request that carried the token is a
+        challenge to send it again.
+        """
         if self._dpop is None or token.token_type != "DPoP":
             return False
-        fresh_nonce = self._dpop.observe(str(request.url), response.headers)
-        if fresh_nonce and _asks_for_nonce(response) and _replayable(request):
+        answered = response.request
+        fresh_nonce = self._dpop.observe(str(answered.url), response.headers)
+        if (
+            fresh_nonce
+            and _asks_for_nonce(response)
+            and "authorization" in answered.headers
+            and _replayable(request)
+        ):
             self._authorize(request, token)
             return True
         return False
@@ -180,7 +191,7 @@ class BearerAuth(httpx.Auth):
         self, request: httpx.Request, response: httpx.Response, token: Token
     ) -> None:
         if self._dpop is not None and token.token_type == "DPoP":
-            self._dpop.observe(str(request.url), response.headers)
+            self._dpop.observe(str(response.request.url), response.headers)
 
     def __repr__(self) -> str:
         return f"BearerAuth(client_id={self.flow.client_id!r}, scopes={self.scopes!r})"
