@@ -23,6 +23,7 @@ from authkestra.resource.dpop import (
     DPoPChecker,
     InvalidDPoPProof,
     ReplayCache,
+    ReplaySetFull,
     check_dpop,
 )
 from authkestra.resource.rfc6750 import challenge, refusal
@@ -280,10 +281,17 @@ def test_the_window_and_replay_set_expire(
     clock.advance(12)
     with pytest.raises(InvalidDPoPProof, match="too old"):
         checker.check(access, raw, made, method="GET", url=URL)
-    for _ in range(5):
+    for _ in range(2):
         fresh = proof(key, "GET", URL, now=now(clock), access_token=raw)
         checker.check(access, raw, fresh, method="GET", url=URL)
-    assert len(checker.replay) <= 2
+    assert len(checker.replay) == 2  # the first proof's entry expired with its window
+    third = proof(key, "GET", URL, now=now(clock), access_token=raw)
+    with pytest.raises(ReplaySetFull):  # full of live proofs: refused, not forgotten
+        checker.check(access, raw, third, method="GET", url=URL)
+    clock.advance(13)
+    assert checker.check(
+        access, raw, proof(key, "GET", URL, now=now(clock), access_token=raw), method="GET", url=URL
+    )
 
 
 def test_replay_cache_forgets_expired_and_stays_bounded() -> None:
@@ -291,9 +299,14 @@ def test_replay_cache_forgets_expired_and_stays_bounded() -> None:
     assert cache.add("a", now=0, expires_at=10)
     assert not cache.add("a", now=5, expires_at=15)
     assert cache.add("a", now=10, expires_at=20)  # expired, so new again
-    for jti in "bcdef":
+    for jti in "bc":
         assert cache.add(jti, now=11, expires_at=30)
     assert len(cache) == 3
+    # Full of live proofs: refused, never accepted by forgetting one that could be replayed.
+    with pytest.raises(ReplaySetFull):
+        cache.add("d", now=12, expires_at=30)
+    assert not cache.add("b", now=12, expires_at=30)
+    assert cache.add("d", now=20, expires_at=40)  # "a" expired at 20: room again
     with pytest.raises(ConfigError):
         ReplayCache(0)
 
@@ -465,3 +478,10 @@ def test_middleware_checks_scopes_after_the_proof(
     response = call(app, f"DPoP {raw}", (made,))
     assert response.status_code == 403
     assert response.headers["www-authenticate"].startswith('DPoP error="insufficient_scope"')
+
+
+def test_a_full_replay_set_is_a_503() -> None:
+    from authkestra.resource.dpop import ReplaySetFull
+
+    status, body, _ = refusal(ReplaySetFull("full"))
+    assert status == 503 and body["error"] == "temporarily_unavailable"

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from .._clock import Clock, SystemClock
 from .._protocol.dpop_proof import DPOP_PROOF_ALGS, ProofError, read_proof
-from ..errors import ConfigError, InvalidToken
+from ..errors import AuthError, ConfigError, InvalidToken
 from .access_token import AccessToken
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "DPoPChecker",
     "InvalidDPoPProof",
     "ReplayCache",
+    "ReplaySetFull",
     "ReplayStore",
     "bound_thumbprint",
     "check_dpop",
@@ -65,11 +66,20 @@ class ReplayStore(Protocol):
         ...
 
 
+class ReplaySetFull(AuthError):
+    """The replay set is full of proofs still in their window: none can be accepted now.
+
+    Forgetting a live proof would let it be replayed, so a full set refuses instead;
+    the integrations answer 503 (``temporarily_unavailable``).
+    """
+
+
 class ReplayCache:
     """The ``jti`` of proofs seen lately, each forgotten when its proof could no longer pass.
 
-    Bounded: past ``max_entries`` the oldest entry is dropped (a proof that old is,
-    with the default window, a few seconds from stale anyway).
+    Bounded: past ``max_entries`` proofs that are all still within their window,
+    new proofs are refused (:class:`ReplaySetFull`) until the oldest expire --
+    never accepted unchecked. Size it for the proofs an API sees per window.
     """
 
     def __init__(self, max_entries: int = 100_000) -> None:
@@ -93,8 +103,8 @@ class ReplayCache:
                 del self._seen[oldest]
             if jti in self._seen:
                 return False
-            while len(self._seen) >= self.max_entries:
-                self._seen.popitem(last=False)
+            if len(self._seen) >= self.max_entries:
+                raise ReplaySetFull("too many DPoP proofs in the last minute: try again shortly")
             self._seen[jti] = expires_at
             return True
 
