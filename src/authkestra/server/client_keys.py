@@ -105,8 +105,12 @@ def _check_rsa_size(modulus: Any) -> None:
         raise InvalidJwks(f"an RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed")
 
 
-def _parse_key(data: Any) -> tuple[ClientKey, dict[str, Any]]:
-    """A public signing key from a JWK dict: (parsed, its public JWK)."""
+def _parse_key(data: Any, *, check_x5c: bool = False) -> tuple[ClientKey, dict[str, Any]]:
+    """A public signing key from a JWK dict: (parsed, its public JWK).
+
+    ``check_x5c`` (registration): an ``x5c`` must hold this key's certificate. When
+    keys are only used to verify assertions, ``x5c`` plays no part and is not read.
+    """
     if not isinstance(data, dict):
         raise InvalidJwks("a key is not a JSON object")
     if _PRIVATE_MEMBERS & set(data):
@@ -131,7 +135,7 @@ def _parse_key(data: Any) -> tuple[ClientKey, dict[str, Any]]:
     if key.is_private:
         raise InvalidJwks("a key is private: give public keys only")
     algorithms = _algorithms(key, data)
-    if "x5c" in data:
+    if check_x5c and "x5c" in data:
         _check_x5c(data["x5c"], key.thumbprint())
     public = {
         name: value
@@ -214,7 +218,7 @@ def normalize_jwks(text: str) -> tuple[str, list[str]]:
         raise InvalidJwks(f"a JWK Set of 1 to {MAX_KEYS} keys is needed")
     public_keys = []
     for entry in document["keys"]:
-        parsed, public = _parse_key(entry)
+        parsed, public = _parse_key(entry, check_x5c=True)
         if parsed.kid is None:
             public["kid"] = parsed.key.thumbprint()
         public_keys.append(public)
