@@ -452,3 +452,62 @@ def test_email_local_part_is_exact_domain_is_not(local_pki: TestPKI) -> None:
     cert = local_pki.issue("mail", "mail", emails=("Ops.Team@Example.ORG",)).certificate
     assert TLSSubject("san_email", "Ops.Team@example.org").matches(cert)
     assert not TLSSubject("san_email", "ops.team@example.org").matches(cert)
+
+
+def test_cli_changes_what_a_certificate_client_is_known_by(tmp_path: Path) -> None:
+    from authkestra.tls import certificate_thumbprint
+
+    db = f"sqlite:///{tmp_path}/s.db"
+    old, new = self_signed(tmp_path, "old", "old"), self_signed(tmp_path, "new", "new")
+    cli(
+        "clients",
+        "create",
+        "ss",
+        "--auth-method",
+        "self_signed_tls_client_auth",
+        "--cert",
+        str(old.cert_path),
+        "--db",
+        db,
+    )
+    both = json.loads(
+        cli(
+            "clients",
+            "set-keys",
+            "ss",
+            "--cert",
+            str(old.cert_path),
+            "--cert",
+            str(new.cert_path),
+            "--format",
+            "json",
+            "--db",
+            db,
+        ).stdout
+    )
+    assert both["key_ids"] == [certificate_thumbprint(old.der), certificate_thumbprint(new.der)]
+    cli(
+        "clients",
+        "create",
+        "dn",
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-san-dns",
+        "a.example",
+        "--db",
+        db,
+    )
+    cli("clients", "set-keys", "dn", "--tls-subject-dn", "CN=b,O=Example", "--db", db)
+    shown = json.loads(cli("clients", "show", "dn", "--format", "json", "--db", db).stdout)
+    assert shown["tls_client_auth"] == {"subject_dn": "CN=b,O=Example"}
+    for args, message in (
+        (["set-keys", "dn", "--cert", str(new.cert_path)], "one --tls-* option"),
+        (["set-keys", "ss", "--tls-san-dns", "x.example"], "--tls-* options go with"),
+        (["rotate-secret", "dn"], "not a secret"),
+        (["rotate-secret", "ss"], "not a secret"),
+    ):
+        out = cli("clients", *args, "--db", db, check=False)
+        assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
+    cli("clients", "create", "plain", "--db", db)
+    out = cli("clients", "set-keys", "plain", "--cert", str(new.cert_path), "--db", db, check=False)
+    assert out.returncode == 2 and "has no keys" in out.stderr

@@ -439,10 +439,11 @@ def rotate_secret(
     seconds = grace if grace is not None else settings.secret_grace_period
     try:
         client = _existing(env, store, client_id)
-        if client.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
+        if not AuthMethod.parse(client.auth_method).needs_secret:
             raise fail(
                 env,
-                f"{client_id!r} authenticates with its keys, not a secret: use 'clients set-keys'",
+                f"{client_id!r} authenticates with its keys or certificate, not a secret:"
+                " use 'clients set-keys'",
                 2,
             )
         encrypted = (
@@ -484,24 +485,53 @@ def set_keys(
     client_id: str,
     jwks: JwksOption = None,
     jwks_uri: JwksUriOption = None,
+    cert: CertOption = None,
+    tls_subject_dn: TlsSubjectDnOption = None,
+    tls_san_dns: TlsSanDnsOption = None,
+    tls_san_uri: TlsSanUriOption = None,
+    tls_san_ip: TlsSanIpOption = None,
+    tls_san_email: TlsSanEmailOption = None,
     output: FormatOption = "text",
     db: DbOption = None,
 ) -> None:
-    """Replace a private_key_jwt client's public keys (--jwks) or its --jwks-uri.
+    """Replace what a client without a secret is known by.
 
-    To rotate without a gap, give the new JWK Set with the old and the new key; drop
-    the old one once the client signs with the new.
+    private_key_jwt: its public keys (--jwks) or --jwks-uri. self_signed_tls_client_auth:
+    its certificates (--cert, repeatable). tls_client_auth: its certificate subject (one
+    --tls-* option). To rotate without a gap, give the old and the new key or
+    certificate; drop the old one once the client uses the new.
     """
     env: Environment = ctx.obj
     _check_format(env, output)
-    key_set = _key_options(env, AuthMethod.PRIVATE_KEY_JWT, jwks, jwks_uri)
     from ..server.store import UnknownClient
 
+    subjects = {
+        "subject_dn": tls_subject_dn,
+        "san_dns": tls_san_dns,
+        "san_uri": tls_san_uri,
+        "san_ip": tls_san_ip,
+        "san_email": tls_san_email,
+    }
     settings, store = open_store(env, db)
     try:
         client = _existing(env, store, client_id)
-        if client.auth_method != AuthMethod.PRIVATE_KEY_JWT.value:
+        method = AuthMethod.parse(client.auth_method)
+        if method.needs_secret:
             raise fail(env, f"{client_id!r} is a {client.auth_method} client: it has no keys", 2)
+        if method is AuthMethod.TLS_CLIENT_AUTH:
+            if jwks is not None or jwks_uri is not None or cert:
+                raise fail(env, "a tls_client_auth client is known by one --tls-* option", 2)
+            subject = _tls_subject(env, method, subjects)
+            assert subject is not None
+            store.set_tls_subject(client_id, subject)
+            _print_certificate_client(env, output, client_id, method, subject, None)
+            return
+        _tls_subject(env, method, subjects)  # refuses --tls-* for the other methods
+        key_set = _key_options(env, method, jwks, jwks_uri)
+        if method is AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
+            key_set = _self_signed_certificates(env, cert or [], key_set)
+        elif cert:
+            raise fail(env, "--cert goes with self_signed_tls_client_auth clients", 2)
         if jwks_uri is not None:
             _check_jwks_uri(env, settings, jwks_uri)
         store.set_client_keys(client_id, jwks=key_set[0] if key_set else None, jwks_uri=jwks_uri)
@@ -509,6 +539,9 @@ def set_keys(
         raise fail(env, f"no client {client_id!r}") from None
     finally:
         store.close()
+    if method is AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
+        _print_certificate_client(env, output, client_id, method, None, key_set)
+        return
     _print_keys(env, output, client_id, key_set[1] if key_set else None, jwks_uri)
 
 

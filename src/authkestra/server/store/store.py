@@ -251,6 +251,14 @@ class Store:
             row.jwks = jwks
             row.jwks_uri = jwks_uri
 
+    def set_tls_subject(self, client_id: str, tls_client_auth: str) -> None:
+        """Replace a tls_client_auth client's certificate subject (JSON, see ClientRecord)."""
+        with self.session() as session:
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                raise UnknownClient(client_id)
+            row.tls_client_auth = tls_client_auth
+
     def set_enabled(self, client_id: str, enabled: bool) -> None:
         with self.session() as session:
             row = session.get(ClientRow, client_id)
