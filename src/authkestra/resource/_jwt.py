@@ -2,21 +2,61 @@
 
 Only parsing lives here. Signatures are checked by joserfc's algorithm
 implementations (see :mod:`authkestra.resource.verifier`).
+
+There are two readers, with one definition of "well-formed":
+
+- :func:`parse_compact`, the reference, checks each part in turn and says
+  what is wrong with the first bad one.
+- :func:`read_compact`, the fast path for the tokens an API reads on every
+  request, takes only the common plain form and gives up (None) on anything
+  else; its caller then runs the reference, which accepts the token or says
+  why not. It never accepts what the reference refuses, and what it accepts
+  it reads exactly as the reference does (``tests/resource/test_verify_fast_path.py``
+  holds them to that).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
+import json
 import re
-from typing import Any
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from .._protocol.responses import parse_json_object
+from .._protocol.responses import _no_duplicates, _reject_constant, parse_json_object
 from ..errors import InvalidToken
 
-__all__ = ["CompactJWT", "parse_compact"]
+__all__ = ["CompactJWT", "json_object", "parse_compact", "read_compact"]
+
+H = TypeVar("H")
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+# base64url to standard base64, and '+', '/' and '=' (not base64url) to '!', which no base64
+# decoder takes: after this, a strict standard decoder refuses exactly what is not base64url.
+# The padding is added here: a length of 1 mod 4 is never base64, and the "===" it gets makes
+# the decoder refuse it.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = (b"", b"===", b"==", b"=")
+
+if sys.version_info >= (3, 11):
+    _a2b = binascii.a2b_base64
+else:  # no strict mode before 3.11: the alphabet and the padding are checked first
+    _STANDARD_B64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+    def _a2b(data: bytes, *, strict_mode: bool) -> bytes:
+        if _STANDARD_B64.fullmatch(data) is None:
+            raise binascii.Error("not base64")
+        return binascii.a2b_base64(data)
+
+
+# What parse_json_object builds on every call, built once. Its scanner (JSONDecoder.raw_decode
+# without the wrapper) gives (value, end), or StopIteration when there is no JSON value.
+_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -30,6 +70,63 @@ class CompactJWT:
         return f"CompactJWT(alg={self.header.get('alg')!r}, kid={self.header.get('kid')!r})"
 
 
+# -- the fast path ---------------------------------------------------------------------------
+
+
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """The JSON object ``data`` holds, as :func:`parse_json_object` reads it, or None.
+
+    None: not a plain strict JSON object (not UTF-8, not JSON, not an object, duplicate
+    members, NaN, nested too deeply, whitespace around it...). Whitespace is valid
+    JSON, but rare enough here to be left to :func:`parse_json_object`, like the rest.
+    """
+    try:
+        text = data.decode("utf-8")
+        value, end = _scan(text, 0)
+    except (ValueError, StopIteration, RecursionError):  # UnicodeError is a ValueError
+        return None
+    return value if end == len(text) and type(value) is dict else None
+
+
+def read_compact(
+    token: object, max_length: int, known_headers: Mapping[bytes, H]
+) -> tuple[H, dict[str, Any], bytes, bytes] | None:
+    """(header, claims, signing input, signature) of a plain compact JWS, or None.
+
+    ``known_headers`` maps header segments (base64url, as bytes) the caller has read and
+    checked before to what it made of them: the header is looked up there, not decoded.
+    None unless the token is an ASCII string of at most ``max_length`` characters, in
+    three parts: a known header, a base64url payload holding a plain strict JSON object
+    (see :func:`json_object`) and a base64url signature.
+    """
+    if type(token) is not str or len(token) > max_length:
+        return None
+    try:
+        raw = token.encode("ascii")
+        # One translation for both decoded parts ('.' is left as it is).
+        head, payload, signature = raw.translate(_TO_STANDARD).split(b".")
+        header = known_headers.get(raw[: len(head)])
+        if header is None or not payload:
+            return None
+        text = _a2b(payload + _PADDING[len(payload) & 3], strict_mode=True).decode("utf-8")
+        claims, end = _scan(text, 0)
+        if end != len(text) or type(claims) is not dict:
+            return None
+        return (
+            header,
+            claims,
+            raw[: len(head) + 1 + len(payload)],
+            _a2b(signature + _PADDING[len(signature) & 3], strict_mode=True),
+        )
+    except (ValueError, StopIteration, RecursionError):
+        # UnicodeError, binascii.Error and JSONDecodeError are ValueErrors; StopIteration is
+        # the scanner finding no JSON value at all.
+        return None
+
+
+# -- the reference ---------------------------------------------------------------------------
+
+
 def _b64(segment: str, what: str) -> bytes:
     if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
         raise InvalidToken(f"the token's {what} is not base64url")
@@ -37,21 +134,18 @@ def _b64(segment: str, what: str) -> bytes:
 
 
 def _json(segment: str, what: str) -> dict[str, Any]:
+    data = _b64(segment, what)
+    value = json_object(data)  # the common case, without building a decoder
+    if value is not None:
+        return value
     try:
-        return parse_json_object(_b64(segment, what))
+        return parse_json_object(data)
     except ValueError as exc:
         raise InvalidToken(f"the token's {what} is not a JSON object ({exc})") from None
 
 
-def parse_compact(
-    token: object, *, max_length: int, known_headers: dict[str, dict[str, Any]] | None = None
-) -> CompactJWT:
-    """Split and decode a compact JWS; InvalidToken for anything malformed.
-
-    ``known_headers`` maps header segments already decoded (and checked by the
-    caller) to their header: an issuer's tokens share a handful of headers, so
-    each is decoded once.
-    """
+def parse_compact(token: object, *, max_length: int) -> CompactJWT:
+    """Split and decode a compact JWS; InvalidToken for anything malformed."""
     if not isinstance(token, str) or not token:
         raise InvalidToken("no token")
     if len(token) > max_length:
@@ -59,8 +153,7 @@ def parse_compact(
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidToken("the token is not a JWS in compact form (three dot-separated parts)")
-    known = known_headers.get(parts[0]) if known_headers is not None else None
-    header = known if known is not None else _json(parts[0], "header")
+    header = _json(parts[0], "header")
     claims = _json(parts[1], "payload")
     signature = _b64(parts[2], "signature") if parts[2] else b""
     if "crit" in header or header.get("b64") is False:

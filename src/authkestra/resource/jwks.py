@@ -99,6 +99,9 @@ class KeySet:
         for entry in self.entries:
             if entry.kid is not None:
                 self._by_kid.setdefault(entry.kid, entry)
+        #: (kid, alg) -> the key found for it. Only keys found are remembered, so its size is
+        #: bounded by the keys and algorithms there are, whatever kids tokens carry.
+        self._found: dict[tuple[str | None, str], Key] = {}
 
     @staticmethod
     def _parse(raw: Any) -> _Entry | None:
@@ -127,6 +130,14 @@ class KeySet:
 
     def find(self, kid: str | None, alg: str) -> Key | None:
         """The key for ``kid`` that can verify ``alg``; without a kid, the only such key."""
+        found = self._found.get((kid, alg))
+        if found is None:
+            found = self._find(kid, alg)
+            if found is not None:
+                self._found[(kid, alg)] = found
+        return found
+
+    def _find(self, kid: str | None, alg: str) -> Key | None:
         kty, curves = ALGORITHM_KEYS[alg]
 
         def fits(entry: _Entry) -> bool:
@@ -254,6 +265,11 @@ class JWKSCache:
     # -- getting a key -----------------------------------------------------------------
 
     def key_sync(self, kid: str | None, alg: str) -> Key:
+        keys = self._keys
+        if keys is not None and self.clock.monotonic() < self._stale_at:
+            key = keys.find(kid, alg)  # the hot path of _plan, without its tuple
+            if key is not None:
+                return key
         while True:
             key, action = self._plan(kid, alg)
             if action == "use":
@@ -269,6 +285,11 @@ class JWKSCache:
             return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
 
     async def key_async(self, kid: str | None, alg: str) -> Key:
+        keys = self._keys
+        if keys is not None and self.clock.monotonic() < self._stale_at:
+            key = keys.find(kid, alg)  # the hot path of _plan, without its tuple
+            if key is not None:
+                return key
         while True:
             key, action = self._plan(kid, alg)
             if action == "use":

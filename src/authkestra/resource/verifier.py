@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
 import httpx
+from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 
 from .._clock import Clock, SystemClock
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken
 from ._io import issuer_io
-from ._jwt import CompactJWT, parse_compact
+from ._jwt import parse_compact, read_compact
 from .access_token import AccessToken
 from .jwks import ALGORITHM_KEYS, JWKSCache
 from .token_cache import VerifiedTokenCache
@@ -29,13 +32,31 @@ _AT_JWT = ("at+jwt", "application/at+jwt")
 _OTHER_TYPES = ("dpop+jwt", "logout+jwt", "secevent+jwt", "jwk-set+jwt", "token-introspection+jwt")
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
+#: Most header segments remembered per verifier (forged headers cannot fill memory).
+_MAX_HEADERS = 64
+_UTC = timezone.utc
+#: Integer times below this (in absolute value) are exact as floats.
+_INT_TIME = 2**53
+
+
+def _number(value: Any, name: str) -> float | None:
+    """A time claim's value as a float; None when absent. InvalidToken for anything else."""
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:  # an integer float cannot hold (over 10**308)
+            raise InvalidToken(f"the {name} claim is out of range") from None
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidToken(f"the {name} claim is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidToken(f"the {name} claim is out of range") from None
+    if not math.isfinite(number):
+        raise InvalidToken(f"the {name} claim is not a number")
+    return number
 
 
 def _scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:
@@ -50,6 +71,22 @@ def _scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:
     if scope is not None:
         raise InvalidToken("the scope claim is not a string")
     return ()
+
+
+class _Header:
+    """A header segment read and checked once: what every token carrying it shares."""
+
+    __slots__ = ("alg", "header", "kid", "signer")
+
+    def __init__(self, header: dict[str, Any], alg: str, kid: str | None, signer: Any) -> None:
+        self.header = header
+        self.alg = alg
+        self.kid = kid
+        self.signer: JWSAlgModel = signer
+
+
+#: What :meth:`JWTVerifier._parse` gives: (header, claims, signing input, signature).
+_Parsed = tuple[_Header, dict[str, Any], bytes, bytes]
 
 
 class JWTVerifier:
@@ -132,8 +169,10 @@ class JWTVerifier:
         self.leeway = leeway
         self.require_at_jwt_typ = require_at_jwt_typ
         self.required_claims = tuple(required_claims)
-        #: Header segments already decoded and checked (an issuer uses a handful).
-        self._headers: dict[str, dict[str, Any]] = {}
+        self._required = frozenset(self.required_claims)
+        #: Header segments (base64url, as bytes) already decoded and checked: an issuer
+        #: uses a handful, so each is read once.
+        self._headers: dict[bytes, _Header] = {}
         self.max_token_length = max_token_length
         self.clock: Clock = clock or SystemClock()
         self._signers = {
@@ -177,7 +216,7 @@ class JWTVerifier:
             if hit is not None:
                 return hit
         parsed = self._parse(token)
-        key = await self.jwks.key_async(parsed.header.get("kid"), parsed.header["alg"])
+        key = await self.jwks.key_async(parsed[0].kid, parsed[0].alg)
         return self._finish(token, parsed, key)
 
     def verify_sync(self, token: str) -> AccessToken:
@@ -187,16 +226,27 @@ class JWTVerifier:
             if hit is not None:
                 return hit
         parsed = self._parse(token)
-        key = self.jwks.key_sync(parsed.header.get("kid"), parsed.header["alg"])
+        key = self.jwks.key_sync(parsed[0].kid, parsed[0].alg)
         return self._finish(token, parsed, key)
 
     # -- the checks ----------------------------------------------------------------------
 
-    def _parse(self, token: str) -> CompactJWT:
-        parsed = parse_compact(token, max_length=self.max_token_length, known_headers=self._headers)
-        header = parsed.header
-        if self._headers.get(token.split(".", 1)[0]) is header:
-            return parsed  # a header seen and checked before
+    def _parse(self, token: str) -> _Parsed:
+        """The token's parts, its header checked; InvalidToken when it is malformed."""
+        parsed = read_compact(token, self.max_token_length, self._headers)
+        # Anything the fast path leaves -- a new header, a malformed token -- is read by the
+        # reference parser, which accepts it or says what is wrong.
+        return parsed if parsed is not None else self._parse_fully(token)
+
+    def _parse_fully(self, token: str) -> _Parsed:
+        parsed = parse_compact(token, max_length=self.max_token_length)
+        header = self._check_header(parsed.header)
+        head = token.split(".", 1)[0].encode("ascii")  # parse_compact checked it is base64url
+        if head not in self._headers and len(self._headers) < _MAX_HEADERS:
+            self._headers[head] = header
+        return header, parsed.claims, parsed.signing_input, parsed.signature
+
+    def _check_header(self, header: dict[str, Any]) -> _Header:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._signers:
             raise InvalidToken(f"the token's algorithm {str(alg)[:20]!r} is not accepted")
@@ -210,63 +260,88 @@ class JWTVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("the token's kid is not a string")
-        if len(self._headers) < 64:  # bounded: forged headers cannot fill memory
-            self._headers[token.split(".", 1)[0]] = header
-        return parsed
+        return _Header(header, alg, kid, self._signers[alg])
 
-    def _finish(self, token: str, parsed: CompactJWT, key: Any) -> AccessToken:
-        signer = self._signers[parsed.header["alg"]]
+    def _finish(self, token: str, parsed: _Parsed, key: Any) -> AccessToken:
+        """Check the signature, then the claims: the AccessToken, or InvalidToken."""
+        header, claims, signing_input, signature = parsed
         try:
-            valid = signer.verify(parsed.signing_input, parsed.signature, key)
+            valid = header.signer.verify(signing_input, signature, key)
         except Exception:
             valid = False
         if not valid:
             raise InvalidToken("the token's signature is not valid")
-        access = self._check_claims(parsed.claims)
+        access = self._check_claims(claims)
         if self.cache is not None:
             self.cache.put(token, access)
         return access
 
     def _check_claims(self, claims: dict[str, Any]) -> AccessToken:
-        for name in self.required_claims:
-            if name not in claims:
-                raise InvalidToken(f"the token has no {name} claim")
-        if claims.get("iss") != self.issuer:
+        # This runs for every token not in the cache, so it is written for the common case
+        # (every claim there, of the usual type); anything unusual takes the long way, to
+        # the same outcome.
+        get = claims.get
+        if not claims.keys() >= self._required:
+            for name in self.required_claims:
+                if name not in claims:
+                    raise InvalidToken(f"the token has no {name} claim")
+        if get("iss") != self.issuer:
             raise InvalidToken("the token was issued by another issuer")
-        aud = claims.get("aud")
-        audience = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else None
-        if audience is None or not all(isinstance(a, str) for a in audience):
-            raise InvalidToken("the token's aud claim is missing or malformed")
-        if not self.audiences.intersection(audience):
-            raise InvalidToken("the token is for another audience")
-        now = self.clock.now().timestamp()
-        exp = _number(claims, "exp")
-        if exp is None:
-            raise InvalidToken("the token has no exp claim")
-        if now >= exp + self.leeway:
+        aud = get("aud")
+        if isinstance(aud, str):
+            audience: tuple[str, ...] = (aud,)
+            if aud not in self.audiences:
+                raise InvalidToken("the token is for another audience")
+        else:
+            if not isinstance(aud, list) or not all(isinstance(a, str) for a in aud):
+                raise InvalidToken("the token's aud claim is missing or malformed")
+            audience = tuple(aud)
+            if self.audiences.isdisjoint(audience):
+                raise InvalidToken("the token is for another audience")
+
+        clock = self.clock
+        now = time.time() if type(clock) is SystemClock else clock.now().timestamp()
+        leeway = self.leeway
+        # Integer times (the usual kind) are compared as they are, which for integers of
+        # this size is the same as comparing float(value); anything else goes through
+        # _number, which says what is wrong with it.
+        exp: float | None = get("exp")
+        if type(exp) is not int or not -_INT_TIME < exp < _INT_TIME:
+            exp = _number(exp, "exp")
+            if exp is None:
+                raise InvalidToken("the token has no exp claim")
+        if now >= exp + leeway:
             raise InvalidToken("the token has expired")
-        nbf = _number(claims, "nbf")
-        if nbf is not None and now + self.leeway < nbf:
+        nbf = _number(get("nbf"), "nbf") if "nbf" in claims else None
+        if nbf is not None and now + leeway < nbf:
             raise InvalidToken("the token is not valid yet (nbf)")
-        iat = _number(claims, "iat")
-        if iat is not None and iat > now + self.leeway:
+        iat: float | None = get("iat")
+        if type(iat) is not int or not -_INT_TIME < iat < _INT_TIME:
+            iat = _number(iat, "iat")
+        if iat is not None and iat > now + leeway:
             raise InvalidToken("the token was issued in the future (iat)")
-        for name in ("sub", "client_id", "jti"):
-            if name in claims and not isinstance(claims[name], str):
-                raise InvalidToken(f"the token's {name} claim is not a string")
+
+        subject, client_id, jwt_id = get("sub"), get("client_id"), get("jti")
+        if not (
+            isinstance(subject, str) and isinstance(client_id, str) and isinstance(jwt_id, str)
+        ):
+            for name in ("sub", "client_id", "jti"):  # absent is fine; present, a string
+                if name in claims and not isinstance(claims[name], str):
+                    raise InvalidToken(f"the token's {name} claim is not a string")
+        scope = get("scope")
         try:
-            expires_at = datetime.fromtimestamp(exp, timezone.utc)
+            expires_at = datetime.fromtimestamp(exp, _UTC)
         except (OverflowError, OSError, ValueError):  # past year 9999, or past time_t
             raise InvalidToken("the token's exp claim is out of range") from None
-        return AccessToken(
-            subject=claims.get("sub"),
-            client_id=claims.get("client_id"),
-            scopes=_scopes(claims),
+        return AccessToken._verified(
+            subject=subject,
+            client_id=client_id,
+            scopes=tuple(scope.split()) if isinstance(scope, str) else _scopes(claims),
             audience=audience,
             expires_at=expires_at,
-            jwt_id=claims.get("jti"),
-            issuer=claims.get("iss"),
-            claims=claims,
+            jwt_id=jwt_id,
+            issuer=self.issuer,
+            claims=MappingProxyType(claims),
         )
 
     def __repr__(self) -> str:
