@@ -236,13 +236,7 @@ def create(
     if any(not a or " " in a for a in audiences):
         raise fail(env, "an audience must be a non-empty URI without spaces", 2)
     key_set = _key_options(env, auth_method, jwks, jwks_uri)
-    subjects = {
-        "subject_dn": tls_subject_dn,
-        "san_dns": tls_san_dns,
-        "san_uri": tls_san_uri,
-        "san_ip": tls_san_ip,
-        "san_email": tls_san_email,
-    }
+    subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     tls_subject = _tls_subject(env, auth_method, subjects)
     if auth_method is AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
         key_set = _self_signed_certificates(env, cert or [], key_set)
@@ -283,6 +277,13 @@ def create(
         _print_keys(env, output, name, key_set[1] if key_set else None, jwks_uri)
         return
     _print_secret(env, output, name, secret, "Store the secret now: it is shown only this once.")
+
+
+def _subjects(*values: str | None) -> dict[str, str | None]:
+    """The --tls-* options by the subject kind they name (in SUBJECT_KINDS order)."""
+    from ..server.mtls import SUBJECT_KINDS
+
+    return dict(zip(SUBJECT_KINDS, values, strict=True))
 
 
 def _tls_subject(
@@ -505,13 +506,7 @@ def set_keys(
     _check_format(env, output)
     from ..server.store import UnknownClient
 
-    subjects = {
-        "subject_dn": tls_subject_dn,
-        "san_dns": tls_san_dns,
-        "san_uri": tls_san_uri,
-        "san_ip": tls_san_ip,
-        "san_email": tls_san_email,
-    }
+    subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     settings, store = open_store(env, db)
     try:
         client = _existing(env, store, client_id)
