@@ -11,6 +11,7 @@ through :func:`check_holder`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import re
 from collections.abc import Mapping
@@ -36,14 +37,27 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Presentation:
-    """What one request sent along with its token."""
+    """What one request sent along with its token.
+
+    The URL and the client certificate are read from the scope only when a bound
+    token needs them: most requests carry plain bearer tokens.
+    """
 
     scheme: str  # "Bearer" or "DPoP"
     token: str
     proofs: tuple[str, ...]
     method: str
-    url: str | None  # None: the Host header is no authority (refused for DPoP)
-    certificate: ClientCertificate | None
+    scope: Mapping[str, Any]
+
+    @functools.cached_property
+    def url(self) -> str | None:
+        """The URL the request reached; None if its Host header is no authority."""
+        return request_url(self.scope)
+
+    @functools.cached_property
+    def certificate(self) -> ClientCertificate | None:
+        """The client certificate of the request's TLS connection, if any."""
+        return presented_certificate(self.scope)
 
     @classmethod
     def from_scope(cls, scope: Mapping[str, Any]) -> Presentation | None:
@@ -65,12 +79,11 @@ class Presentation:
             token=presented[1],
             proofs=tuple(proofs),
             method=method,
-            url=request_url(scope),
-            certificate=presented_certificate(scope),
+            scope=scope,
         )
 
     def __repr__(self) -> str:
-        return f"Presentation({self.scheme}, {self.method} {self.url})"
+        return f"Presentation({self.scheme}, {self.method})"
 
 
 def certificate_thumbprint_bound(access_token: AccessToken) -> str | None:
