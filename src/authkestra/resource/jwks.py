@@ -264,12 +264,17 @@ class JWKSCache:
 
     # -- getting a key -----------------------------------------------------------------
 
-    def key_sync(self, kid: str | None, alg: str) -> Key:
+    def _fresh(self, kid: str | None, alg: str) -> Key | None:
+        """The key from the current, unexpired set: the hot path of _plan, without its tuple."""
         keys = self._keys
         if keys is not None and self.clock.monotonic() < self._stale_at:
-            key = keys.find(kid, alg)  # the hot path of _plan, without its tuple
-            if key is not None:
-                return key
+            return keys.find(kid, alg)
+        return None
+
+    def key_sync(self, kid: str | None, alg: str) -> Key:
+        key = self._fresh(kid, alg)
+        if key is not None:
+            return key
         while True:
             key, action = self._plan(kid, alg)
             if action == "use":
@@ -285,11 +290,9 @@ class JWKSCache:
             return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
 
     async def key_async(self, kid: str | None, alg: str) -> Key:
-        keys = self._keys
-        if keys is not None and self.clock.monotonic() < self._stale_at:
-            key = keys.find(kid, alg)  # the hot path of _plan, without its tuple
-            if key is not None:
-                return key
+        key = self._fresh(kid, alg)
+        if key is not None:
+            return key
         while True:
             key, action = self._plan(kid, alg)
             if action == "use":
