@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.token import token_endpoint
 from .settings import ServerSettings
 from .store import Store
-from .tls_server import load_trust, refresh_forever
+from .tls_server import refresh_forever
 
 __all__ = ["create_app", "create_app_from_environment"]
 
@@ -64,8 +63,8 @@ def create_app(
         app.state.ctx = ctx
         async with anyio.create_task_group() as tasks:
             if ctx.settings.tls_cert is not None:
-                # The TLS layer of this process trusts the registered self-signed certificates.
-                await anyio.to_thread.run_sync(load_trust, ctx.store)
+                # The TLS layer of this process trusts the registered self-signed certificates:
+                # read once by its SSL context factory at start, kept current from here.
                 tasks.start_soon(refresh_forever, ctx.store, ctx.settings.tls_trust_refresh)
             try:
                 yield
