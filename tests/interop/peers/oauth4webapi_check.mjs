@@ -18,35 +18,7 @@
 // On failure prints {"error": {"stage", "name", "code", "message", "error",
 //   "error_description", "status", "www_authenticate", "challenges", "cause"}} and exits 1.
 import * as oauth from 'oauth4webapi';
-
-async function readInput() {
-  const chunks = [];
-  for await (const chunk of process.stdin) chunks.push(chunk);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
-
-// The library's error, as data: its class name, its code, and what the server said.
-function describe(err, stage) {
-  const out = { stage, name: err?.name ?? typeof err, message: String(err?.message ?? err) };
-  for (const field of ['code', 'error', 'error_description', 'status']) {
-    if (err?.[field] !== undefined) out[field] = err[field];
-  }
-  const header = err?.response?.headers?.get?.('www-authenticate');
-  if (header) out.www_authenticate = header;
-  if (err?.name === 'WWWAuthenticateChallengeError') out.challenges = err.cause;
-  const cause = err?.cause;
-  if (cause instanceof Error) {
-    out.cause = { name: cause.name, message: cause.message };
-    if (cause.code !== undefined) out.cause.code = cause.code;
-  }
-  return out;
-}
-
-function pick(source, names) {
-  const out = {};
-  for (const name of names) if (source[name] !== undefined) out[name] = source[name];
-  return out;
-}
+import { describe, pick, readInput } from './script_io.mjs';
 
 const insecure = { [oauth.allowInsecureRequests]: true };
 

@@ -22,36 +22,10 @@
 //    "api": {"status", "body", "request": {"url", "authorization", "dpop"}},
 //    "introspection": {...}}
 // On failure prints {"error": {"stage", "name", "code", "message", "error",
-//   "error_description", "status", "www_authenticate", "cause"}} and exits 1.
+//   "error_description", "status", "www_authenticate", "challenges", "cause"}} (those it has)
+//   and exits 1.
 import * as client from 'openid-client';
-
-async function readInput() {
-  const chunks = [];
-  for await (const chunk of process.stdin) chunks.push(chunk);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
-
-// The library's error, as data: its class name, its code, and what the server said.
-function describe(err, stage) {
-  const out = { stage, name: err?.name ?? typeof err, message: String(err?.message ?? err) };
-  for (const field of ['code', 'error', 'error_description', 'status']) {
-    if (err?.[field] !== undefined) out[field] = err[field];
-  }
-  const header = err?.response?.headers?.get?.('www-authenticate');
-  if (header) out.www_authenticate = header;
-  const cause = err?.cause;
-  if (cause instanceof Error) {
-    out.cause = { name: cause.name, message: cause.message };
-    if (cause.code !== undefined) out.cause.code = cause.code;
-  }
-  return out;
-}
-
-function pick(source, names) {
-  const out = {};
-  for (const name of names) if (source[name] !== undefined) out[name] = source[name];
-  return out;
-}
+import { describe, pick, readInput } from './script_io.mjs';
 
 function decodePart(part) {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));

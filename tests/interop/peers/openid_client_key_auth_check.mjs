@@ -16,28 +16,10 @@
 //    "introspection": {...}, "revoked": true, "introspection_after_revocation": {...},
 //    "replay": {"status": 400, "body": {...}}}
 // On failure prints {"error": {"stage", "name", "code", "message", "error",
-//   "error_description", "status"}} and exits 1.
+//   "error_description", "status", "www_authenticate", "challenges", "cause"}} (those it has)
+//   and exits 1.
 import * as client from 'openid-client';
-
-async function readInput() {
-  const chunks = [];
-  for await (const chunk of process.stdin) chunks.push(chunk);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
-
-function describe(err, stage) {
-  const out = { stage, name: err?.name ?? typeof err, message: String(err?.message ?? err) };
-  for (const field of ['code', 'error', 'error_description', 'status']) {
-    if (err?.[field] !== undefined) out[field] = err[field];
-  }
-  return out;
-}
-
-function pick(source, names) {
-  const out = {};
-  for (const name of names) if (source[name] !== undefined) out[name] = source[name];
-  return out;
-}
+import { describe, pick, readInput } from './script_io.mjs';
 
 // The WebCrypto algorithm to import a private JWK with (the JWS alg follows from the key).
 function importAlgorithm(jwk, alg) {
