@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -49,7 +50,8 @@ async def whoami(scope, receive, send):  # type: ignore[no-untyped-def]
 class TLSApi:
     """An ASGI app under uvicorn over TLS, asking clients for certificates of ``pki``."""
 
-    def __init__(self, app, pki: TestPKI, server_cert: Issued) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, pki: TestPKI, server_cert: Issued, http: Any = None) -> None:  # type: ignore[no-untyped-def]
+        """``http``: a uvicorn HTTP protocol class other than uvicorn_tls_options' own."""
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -59,9 +61,12 @@ class TLSApi:
             log_level="warning",
             lifespan="off",
             loop="asyncio",
-            **uvicorn_tls_options(
-                server_cert.cert_path, server_cert.key_path, client_ca=pki.ca.cert_path
-            ),
+            **{
+                **uvicorn_tls_options(
+                    server_cert.cert_path, server_cert.key_path, client_ca=pki.ca.cert_path
+                ),
+                **({"http": http} if http is not None else {}),
+            },
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -248,40 +253,18 @@ def test_both_uvicorn_protocols_hand_the_certificate_to_the_app(
     from authkestra.tls import certificate_thumbprint
     from authkestra.tls import uvicorn as tls_uvicorn
 
-    port = free_port()
     chosen = {
         "h11": tls_uvicorn.H11WithTLSExtension,
         "httptools": tls_uvicorn.TLSExtensionHTTPProtocol,
     }[protocol]
-    config = uvicorn.Config(
-        echo_certificate,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        loop="asyncio",
-        **{
-            **uvicorn_tls_options(
-                server_cert.cert_path, server_cert.key_path, client_ca=pki.ca.cert_path
-            ),
-            "http": chosen,
-        },
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    api = TLSApi(echo_certificate, pki, server_cert, http=chosen)
     try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
         with httpx.Client(verify=client_context(pki, svc_cert)) as client:
             for _ in range(2):  # two requests on one connection
-                assert client.get(f"https://127.0.0.1:{port}/").json() == {
+                assert client.get(f"{api.url}/").json() == {
                     "x5t#S256": certificate_thumbprint(svc_cert.der)
                 }
-        anonymous = httpx.get(f"https://127.0.0.1:{port}/", verify=client_context(pki))
+        anonymous = httpx.get(f"{api.url}/", verify=client_context(pki))
         assert anonymous.json() == {"x5t#S256": None}
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+        api.stop()
