@@ -47,7 +47,8 @@ def _token(
         jkt = ctx.dpop.verify(dpop, htm="POST")
     # RFC 8705 §3: a token asked for over a connection with a client certificate is
     # bound to it, whichever way the client authenticated.
-    bind = certificate is not None and ctx.mtls is not None and ctx.mtls.bind_tokens
+    binds = ctx.mtls is not None and ctx.mtls.bind_tokens
+    x5t = certificate.thumbprint if certificate is not None and binds else None
     return issue_token(
         client,
         params,
@@ -55,7 +56,7 @@ def _token(
         keys=ctx.keys,
         default_ttl=ctx.settings.default_token_ttl,
         jkt=jkt,
-        x5t=certificate.thumbprint if bind and certificate is not None else None,
+        x5t=x5t,
     )
 
 
