@@ -12,7 +12,13 @@ RFC 9068 token:
 - authkestra uncached: ``JWTVerifier(cache_tokens=False).verify_sync`` (all checks);
 - authkestra cached: the same token verified again (the verified-token cache);
 - with ``--breakdown``, parse+sig: authkestra reading the token, finding its key and
-  checking the signature, without the claim checks (printed as fractions of raw).
+  checking the signature, without the claim checks; floor: the least any verifier
+  written in Python does per token (split it, decode the payload's JSON and the
+  signature by the cheapest means of the standard library, then cryptography's
+  check) with no header read, no key lookup and no claim checked: a bound no Python
+  verifier can beat; and jose floor: the same with joserfc's signature step instead
+  of cryptography's, the bound for a verifier that leaves JOSE to joserfc (all
+  printed as fractions of raw).
 All verifiers get their keys from a JWKS served on loopback and warmed up first.
 
 The cases are measured in turns: each round times every case for a quarter of a
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import json
 import os
 import platform
@@ -133,6 +140,22 @@ def decoded(token: str) -> tuple[bytes, bytes]:
     return f"{head}.{payload}".encode(), base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
 
 
+def signature_check(alg: str, key: Any) -> Callable[[bytes, bytes], None]:
+    """cryptography's check of a JWS ``signature`` (as decoded from the token) over ``msg``."""
+    public = key.public_key
+    if alg == "ES256":
+        return lambda signature, msg: public.verify(
+            encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            ),
+            msg,
+            ec.ECDSA(hashes.SHA256()),
+        )
+    if alg == "EdDSA":
+        return public.verify  # type: ignore[no-any-return]
+    return lambda signature, msg: public.verify(signature, msg, padding.PKCS1v15(), hashes.SHA256())
+
+
 def raw_verifier(alg: str, key: Any, token: str) -> Callable[[], None]:
     msg, signature = decoded(token)
     public = key.public_key
@@ -144,6 +167,29 @@ def raw_verifier(alg: str, key: Any, token: str) -> Callable[[], None]:
     if alg == "EdDSA":
         return lambda: public.verify(signature, msg)
     return lambda: public.verify(signature, msg, padding.PKCS1v15(), hashes.SHA256())
+
+
+def python_floor(token: str, check: Callable[[bytes, bytes], object]) -> Callable[[], None]:
+    """The least a verifier written in Python does per token: split it, decode the JSON
+    payload and the signature, ``check(signature, signing_input)``, each step by the
+    cheapest means the standard library has (one alphabet translation, binascii
+    without strict checks, the JSON scanner called directly). Not a verifier: no
+    header read, no key lookup, no claim checked, the input trusted to be
+    well-formed. A bound on what one can reach."""
+    to_standard = bytes.maketrans(b"-_", b"+/")
+    padding = (b"", b"===", b"==", b"=")
+    scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+    def run() -> None:
+        raw = token.encode("ascii")
+        head, payload, signature = raw.translate(to_standard).split(b".")
+        scan(binascii.a2b_base64(payload + padding[len(payload) & 3]).decode(), 0)
+        check(
+            binascii.a2b_base64(signature + padding[len(signature) & 3]),
+            raw[: len(head) + 1 + len(payload)],
+        )
+
+    return run
 
 
 def main() -> None:
@@ -218,6 +264,10 @@ def main() -> None:
             }
             if args.breakdown:
                 cases["parse_sig"] = parse_and_signature(uncached, token)
+                cases["floor"] = python_floor(token, signature_check(alg, key))
+                cases["jose_floor"] = python_floor(
+                    token, lambda signature, msg: jose_alg.verify(msg, signature, public)
+                )
             results = rates(cases, args.seconds)
             breakdown[alg] = results
         finally:
@@ -231,12 +281,17 @@ def main() -> None:
     print(f"\n(verifications per second, one thread, best of {turns} turns of {TURN} s)")
     if args.breakdown:
         print("\nauthkestra's share, as a fraction of raw (verifications per second / raw's):")
-        print(f"{'alg':6} {'jose sig':>10} {'parse+sig':>10} {'uncached':>10}")
+        print(
+            f"{'alg':6} {'jose sig':>10} {'parse+sig':>10} {'uncached':>10}"
+            f" {'floor':>10} {'jose floor':>11}"
+        )
         for alg, results in breakdown.items():
             print(
                 f"{alg:6} {results['jose_sig'] / results['raw']:>10.2f}"
                 f" {results['parse_sig'] / results['raw']:>10.2f}"
                 f" {results['uncached'] / results['raw']:>10.2f}"
+                f" {results['floor'] / results['raw']:>10.2f}"
+                f" {results['jose_floor'] / results['raw']:>11.2f}"
             )
 
 
