@@ -26,6 +26,7 @@ from authkestra import ConfigError
 from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.asgi import ACCESS_TOKEN_KEY, BearerTokenMiddleware
 from authkestra.resource.fastapi import require_scopes
+from authkestra.resource.rfc6750 import MalformedAuthorization, authorization_token, bearer_token
 from authkestra.resource.starlette import (
     BearerTokenBackend,
     TokenUser,
@@ -103,13 +104,22 @@ def asgi_app(verifier: Any) -> BearerTokenMiddleware:
 APPS = {"fastapi": fastapi_app, "starlette": starlette_app, "asgi": asgi_app}
 
 
-def get(app: Any, path: str, authorization: str | None = None) -> httpx.Response:
-    headers = {"Authorization": authorization} if authorization is not None else {}
+def get(
+    app: Any,
+    path: str,
+    authorization: str | None = None,
+    *,
+    headers: list[tuple[str, str]] | None = None,
+) -> httpx.Response:
+    """GET ``path``; ``headers`` as a list may repeat a name (two Authorization headers)."""
+    sent = list(headers or [])
+    if authorization is not None:
+        sent.append(("Authorization", authorization))
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-            return await client.get(path, headers=headers)
+            return await client.get(path, headers=sent)
 
     return anyio.run(call)
 
@@ -144,6 +154,99 @@ def test_no_bearer_token_is_401_without_an_error_code(
     response = get(make_app(make_verifier()), "/orders", authorization)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"  # RFC 6750 §3.1: no error code
+    body = error_body(response)
+    assert "error" not in body, body  # nor in the body
+    assert body == {"error_description": "this resource needs an access token"}
+
+
+MALFORMED = 'Bearer error="invalid_request", error_description="'
+
+
+@pytest.mark.parametrize(
+    "authorizations",
+    [
+        ["Bearer {token}", "Bearer {token}"],
+        ["Bearer {token}", "Bearer garbage"],
+        ["Basic dXNlcjpwdw==", "Bearer {token}"],
+        ["Bearer {token}", ""],
+    ],
+    ids=["same-twice", "two-tokens", "basic-and-bearer", "one-empty"],
+)
+def test_two_authorization_headers_are_400_invalid_request(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp, authorizations: list[str]
+) -> None:
+    token = issuer.token(scope="read")
+    headers = [("Authorization", value.format(token=token)) for value in authorizations]
+    response = get(make_app(make_verifier()), "/orders", headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["www-authenticate"] == (
+        MALFORMED + 'more than one Authorization header was sent"'
+    )
+    assert error_body(response) == {
+        "error": "invalid_request",
+        "error_description": "more than one Authorization header was sent",
+    }
+    assert issuer.jwks_requests == 0  # refused before any token was looked at
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer abc def", "Bearer {token} {token}", "bearer {token}\tx", "Bearer \t{token}"],
+)
+def test_whitespace_inside_the_token_is_400_invalid_request(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp, authorization: str
+) -> None:
+    value = authorization.format(token=issuer.token(scope="read"))
+    response = get(make_app(make_verifier()), "/orders", value)
+    assert response.status_code == 400, response.text
+    assert response.headers["www-authenticate"].startswith(MALFORMED)
+    assert error_body(response)["error"] == "invalid_request"
+    assert issuer.jwks_requests == 0
+
+
+def test_a_dpop_token_with_whitespace_inside_is_answered_in_the_dpop_scheme(
+    make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    response = get(make_app(make_verifier()), "/orders", "DPoP abc def")
+    assert response.status_code == 400
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('DPoP error="invalid_request", error_description="'), challenge
+    assert error_body(response)["error"] == "invalid_request"
+
+
+def test_spaces_between_the_scheme_and_the_token_are_tolerated(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    app = make_app(make_verifier())
+    for authorization in (f"Bearer  {issuer.token()}", f"  Bearer   {issuer.token()}  "):
+        assert get(app, "/orders", authorization).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("Basic a b", None),
+        ("Bearer", None),
+        ("Bearer abc", ("Bearer", "abc")),
+        ("Bearer  abc ", ("Bearer", "abc")),
+        ("dpop abc", ("DPoP", "abc")),
+        ("Bearer abc def", MalformedAuthorization),
+        ("Bearer abc\tdef", MalformedAuthorization),
+        ("DPoP abc def", MalformedAuthorization),
+    ],
+)
+def test_authorization_token_parsing(authorization: str | None, expected: object) -> None:
+    if expected is MalformedAuthorization:
+        with pytest.raises(MalformedAuthorization, match="whitespace inside"):
+            authorization_token(authorization)
+        with pytest.raises(MalformedAuthorization):
+            bearer_token(authorization)
+        return
+    assert authorization_token(authorization) == expected
+    token = expected[1] if isinstance(expected, tuple) and expected[0] == "Bearer" else None
+    assert bearer_token(authorization) == token
 
 
 @pytest.mark.parametrize(
@@ -316,6 +419,13 @@ def test_asgi_websocket_without_a_valid_token_is_closed(
 
     anyio.run(app, scope("Bearer garbage"), receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008}]
+    twice = scope(f"Bearer {issuer.token(scope='read')}")
+    twice["headers"] *= 2
+    for malformed in (twice, scope("Bearer abc def")):  # 400 invalid_request over HTTP
+        sent.clear()
+        anyio.run(app, malformed, receive, send)
+        assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert reached == []
     anyio.run(app, scope(f"Bearer {issuer.token(scope='read')}"), receive, send)
     assert len(reached) == 1 and reached[0].client_id == "billing-service"
 

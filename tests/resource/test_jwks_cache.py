@@ -24,12 +24,24 @@ from authkestra import (
     OAuthError,
     ProviderError,
 )
-from authkestra.resource import JWTVerifier
+from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.jwks import KeySet
 from tests.resource.conftest import MakeVerifier
 from tests.resource.support import TestIssuer, keys, sign_compact
 from tests.support.clock import FakeClock
 from tests.support.hostile_server import Received, Reply
+
+
+def settle(verifier: JWTVerifier) -> None:
+    """Wait for the background refresh a verification may have started."""
+    assert verifier.jwks.wait_idle(10)
+
+
+async def verify_and_settle(verifier: JWTVerifier, token: str) -> AccessToken:
+    """``verifier.verify(token)``, then wait for the refresh task it may have started."""
+    access = await verifier.verify(token)
+    assert await anyio.to_thread.run_sync(verifier.jwks.wait_idle, 10)
+    return access
 
 
 def random_kid_token(issuer: TestIssuer) -> str:
@@ -187,7 +199,8 @@ def test_a_rotated_in_key_is_picked_up_after_the_cooldown(
     # The retired key goes away at the next refresh.
     issuer.published = [keys()["attacker-rs"].public_jwk()]
     clock.advance(3600)
-    verifier.verify_sync(issuer.token("attacker-rs"))
+    verifier.verify_sync(issuer.token("attacker-rs"))  # served by the set we have...
+    settle(verifier)  # ...while the refresh runs
     assert issuer.jwks_requests == 3
     with pytest.raises(InvalidToken, match="key set"):
         verifier.verify_sync(issuer.token("es"))
@@ -204,11 +217,12 @@ def test_keys_are_refetched_after_jwks_max_age(
     assert issuer.jwks_requests == 1
     clock.advance(1)
     verifier.verify_sync(issuer.token())
+    settle(verifier)
     assert issuer.jwks_requests == 2
     for _ in range(10):
         verifier.verify_sync(issuer.token())
     clock.advance(600)
-    anyio.run(verifier.verify, issuer.token())
+    anyio.run(verify_and_settle, verifier, issuer.token())
     assert issuer.jwks_requests == 3
 
 
@@ -238,6 +252,7 @@ def test_cache_control_max_age(
     assert issuer.jwks_requests == 1
     clock.advance(1)
     verifier.verify_sync(issuer.token())
+    settle(verifier)
     assert issuer.jwks_requests == 2
 
 
@@ -256,6 +271,7 @@ def test_stale_keys_keep_serving_while_the_issuer_is_down(
     clock.advance(600)
     # Stale: a refresh is due, it fails, and the keys we have still verify.
     verifier.verify_sync(issuer.token("es"))
+    settle(verifier)
     assert verifier.jwks.fetches == 2
     for _ in range(10):
         verifier.verify_sync(issuer.token("rs"))
@@ -267,12 +283,13 @@ def test_stale_keys_keep_serving_while_the_issuer_is_down(
         verifier.verify_sync(random_kid_token(issuer))
     assert verifier.jwks.fetches == 3
     clock.advance(30)
-    anyio.run(verifier.verify, issuer.token("es"))
+    anyio.run(verify_and_settle, verifier, issuer.token("es"))
     assert verifier.jwks.fetches == 4
     # The issuer comes back: the next attempt refreshes, then the schedule is normal again.
     issuer.jwks_reply = None
     clock.advance(30)
     verifier.verify_sync(issuer.token("es"))
+    settle(verifier)
     assert verifier.jwks.fetches == 5
     clock.advance(599)
     verifier.verify_sync(issuer.token("es"))
@@ -398,6 +415,7 @@ def test_jwks_uri_is_discovered_from_the_issuer_metadata(
     assert issuer.jwks_requests == 1
     clock.advance(3600)
     verifier.verify_sync(issuer.token())
+    settle(verifier)
     assert issuer.requests_to("/.well-known/oauth-authorization-server") == 1
     assert issuer.jwks_requests == 2
 

@@ -53,7 +53,9 @@ def test_kid_may_be_absent_when_one_key_fits(
 @pytest.mark.parametrize(
     ("claims", "scopes"),
     [
-        ({"scope": "a  b\tc"}, ("a", "b", "c")),
+        # Spaces separate scopes (RFC 6749 §3.3); a tab is no separator, "b\tc" no scope
+        # any route asks for.
+        ({"scope": "a  b\tc "}, ("a", "b\tc")),
         ({"scope": DROP}, ()),
         ({"scope": DROP, "scp": ["a", "b"]}, ("a", "b")),
         ({"scope": DROP, "scp": "a b"}, ("a", "b")),

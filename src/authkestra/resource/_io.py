@@ -11,6 +11,7 @@ from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
 from ..flow._drivers import Drivers
 from ..secrets import SecretSource
+from . import _options as options
 
 __all__ = ["issuer_io"]
 
@@ -39,7 +40,7 @@ def issuer_io(
         allow_insecure_http=allow_insecure_http,
     )
     drivers = Drivers(
-        timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+        timeout=options.timeout(timeout),
         clock=clock.monotonic,
         http_client=http_client,
         async_http_client=async_http_client,

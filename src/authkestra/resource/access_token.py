@@ -8,9 +8,18 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["AccessToken"]
+__all__ = ["AccessToken", "scope_tokens"]
 
 _set = object.__setattr__
+
+
+def scope_tokens(scope: str) -> tuple[str, ...]:
+    """The scopes of a ``scope`` string: separated by spaces, and by nothing else (RFC 6749 §3.3).
+
+    ``str.split()`` would also split on tabs, control characters and Unicode spaces:
+    "read", a no-break space and "admin" would grant ``admin``.
+    """
+    return tuple(s for s in scope.split(" ") if s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +28,8 @@ class AccessToken:
 
     Attributes:
         subject: ``sub`` -- for Client Credentials tokens, the client.
-        client_id: ``client_id`` (RFC 9068), the client the token was issued to.
+        client_id: the client the token was issued to: ``client_id`` (RFC 9068), or
+            for issuers that leave it out, ``azp`` (OpenID Connect's authorized party).
         scopes: the granted scopes (from ``scope``, or an ``scp`` array).
         audience: ``aud`` as a tuple.
         expires_at: ``exp`` as an aware UTC datetime.

@@ -31,8 +31,10 @@ class BearerTokenMiddleware:
         app = BearerTokenMiddleware(app, verifier, scopes=["orders:read"], exempt_paths=["/up"])
 
     Refusals follow RFC 6750: 401 with ``WWW-Authenticate: Bearer
-    error="invalid_token"``, 403 with ``error="insufficient_scope"`` and the
-    needed scope, 503 when the issuer cannot be reached to verify. The
+    error="invalid_token"`` (or a bare ``Bearer`` when no token was sent), 403
+    with ``error="insufficient_scope"`` and the needed scope, 400
+    ``error="invalid_request"`` for more than one ``Authorization`` header or a
+    token with whitespace inside, 503 when the issuer cannot be reached to verify. The
     verified :class:`~authkestra.resource.AccessToken` is in
     ``scope["authkestra.access_token"]`` and ``scope["state"]["access_token"]``
     (``request.state.access_token`` in Starlette and FastAPI).
@@ -71,21 +73,23 @@ class BearerTokenMiddleware:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        presentation = Presentation.from_scope(scope)
-        scheme = presentation.scheme if presentation is not None else "Bearer"
+        presentation: Presentation | None = None
         error: AuthError | None = None
-        if presentation is not None:
-            try:
+        try:
+            presentation = Presentation.from_scope(scope)
+            if presentation is not None:
                 access = await self.verifier.verify(presentation.token)
                 await check_holder_async(access, presentation, self.dpop)
                 check_scopes(access, self.scopes)
-            except AuthError as exc:
-                error = exc
-            else:
+        except AuthError as exc:
+            error = exc
+        else:
+            if presentation is not None:
                 scope[ACCESS_TOKEN_KEY] = access
                 scope.setdefault("state", {})["access_token"] = access
                 await self.app(scope, receive, send)
                 return
+        scheme = presentation.scheme if presentation is not None else "Bearer"
         await self._refuse(scope, send, error, scheme)
 
     async def _refuse(

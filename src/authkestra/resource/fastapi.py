@@ -46,8 +46,10 @@ def require_scopes(
             return {"caller": token.client_id}
 
     Refusals are ``HTTPException`` with RFC 6750 ``WWW-Authenticate`` headers:
-    401 ``invalid_token``, 403 ``insufficient_scope`` (with the needed scope),
-    503 when the issuer cannot be reached to verify.
+    401 ``invalid_token`` (no error code when no token was sent), 403
+    ``insufficient_scope`` (with the needed scope), 400 ``invalid_request`` for
+    more than one ``Authorization`` header or a token with whitespace inside, 503
+    when the issuer cannot be reached to verify.
 
     Bound tokens are checked as in :class:`~authkestra.resource.BearerTokenMiddleware`:
     a DPoP-bound token needs the DPoP scheme and a proof (checked by ``dpop``; by
@@ -60,17 +62,17 @@ def require_scopes(
         chosen = verifier or getattr(request.app.state, VERIFIER_STATE_KEY, None)
         if chosen is None:
             raise ConfigError("require_scopes: pass verifier= or set app.state.token_verifier")
-        presentation = Presentation.from_scope(request.scope)
+        presentation: Presentation | None = None
         error: AuthError | None = None
-        if presentation is not None:
-            try:
+        try:
+            presentation = Presentation.from_scope(request.scope)
+            if presentation is not None:
                 access = await chosen.verify(presentation.token)
                 await check_holder_async(access, presentation, checker)
                 check_scopes(access, scopes)
-            except AuthError as exc:
-                error = exc
-            else:
                 return access
+        except AuthError as exc:
+            error = exc
         scheme = presentation.scheme if presentation is not None else "Bearer"
         status, body, headers = refusal(error, realm=realm, required_scopes=scopes, scheme=scheme)
         raise HTTPException(status_code=status, detail=body, headers=headers or None)

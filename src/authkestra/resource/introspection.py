@@ -19,8 +19,9 @@ from .._protocol.token_request import build_authenticated_post
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken, MalformedResponse
 from ..secrets import SecretLike, to_secret_source
+from . import _options as options
 from ._io import issuer_io
-from .access_token import AccessToken
+from .access_token import AccessToken, scope_tokens
 from .token_cache import VerifiedTokenCache
 
 __all__ = ["IntrospectionVerifier"]
@@ -77,9 +78,9 @@ class IntrospectionVerifier:
         if audience is None:
             self.audiences: frozenset[str] | None = None
         else:
-            self.audiences = frozenset((audience,) if isinstance(audience, str) else audience)
-        self.max_token_length = max_token_length
-        self.cache_ttl = cache_ttl
+            self.audiences = frozenset(options.audience_names(audience))
+        self.max_token_length = options.count(max_token_length, "max_token_length")
+        self.cache_ttl = options.seconds(cache_ttl, "cache_ttl")
         self.clock: Clock = clock or SystemClock()
         self._ctx, self._drivers = issuer_io(
             clock=self.clock,
@@ -91,7 +92,11 @@ class IntrospectionVerifier:
             secret_source=source,
         )
         self.cache = (
-            VerifiedTokenCache(max_cached_tokens, cache_ttl, self.clock) if cache_ttl > 0 else None
+            VerifiedTokenCache(
+                options.count(max_cached_tokens, "max_cached_tokens"), self.cache_ttl, self.clock
+            )
+            if self.cache_ttl > 0
+            else None
         )
 
     async def verify(self, token: str) -> AccessToken:
@@ -185,7 +190,7 @@ class IntrospectionVerifier:
         access = AccessToken(
             subject=answer.get("sub") if isinstance(answer.get("sub"), str) else None,
             client_id=answer.get("client_id") if isinstance(answer.get("client_id"), str) else None,
-            scopes=tuple(scope.split()) if isinstance(scope, str) else (),
+            scopes=scope_tokens(scope) if isinstance(scope, str) else (),
             audience=audience,
             expires_at=expires_at,
             jwt_id=answer.get("jti") if isinstance(answer.get("jti"), str) else None,

@@ -6,8 +6,12 @@
 - A token whose ``kid`` is not in the set triggers a refetch -- but at most one
   per ``cooldown`` seconds, so tokens with random ``kid`` values cannot make us
   hammer the issuer.
-- When a refresh fails, the keys we have keep serving (an issuer outage does
-  not take the API down); the failure is retried after ``cooldown``.
+- When the set is due for its refresh, the keys we have keep serving while it is
+  fetched in the background (a thread for blocking callers, a task on the running
+  asyncio loop for coroutines): no request waits on a refresh. When the refresh
+  fails, they keep serving (an issuer outage does not take the API down) and the
+  refresh is tried again after ``cooldown``. Only a request with no usable key
+  (the first one, or one whose ``kid`` is new) waits for a fetch.
 - Every fetch has timeouts and a size limit, and one fetch serves every
   concurrent caller.
 """
@@ -57,6 +61,9 @@ ALGORITHM_KEYS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "PS384": ("RSA", None),
     "PS512": ("RSA", None),
 }
+#: Two names of one algorithm: RFC 9864's Ed25519 is EdDSA on the Ed25519 curve (which the
+#: curve check above it makes sure of), so a key published for one verifies the other.
+_SAME_ALGORITHM = {"EdDSA": "Ed25519", "Ed25519": "EdDSA"}
 _IMPORTERS: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 MIN_RSA_BITS = 2048
@@ -94,11 +101,12 @@ class KeySet:
             entry = self._parse(raw)
             if entry is not None:
                 self.entries.append(entry)
-        # First key wins for a kid listed twice, as in the list order.
-        self._by_kid: dict[str, _Entry] = {}
+        # A kid may name several keys (of other types: RFC 7517 §4.5); the first one that
+        # fits the token's algorithm wins, in the list order.
+        self._by_kid: dict[str, list[_Entry]] = {}
         for entry in self.entries:
             if entry.kid is not None:
-                self._by_kid.setdefault(entry.kid, entry)
+                self._by_kid.setdefault(entry.kid, []).append(entry)
         #: (kid, alg) -> the key found for it. Only keys found are remembered, so its size is
         #: bounded by the keys and algorithms there are, whatever kids tokens carry.
         self._found: dict[tuple[str | None, str], Key] = {}
@@ -137,21 +145,36 @@ class KeySet:
                 self._found[(kid, alg)] = found
         return found
 
-    def _find(self, kid: str | None, alg: str) -> Key | None:
+    def _fitting(self, kid: str | None, alg: str) -> list[_Entry]:
         kty, curves = ALGORITHM_KEYS[alg]
+        entries = self.entries if kid is None else self._by_kid.get(kid, [])
+        return [
+            e
+            for e in entries
+            if e.kty == kty
+            and (curves is None or e.crv in curves)
+            and (e.alg is None or e.alg == alg or _SAME_ALGORITHM.get(e.alg) == alg)
+        ]
 
-        def fits(entry: _Entry) -> bool:
-            return (
-                entry.kty == kty
-                and (curves is None or entry.crv in curves)
-                and (entry.alg is None or entry.alg == alg)
-            )
-
+    def _find(self, kid: str | None, alg: str) -> Key | None:
+        fitting = self._fitting(kid, alg)
         if kid is not None:
-            found = self._by_kid.get(kid)
-            return found.key if found is not None and fits(found) else None
-        candidates = [e for e in self.entries if fits(e)]
-        return candidates[0].key if len(candidates) == 1 else None
+            return fitting[0].key if fitting else None
+        return fitting[0].key if len(fitting) == 1 else None  # no kid: only if it is unique
+
+    def missing(self, kid: str | None, alg: str) -> InvalidToken:
+        """Why :meth:`find` has no key for ``kid`` and ``alg``, as the error to raise."""
+        if kid is None:
+            if self._fitting(None, alg):
+                return InvalidToken(
+                    f"the token has no kid and the issuer's key set has several keys for {alg}"
+                )
+            return InvalidToken(f"the issuer's key set has no key for {alg}")
+        if kid in self._by_kid:
+            return InvalidToken(
+                f"the token's key (kid) is in the issuer's key set, but not as a key for {alg}"
+            )
+        return InvalidToken("the token's key (kid) is not in the issuer's key set")
 
     def kids(self) -> list[str | None]:
         return [e.kid for e in self.entries]
@@ -184,6 +207,7 @@ class JWKSCache:
         self._last_attempt = float("-inf")
         self._last_error: AuthError | None = None
         self._flight: Flight | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.fetches = 0
 
     # -- deciding --------------------------------------------------------------------
@@ -213,7 +237,7 @@ class JWKSCache:
             if key is None:
                 if cooled or self._flight is not None:
                     return None, "wait"
-                raise InvalidToken("the token's key (kid) is not in the issuer's key set")
+                raise self._keys.missing(kid, alg)
             if now >= self._stale_at and cooled and self._flight is None:
                 return key, "refresh"
             return key, "use"
@@ -259,7 +283,7 @@ class JWKSCache:
             raise NetworkError(f"the keys of {self.issuer} could not be fetched in time")
         key = keys.find(kid, alg)
         if key is None:
-            raise InvalidToken("the token's key (kid) is not in the issuer's key set")
+            raise keys.missing(kid, alg)
         return key
 
     # -- getting a key -----------------------------------------------------------------
@@ -281,13 +305,20 @@ class JWKSCache:
                 assert key is not None
                 return key
             flight, leader = self._join()
+            if action == "refresh":
+                assert key is not None
+                if leader:
+                    threading.Thread(
+                        target=self._lead_sync, args=(flight,), name="authkestra-jwks", daemon=True
+                    ).start()
+                return key
             if leader:
                 self._lead_sync(flight)
-            elif action == "wait":
+            else:
                 flight.wait_sync(self.ctx.policy.total_timeout + 5)
                 if flight.abandoned:
                     continue  # its leader was cancelled: fetch again ourselves
-            return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
+            return self._after_fetch(kid, alg)
 
     async def key_async(self, kid: str | None, alg: str) -> Key:
         key = self._fresh(kid, alg)
@@ -299,13 +330,38 @@ class JWKSCache:
                 assert key is not None
                 return key
             flight, leader = self._join()
+            if action == "refresh":
+                assert key is not None
+                if leader and not self._refresh_on_loop(flight):
+                    await self._lead_async(flight)  # no asyncio loop (trio): refresh here
+                return key
             if leader:
                 await self._lead_async(flight)
-            elif action == "wait":
+            else:
                 await flight.wait_async(self.ctx.policy.total_timeout + 5)
                 if flight.abandoned:
                     continue  # its leader was cancelled: fetch again ourselves
-            return key if action == "refresh" and key is not None else self._after_fetch(kid, alg)
+            return self._after_fetch(kid, alg)
+
+    def _refresh_on_loop(self, flight: Flight) -> bool:
+        """Lead ``flight`` in a task of the running asyncio loop; False without one."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        # Set before the task runs: if the loop closes before it starts, the flight is
+        # seen as orphaned (see _plan) instead of waited for.
+        flight.loop = loop
+        task = loop.create_task(self._lead_async(flight))
+        self._tasks.add(task)  # a task nobody holds may be collected before it ends
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no fetch is in flight (a background refresh included); False on timeout."""
+        with self._lock:
+            flight = self._flight
+        return flight is None or flight.wait_sync(timeout)
 
     def _lead_sync(self, flight: Flight) -> None:
         try:

@@ -23,7 +23,7 @@ from ..errors import InvalidToken
 from ..tls import ClientCertificate, presented_certificate
 from .access_token import AccessToken
 from .dpop import DPoPChecker, InvalidDPoPProof, bound_thumbprint
-from .rfc6750 import authorization_token
+from .rfc6750 import MalformedAuthorization, authorization_token
 
 __all__ = [
     "Presentation",
@@ -61,16 +61,24 @@ class Presentation:
 
     @classmethod
     def from_scope(cls, scope: Mapping[str, Any]) -> Presentation | None:
-        """From an ASGI scope; None when it has no ``Authorization: Bearer|DPoP`` token."""
-        authorization = None
+        """From an ASGI scope; None when it has no ``Authorization: Bearer|DPoP`` token.
+
+        :class:`~authkestra.resource.rfc6750.MalformedAuthorization` (400
+        ``invalid_request``) for more than one ``Authorization`` header, or a token
+        with whitespace inside.
+        """
+        authorizations: list[str] = []
         proofs: list[str] = []
         for name, value in scope.get("headers", []):
             lowered = name.lower()
-            if lowered == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
+            if lowered == b"authorization":
+                authorizations.append(value.decode("latin-1"))
             elif lowered == b"dpop":
                 proofs.append(value.decode("latin-1"))
-        presented = authorization_token(authorization)
+        if len(authorizations) > 1:
+            # Which one was meant? Authorization is no list field: once at most (RFC 9110 §5.3).
+            raise MalformedAuthorization("more than one Authorization header was sent")
+        presented = authorization_token(authorizations[0] if authorizations else None)
         if presented is None:
             return None
         method = "GET" if scope["type"] == "websocket" else str(scope.get("method", "GET"))

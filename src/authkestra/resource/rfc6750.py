@@ -7,9 +7,39 @@ import re
 from ..errors import AuthError, InsufficientScope, InvalidToken
 from .dpop import DPOP_ALGORITHMS, InvalidDPoPProof
 
-__all__ = ["authorization_token", "bearer_token", "challenge", "error_status_and_body", "refusal"]
+__all__ = [
+    "MalformedAuthorization",
+    "authorization_token",
+    "bearer_token",
+    "challenge",
+    "error_status_and_body",
+    "refusal",
+]
 
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+#: Whitespace as HTTP knows it: a b64token (RFC 6750 §2.1) has none.
+_WHITESPACE = re.compile(r"[ \t]")
+
+#: The body of a 401 to a request without a token: no error code (RFC 6750 §3.1).
+_NO_TOKEN_BODY = {"error_description": "this resource needs an access token"}
+
+
+class MalformedAuthorization(AuthError):
+    """The request's ``Authorization`` is malformed: RFC 6750 §3.1 ``invalid_request``, 400.
+
+    More than one ``Authorization`` header, or a token with whitespace inside. This
+    is the caller's fault, unlike :class:`~authkestra.errors.InvalidRequest`: that
+    one is an answer from an OAuth endpoint (an introspection endpoint refusing us,
+    say), which a resource server turns into a 503.
+    """
+
+    error = "invalid_request"
+    status_code = 400
+
+    def __init__(self, message: str, *, scheme: str = "Bearer") -> None:
+        super().__init__(message)
+        #: The scheme to answer with: ``DPoP`` when the malformed token came as one.
+        self.scheme = scheme
 
 
 def _quoted(value: str) -> str:
@@ -31,10 +61,15 @@ def challenge(
     """
     if isinstance(error, InvalidDPoPProof):
         scheme = "DPoP"
+    elif isinstance(error, MalformedAuthorization):
+        scheme = error.scheme
     params = []
     if realm:
         params.append(f'realm="{_quoted(realm)}"')
-    if isinstance(error, InsufficientScope):
+    if isinstance(error, MalformedAuthorization):
+        params.append('error="invalid_request"')
+        params.append(f'error_description="{_quoted(error.message)}"')
+    elif isinstance(error, InsufficientScope):
         params.append('error="insufficient_scope"')
         scopes = error.required_scopes or required_scopes
         if scopes:
@@ -49,7 +84,13 @@ def challenge(
 
 
 def error_status_and_body(error: AuthError) -> tuple[int, dict[str, str]]:
-    """HTTP status and JSON body: 401 invalid_token, 403 insufficient_scope, 503 otherwise."""
+    """HTTP status and JSON body.
+
+    400 invalid_request, 401 invalid_token (or invalid_dpop_proof), 403
+    insufficient_scope, 503 otherwise.
+    """
+    if isinstance(error, MalformedAuthorization):
+        return 400, {"error": "invalid_request", "error_description": error.message}
     if isinstance(error, InsufficientScope):
         body = {"error": "insufficient_scope", "error_description": error.message}
         if error.required_scopes:
@@ -68,27 +109,36 @@ def error_status_and_body(error: AuthError) -> tuple[int, dict[str, str]]:
 def authorization_token(authorization: str | None) -> tuple[str, str] | None:
     """(scheme, token) of an ``Authorization: Bearer|DPoP <token>`` header, or None.
 
+    None for no header, another scheme (``Basic``, ...) or no token after the scheme;
+    :class:`MalformedAuthorization` for a token with whitespace inside (a b64token,
+    RFC 6750 §2.1, has none; spaces between the scheme and the token are tolerated).
     The scheme comes back as ``Bearer`` or ``DPoP`` whatever its case (RFC 9449 §7.1).
     """
     if not authorization:
         return None
     scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
+    token = token.lstrip(" ")
     canonical = {"bearer": "Bearer", "dpop": "DPoP"}.get(scheme.lower())
     if canonical is None or not token:
         return None
+    if _WHITESPACE.search(token):
+        raise MalformedAuthorization(
+            f"the {canonical} token in the Authorization header has whitespace inside",
+            scheme=canonical,
+        )
     return canonical, token
 
 
 def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None (RFC 6750 §2.1)."""
-    if not authorization:
+    """The token of an ``Authorization: Bearer <token>`` header, or None (RFC 6750 §2.1).
+
+    Parsed as by :func:`authorization_token` (so MalformedAuthorization for a token
+    with whitespace inside); a ``DPoP`` token is no bearer token: None.
+    """
+    presented = authorization_token(authorization)
+    if presented is None or presented[0] != "Bearer":
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
+    return presented[1]
 
 
 def refusal(
@@ -98,16 +148,16 @@ def refusal(
     required_scopes: tuple[str, ...] = (),
     scheme: str = "Bearer",
 ) -> tuple[int, dict[str, str], dict[str, str]]:
-    """(status, JSON body, headers) refusing a request; ``error`` None means no token was sent."""
+    """(status, JSON body, headers) refusing a request; ``error`` None means no token was sent.
+
+    No token: 401 and a challenge and body without an error code (RFC 6750 §3.1).
+    """
     if error is None:
-        status, body = (
-            401,
-            {"error": "invalid_request", "error_description": "a bearer token is required"},
-        )
+        status, body = 401, dict(_NO_TOKEN_BODY)
     else:
         status, body = error_status_and_body(error)
     headers = {}
-    if status in (401, 403):
+    if status in (400, 401, 403):
         headers["WWW-Authenticate"] = challenge(
             error, realm=realm, required_scopes=required_scopes, scheme=scheme
         )

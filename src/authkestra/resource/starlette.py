@@ -59,7 +59,9 @@ class BearerTokenBackend(AuthenticationBackend):
     ``AuthenticationMiddleware(app, backend=BearerTokenBackend(verifier), on_error=on_auth_error)``.
 
     A request without a bearer token stays anonymous (``request.user`` is not
-    authenticated); one with an invalid token is refused by ``on_auth_error``.
+    authenticated); one with an invalid token (401) or a malformed
+    ``Authorization`` (400: more than one header, whitespace inside the token) is
+    refused by ``on_auth_error``.
     ``request.auth.scopes`` holds the token's scopes, so Starlette's own
     ``@requires`` works; :func:`requires_scopes` adds RFC 6750 answers.
 
@@ -73,7 +75,10 @@ class BearerTokenBackend(AuthenticationBackend):
         self.dpop = dpop or DPoPChecker()
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        presentation = Presentation.from_scope(conn.scope)
+        try:
+            presentation = Presentation.from_scope(conn.scope)
+        except AuthError as exc:
+            raise _VerificationFailed(exc) from None
         if presentation is None:
             return None
         try:

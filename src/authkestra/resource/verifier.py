@@ -16,20 +16,27 @@ from joserfc.jws import JWSRegistry
 from .._clock import Clock, SystemClock
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken
+from . import _options as options
 from ._io import issuer_io
 from ._jwt import parse_compact, read_compact
-from .access_token import AccessToken
+from .access_token import AccessToken, scope_tokens
 from .jwks import ALGORITHM_KEYS, JWKSCache
 from .token_cache import VerifiedTokenCache
 
 __all__ = ["DEFAULT_ALGORITHMS", "RFC9068_CLAIMS", "JWTVerifier"]
 
-DEFAULT_ALGORITHMS = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+DEFAULT_ALGORITHMS = ("ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256")
 #: Claims RFC 9068 §2.2 makes required in a JWT access token.
 RFC9068_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 _AT_JWT = ("at+jwt", "application/at+jwt")
-#: With the typ check off, these still cannot pass as access tokens: they are other things.
-_OTHER_TYPES = ("dpop+jwt", "logout+jwt", "secevent+jwt", "jwk-set+jwt", "token-introspection+jwt")
+#: With the typ check off, these still cannot pass as access tokens: they are other things
+#: (compared without case, an "application/" prefix or surrounding whitespace).
+_OTHER_TYPES = frozenset(
+    ("dpop+jwt", "logout+jwt", "secevent+jwt", "jwk-set+jwt", "token-introspection+jwt", "id+jwt")
+)
+#: Claims only an OpenID Connect ID token carries (OIDC Core §2, §3.1.3.6, §3.3.2.11): with
+#: the typ check off, a token with one is an ID token presented as an access token.
+_ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
 
 
 #: Most header segments remembered per verifier (forged headers cannot fill memory).
@@ -39,50 +46,61 @@ _UTC = timezone.utc
 _INT_TIME = 2**53
 
 
-def _number(value: Any, name: str) -> float | None:
-    """A time claim's value as a float; None when absent. InvalidToken for anything else."""
+def _number(value: Any, name: str) -> float:
+    """A time claim's value as a float; InvalidToken for anything else (null included)."""
     if type(value) is int:
         try:
             return float(value)
         except OverflowError:  # an integer float cannot hold (over 10**308)
-            raise InvalidToken(f"the {name} claim is out of range") from None
-    if value is None:
-        return None
+            raise InvalidToken(f"the token's {name} claim is out of range") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidToken(f"the {name} claim is not a number")
+        raise InvalidToken(f"the token's {name} claim is not a number")
     try:
         number = float(value)
     except OverflowError:
-        raise InvalidToken(f"the {name} claim is out of range") from None
+        raise InvalidToken(f"the token's {name} claim is out of range") from None
     if not math.isfinite(number):
-        raise InvalidToken(f"the {name} claim is not a number")
+        raise InvalidToken(f"the token's {name} claim is not a number")
     return number
 
 
 def _scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        return tuple(scope.split())
-    scp = claims.get("scp")  # some issuers send an array
-    if isinstance(scp, list) and all(isinstance(s, str) for s in scp):
+    """The granted scopes: ``scope`` (RFC 9068), else ``scp`` (an array, or a string)."""
+    if "scope" in claims:
+        scope = claims["scope"]
+        if not isinstance(scope, str):
+            raise InvalidToken("the token's scope claim is not a string")
+        return scope_tokens(scope)
+    if "scp" in claims:  # some issuers send an array
+        scp = claims["scp"]
+        if isinstance(scp, str):
+            return scope_tokens(scp)
+        if not isinstance(scp, list) or not all(isinstance(s, str) and s for s in scp):
+            raise InvalidToken("the token's scp claim is not a list of scopes")
         return tuple(scp)
-    if isinstance(scp, str):
-        return tuple(scp.split())
-    if scope is not None:
-        raise InvalidToken("the scope claim is not a string")
     return ()
+
+
+def _shown(value: object) -> str:
+    """A claim's value for an error message: its repr, cut short (tokens are anyone's input)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class _Header:
     """A header segment read and checked once: what every token carrying it shares."""
 
-    __slots__ = ("alg", "header", "kid", "signer")
+    __slots__ = ("alg", "header", "kid", "segment", "signer")
 
-    def __init__(self, header: dict[str, Any], alg: str, kid: str | None, signer: Any) -> None:
+    def __init__(
+        self, header: dict[str, Any], alg: str, kid: str | None, signer: Any, segment: bytes
+    ) -> None:
         self.header = header
         self.alg = alg
         self.kid = kid
         self.signer: JWSAlgModel = signer
+        #: The header segment (base64url), until the verifier remembers it; then None.
+        self.segment: bytes | None = segment
 
 
 #: What :meth:`JWTVerifier._parse` gives: (header, claims, signing input, signature).
@@ -150,10 +168,8 @@ class JWTVerifier:
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ConfigError("issuer must be the issuer's identifier, exactly as in the tokens")
-        audiences = (audience,) if isinstance(audience, str) else tuple(audience)
-        if not audiences or not all(isinstance(a, str) and a for a in audiences):
-            raise ConfigError("audience must name this API (a non-empty string or several)")
-        self.algorithms = tuple(algorithms)
+        audiences = options.audience_names(audience)
+        self.algorithms = options.name_list(algorithms, "algorithms")
         for alg in self.algorithms:
             if alg not in ALGORITHM_KEYS:
                 raise ConfigError(
@@ -166,14 +182,14 @@ class JWTVerifier:
             check_endpoint_url(issuer, what="issuer", allow_insecure_http=allow_insecure_http)
         self.issuer = issuer
         self.audiences = frozenset(audiences)
-        self.leeway = leeway
-        self.require_at_jwt_typ = require_at_jwt_typ
-        self.required_claims = tuple(required_claims)
+        self.leeway = options.seconds(leeway, "leeway")
+        self.require_at_jwt_typ = bool(require_at_jwt_typ)
+        self.required_claims = options.claim_names(required_claims, "required_claims")
         self._required = frozenset(self.required_claims)
         #: Header segments (base64url, as bytes) already decoded and checked: an issuer
         #: uses a handful, so each is read once.
         self._headers: dict[bytes, _Header] = {}
-        self.max_token_length = max_token_length
+        self.max_token_length = options.count(max_token_length, "max_token_length")
         self.clock: Clock = clock or SystemClock()
         self._signers = {
             alg: JWSRegistry.algorithms[alg]
@@ -194,11 +210,15 @@ class JWTVerifier:
             drivers=drivers,
             ctx=ctx,
             clock=self.clock,
-            max_age=jwks_max_age,
-            cooldown=jwks_cooldown,
+            max_age=options.seconds(jwks_max_age, "jwks_max_age", positive=True),
+            cooldown=options.seconds(jwks_cooldown, "jwks_cooldown"),
         )
         self.cache = (
-            VerifiedTokenCache(max_cached_tokens, cache_max_age, self.clock)
+            VerifiedTokenCache(
+                options.count(max_cached_tokens, "max_cached_tokens"),
+                options.seconds(cache_max_age, "cache_max_age"),
+                self.clock,
+            )
             if cache_tokens
             else None
         )
@@ -240,27 +260,40 @@ class JWTVerifier:
 
     def _parse_fully(self, token: str) -> _Parsed:
         parsed = parse_compact(token, max_length=self.max_token_length)
-        header = self._check_header(parsed.header)
         head = token.split(".", 1)[0].encode("ascii")  # parse_compact checked it is base64url
-        if head not in self._headers and len(self._headers) < _MAX_HEADERS:
-            self._headers[head] = header
+        header = self._check_header(parsed.header, head)
         return header, parsed.claims, parsed.signing_input, parsed.signature
 
-    def _check_header(self, header: dict[str, Any]) -> _Header:
+    def _check_header(self, header: dict[str, Any], segment: bytes) -> _Header:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._signers:
-            raise InvalidToken(f"the token's algorithm {str(alg)[:20]!r} is not accepted")
+            raise InvalidToken(
+                f"the token's algorithm {str(alg)[:20]!r} is not accepted"
+                f" (algorithms: {', '.join(self.algorithms)})"
+            )
         typ = header.get("typ")
-        typ = typ.lower() if isinstance(typ, str) else typ
         if self.require_at_jwt_typ:
-            if typ not in _AT_JWT:
-                raise InvalidToken("the token is not an access token (typ is not at+jwt)")
-        elif typ is not None and (not isinstance(typ, str) or typ in _OTHER_TYPES):
-            raise InvalidToken("the token's typ says it is not an access token")
+            if not isinstance(typ, str) or typ.lower() not in _AT_JWT:
+                raise InvalidToken(
+                    f"the token is not an access token (typ is not at+jwt: {_shown(typ)};"
+                    " for an issuer that does not set it, require_at_jwt_typ=False)"
+                )
+        elif typ is not None:
+            media_type = typ.strip().lower() if isinstance(typ, str) else None
+            if media_type is not None and media_type.startswith("application/"):
+                media_type = media_type[len("application/") :]
+            if media_type is None or media_type in _OTHER_TYPES:
+                raise InvalidToken("the token's typ says it is not an access token")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("the token's kid is not a string")
-        return _Header(header, alg, kid, self._signers[alg])
+        return _Header(header, alg, kid, self._signers[alg], segment)
+
+    def _remember(self, header: _Header) -> None:
+        """Read tokens with this header by the fast path from now on (its signature held)."""
+        segment, header.segment = header.segment, None
+        if segment is not None and len(self._headers) < _MAX_HEADERS:
+            self._headers.setdefault(segment, header)
 
     def _finish(self, token: str, parsed: _Parsed, key: Any) -> AccessToken:
         """Check the signature, then the claims: the AccessToken, or InvalidToken."""
@@ -271,6 +304,9 @@ class JWTVerifier:
             valid = False
         if not valid:
             raise InvalidToken("the token's signature is not valid")
+        if header.segment is not None:
+            # Only headers of tokens the issuer signed: forged ones cannot fill the table.
+            self._remember(header)
         access = self._check_claims(claims)
         if self.cache is not None:
             self.cache.put(token, access)
@@ -284,20 +320,32 @@ class JWTVerifier:
         if not claims.keys() >= self._required:
             for name in self.required_claims:
                 if name not in claims:
-                    raise InvalidToken(f"the token has no {name} claim")
+                    raise InvalidToken(
+                        f"the token has no {name} claim (required_claims names the claims"
+                        " a token must have)"
+                    )
         if get("iss") != self.issuer:
-            raise InvalidToken("the token was issued by another issuer")
+            raise InvalidToken(
+                f"the token was issued by another issuer ({_shown(get('iss'))},"
+                f" not {self.issuer!r})"
+            )
         aud = get("aud")
         if isinstance(aud, str):
             audience: tuple[str, ...] = (aud,)
             if aud not in self.audiences:
-                raise InvalidToken("the token is for another audience")
+                raise self._other_audience(audience)
         else:
             if not isinstance(aud, list) or not all(isinstance(a, str) for a in aud):
                 raise InvalidToken("the token's aud claim is missing or malformed")
             audience = tuple(aud)
             if self.audiences.isdisjoint(audience):
-                raise InvalidToken("the token is for another audience")
+                raise self._other_audience(audience)
+        if not self.require_at_jwt_typ and (
+            get("typ") == "ID" or any(name in claims for name in _ID_TOKEN_CLAIMS)
+        ):
+            # Without typ: at+jwt, an ID token for a client that is also this audience
+            # would pass for an access token (Keycloak marks its ID tokens typ "ID").
+            raise InvalidToken("the token is an ID token, not an access token")
 
         clock = self.clock
         now = time.time() if type(clock) is SystemClock else clock.now().timestamp()
@@ -305,29 +353,33 @@ class JWTVerifier:
         # Integer times (the usual kind) are compared as they are, which for integers of
         # this size is the same as comparing float(value); anything else goes through
         # _number, which says what is wrong with it.
-        exp: float | None = get("exp")
+        if "exp" not in claims:
+            raise InvalidToken("the token has no exp claim")
+        exp: float = claims["exp"]
         if type(exp) is not int or not -_INT_TIME < exp < _INT_TIME:
             exp = _number(exp, "exp")
-            if exp is None:
-                raise InvalidToken("the token has no exp claim")
         if now >= exp + leeway:
             raise InvalidToken("the token has expired")
-        nbf = _number(get("nbf"), "nbf") if "nbf" in claims else None
-        if nbf is not None and now + leeway < nbf:
+        if "nbf" in claims and now + leeway < _number(claims["nbf"], "nbf"):
             raise InvalidToken("the token is not valid yet (nbf)")
-        iat: float | None = get("iat")
-        if type(iat) is not int or not -_INT_TIME < iat < _INT_TIME:
-            iat = _number(iat, "iat")
-        if iat is not None and iat > now + leeway:
-            raise InvalidToken("the token was issued in the future (iat)")
+        if "iat" in claims:
+            iat: float = claims["iat"]
+            if type(iat) is not int or not -_INT_TIME < iat < _INT_TIME:
+                iat = _number(iat, "iat")
+            if iat > now + leeway:
+                raise InvalidToken("the token was issued in the future (iat)")
 
         subject, client_id, jwt_id = get("sub"), get("client_id"), get("jti")
         if not (
             isinstance(subject, str) and isinstance(client_id, str) and isinstance(jwt_id, str)
         ):
-            for name in ("sub", "client_id", "jti"):  # absent is fine; present, a string
+            for name in ("sub", "client_id", "azp", "jti"):  # absent is fine; present, a string
                 if name in claims and not isinstance(claims[name], str):
                     raise InvalidToken(f"the token's {name} claim is not a string")
+            if client_id is None:
+                # OpenID Connect's authorized party: the client, for issuers that do not
+                # put RFC 9068's client_id in their tokens (Keycloak, Auth0, Azure AD).
+                client_id = get("azp")
         scope = get("scope")
         try:
             expires_at = datetime.fromtimestamp(exp, _UTC)
@@ -336,13 +388,18 @@ class JWTVerifier:
         return AccessToken._verified(
             subject=subject,
             client_id=client_id,
-            scopes=tuple(scope.split()) if isinstance(scope, str) else _scopes(claims),
+            scopes=scope_tokens(scope) if type(scope) is str else _scopes(claims),
             audience=audience,
             expires_at=expires_at,
             jwt_id=jwt_id,
             issuer=self.issuer,
             claims=MappingProxyType(claims),
         )
+
+    def _other_audience(self, audience: tuple[str, ...]) -> InvalidToken:
+        shown = ", ".join(_shown(a) for a in audience[:3]) + (", ..." if len(audience) > 3 else "")
+        expected = ", ".join(repr(a) for a in sorted(self.audiences))
+        return InvalidToken(f"the token is for another audience ({shown}, not {expected})")
 
     def __repr__(self) -> str:
         return f"JWTVerifier(issuer={self.issuer!r}, audience={sorted(self.audiences)!r})"
