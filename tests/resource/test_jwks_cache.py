@@ -27,7 +27,7 @@ from authkestra import (
 from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.jwks import KeySet
 from tests.resource.conftest import MakeVerifier
-from tests.resource.support import TestIssuer, keys, sign_compact
+from tests.resource.support import DROP, TestIssuer, keys, sign_compact
 from tests.support.clock import FakeClock
 from tests.support.hostile_server import Received, Reply
 
@@ -427,7 +427,7 @@ def test_jwks_uri_is_discovered_from_the_issuer_metadata(
         ({"issuer": None}, MalformedResponse, "not the configured"),
         ({}, MalformedResponse, "has no jwks_uri"),
         ({"jwks_uri": "http://keys.example.test/jwks"}, MalformedResponse, "plain http"),
-        (None, ProviderError, "no authorization server metadata"),
+        (None, ProviderError, "no authorization server metadata.*give jwks_url instead"),
     ],
 )
 def test_bad_metadata(
@@ -511,6 +511,81 @@ def test_a_key_published_with_another_alg_is_not_used_for_this_one() -> None:
     assert key_set.find("rs-1", "PS256") is not None
     assert key_set.find("rs-1", "RS256") is None
     assert key_set.find(None, "RS256") is None
+
+
+def test_one_kid_for_keys_of_several_types() -> None:
+    """RFC 7517 §4.5 lets keys of different types share a kid: the token's alg picks one."""
+    es, rs = keys()["es"].public_jwk(), {**keys()["rs"].public_jwk(), "kid": "es-1"}
+    key_set = KeySet({"keys": [es, rs]})
+    assert key_set.find("es-1", "ES256") is not None
+    assert key_set.find("es-1", "RS256") is not None
+    assert key_set.find("es-1", "ES256") is not key_set.find("es-1", "RS256")
+    assert key_set.find("es-1", "PS256") is None  # rs is published for RS256 only
+    assert "not as a key for PS256" in key_set.missing("es-1", "PS256").message
+
+
+def test_a_kid_shared_by_two_key_types_verifies_both(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    issuer.published = [keys()["es"].public_jwk(), {**keys()["rs"].public_jwk(), "kid": "es-1"}]
+    verifier = make_verifier()
+    assert verifier.verify_sync(issuer.token("es")).client_id == "billing-service"
+    assert verifier.verify_sync(issuer.token("rs", header={"kid": "es-1"})).client_id
+    assert issuer.jwks_requests == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ({"kid": "es-1", "alg": "ES384"}, "in the issuer's key set, but not as a key for ES384"),
+        ({"kid": "es-1", "alg": "RS256"}, "in the issuer's key set, but not as a key for RS256"),
+        ({"kid": "rs-1", "alg": "PS256"}, "in the issuer's key set, but not as a key for PS256"),
+        ({"kid": "nobody"}, "not in the issuer's key set"),
+    ],
+)
+def test_a_key_that_does_not_fit_says_so(
+    issuer: TestIssuer, make_verifier: MakeVerifier, header: dict[str, Any], reason: str
+) -> None:
+    verifier = make_verifier()
+    verifier.verify_sync(issuer.token("es"))
+    signer = "rs" if header.get("alg") in ("RS256", "PS256") else "es"
+    with pytest.raises(InvalidToken, match=reason):
+        verifier.verify_sync(issuer.token(signer, header=header))
+
+
+def test_no_kid_and_several_fitting_keys_says_so(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    issuer.published.append({**keys()["es"].public_jwk(), "kid": "es-2"})
+    with pytest.raises(InvalidToken, match="no kid and the issuer's key set has several keys"):
+        make_verifier().verify_sync(issuer.token("es", header={"kid": DROP}))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_due_refresh_never_holds_a_request(
+    issuer: TestIssuer, make_verifier: MakeVerifier, clock: FakeClock, mode: str
+) -> None:
+    """Past jwks_max_age, with the issuer hanging: the keys we have answer at once, while
+    the refresh waits on the issuer in the background."""
+    verifier = make_verifier(jwks_max_age=60, jwks_cooldown=1, timeout=20, cache_tokens=False)
+    verifier.verify_sync(issuer.token("es"))
+    issuer.jwks_reply = Reply(behaviour="hang")
+    clock.advance(60)
+
+    def verify_all_sync() -> list[AccessToken]:
+        verified = [verifier.verify_sync(issuer.token(key)) for key in ("es", "ed", "rs")]
+        # Answered, and the refresh they started is still in flight: the hanging issuer
+        # cannot answer it before the 20 s timeout.
+        assert not verifier.jwks.wait_idle(0)
+        return verified
+
+    async def verify_all() -> list[AccessToken]:
+        verified = [await verifier.verify(issuer.token(key)) for key in ("es", "ed", "rs")]
+        assert not verifier.jwks.wait_idle(0)
+        return verified
+
+    verified = verify_all_sync() if mode == "sync" else anyio.run(verify_all)
+    assert [t.client_id for t in verified] == ["billing-service"] * 3
 
 
 def test_only_the_first_100_keys_are_read() -> None:

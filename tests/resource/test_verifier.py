@@ -93,6 +93,29 @@ def test_algorithms_can_be_narrowed(issuer: TestIssuer, make_verifier: MakeVerif
         {"jwks_url": "http://jwks.example.test/keys"},
         {"jwks_url": "ftp://127.0.0.1/keys"},
         {"jwks_url": None, "issuer": "http://auth.example.test"},
+        # Settings that would fail open (a NaN or infinite leeway passes every expiry
+        # check), refuse everything (a negative one), or fail on the first request.
+        {"leeway": float("nan")},
+        {"leeway": float("inf")},
+        {"leeway": -5},
+        {"leeway": "30"},
+        {"leeway": True},
+        {"timeout": -1},
+        {"timeout": 0},
+        {"timeout": "5"},
+        {"required_claims": "iss"},
+        {"required_claims": ["iss", ""]},
+        {"algorithms": "ES256"},
+        {"audience": None},
+        {"audience": 5},
+        {"audience": b"https://api.example.test/"},
+        {"audience": ["https://api.example.test/", None]},
+        {"jwks_max_age": 0},
+        {"jwks_cooldown": -1},
+        {"cache_max_age": float("nan")},
+        {"max_cached_tokens": -1},
+        {"max_cached_tokens": 1.5},
+        {"max_token_length": "16k"},
     ],
 )
 def test_configuration_errors(make_verifier: MakeVerifier, options: dict[str, Any]) -> None:
@@ -226,3 +249,143 @@ def test_access_token_is_immutable_and_hides_claims_from_repr(
     assert "s3cr3t" not in repr(token)
     with pytest.raises(AttributeError):
         token.client_id = "other"  # type: ignore[misc]
+
+
+# -- tokens shaped by other issuers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["read\u00a0admin", "read\x1fadmin", "read\x0badmin", "read\u2003admin", "read\u3000admin"],
+)
+def test_scopes_are_separated_by_spaces_only(
+    issuer: TestIssuer, make_verifier: MakeVerifier, scope: str
+) -> None:
+    """RFC 6749 §3.3: a space separates scopes; another blank inside one is not a second."""
+    token = make_verifier().verify_sync(issuer.token(scope=scope))
+    assert token.scopes == (scope,)
+    assert not token.has_scopes("admin") and not token.has_scopes("read")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"scope": ["admin"], "scp": ["read"]},  # a bad scope is not hidden by a good scp
+        {"scope": 5},
+        {"scope": None},
+        {"scope": DROP, "scp": 5},
+        {"scope": DROP, "scp": ["read", 5]},
+        {"scope": DROP, "scp": ["read", ""]},
+        {"scope": DROP, "scp": {"read": True}},
+    ],
+)
+def test_malformed_scope_claims_are_refused(
+    issuer: TestIssuer, make_verifier: MakeVerifier, claims: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidToken, match=r"scope|scp"):
+        make_verifier().verify_sync(issuer.token(**claims))
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf", "exp"])
+@pytest.mark.parametrize("value", [None, "1700000000", True, [1]])
+def test_time_claims_of_the_wrong_type_are_refused(
+    issuer: TestIssuer, make_verifier: MakeVerifier, claim: str, value: Any
+) -> None:
+    """null included: a required iat that is null is not there."""
+    with pytest.raises(InvalidToken, match=f"{claim} claim is not a number"):
+        make_verifier().verify_sync(issuer.token(**{claim: value}))
+
+
+def test_client_id_falls_back_to_azp(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    """Keycloak, Auth0 and Azure AD name the client in azp, not RFC 9068's client_id."""
+    verifier = make_verifier(require_at_jwt_typ=False, required_claims=("iss", "exp", "aud"))
+    keycloak_like = issuer.token(
+        header={"typ": "JWT"}, client_id=DROP, azp="reports-job", typ="Bearer", sub="f81d-4fae"
+    )
+    token = verifier.verify_sync(keycloak_like)
+    assert (token.client_id, token.subject) == ("reports-job", "f81d-4fae")
+    both = issuer.token(client_id="billing-service", azp="someone-else")
+    assert verifier.verify_sync(both).client_id == "billing-service"  # client_id wins
+    neither = issuer.token(client_id=DROP)
+    assert verifier.verify_sync(neither).client_id is None
+    with pytest.raises(InvalidToken, match="azp claim is not a string"):
+        verifier.verify_sync(issuer.token(client_id=DROP, azp=["reports-job"]))
+
+
+@pytest.mark.parametrize(
+    "typ",
+    [
+        "application/dpop+jwt",
+        "application/logout+jwt",
+        "APPLICATION/SECEVENT+JWT",
+        "secevent+jwt ",
+        " token-introspection+jwt",
+        "application/jwk-set+jwt",
+        None,
+        ["at+jwt"],
+    ],
+)
+def test_typ_check_off_refuses_other_types_however_spelled(
+    issuer: TestIssuer, make_verifier: MakeVerifier, typ: Any
+) -> None:
+    verifier = make_verifier(require_at_jwt_typ=False)
+    with pytest.raises(InvalidToken, match="typ"):
+        verifier.verify_sync(issuer.token(header={"typ": typ}))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"nonce": "n-0S6_WzA2Mj"},
+        {"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"},
+        {"c_hash": "LDktKdoQak3Pk0cnXxCltA"},
+        {"s_hash": "x1lpWhOEWZfQc0rL5Wfa4g"},
+        {"typ": "ID"},  # Keycloak's mark on its ID tokens
+    ],
+)
+def test_typ_check_off_refuses_id_tokens(
+    issuer: TestIssuer, make_verifier: MakeVerifier, claims: dict[str, Any]
+) -> None:
+    """An ID token whose aud happens to be this API does not pass for an access token."""
+    verifier = make_verifier(require_at_jwt_typ=False)
+    assert verifier.verify_sync(issuer.token(header={"typ": "JWT"})).client_id
+    with pytest.raises(InvalidToken, match="ID token"):
+        verifier.verify_sync(issuer.token(header={"typ": "JWT"}, auth_time=1, **claims))
+    # With the typ check on, the typ alone already refuses it.
+    with pytest.raises(InvalidToken, match="typ is not at\\+jwt"):
+        make_verifier().verify_sync(issuer.token(header={"typ": "JWT"}, **claims))
+
+
+def test_ed25519_tokens_verify_with_keys_published_for_eddsa(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    """RFC 9864's Ed25519 is EdDSA on that curve: one key serves both names."""
+    verifier = make_verifier()
+    assert verifier.verify_sync(issuer.token("ed", header={"alg": "Ed25519"})).client_id
+    assert verifier.verify_sync(issuer.token("ed")).client_id
+    issuer.published = [{**issuer.published[1], "alg": "Ed25519"}]  # the same key, renamed
+    renamed = make_verifier()
+    assert renamed.verify_sync(issuer.token("ed")).client_id
+    assert renamed.verify_sync(issuer.token("ed", header={"alg": "Ed25519"})).client_id
+
+
+def test_errors_say_what_was_expected(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    verifier = make_verifier()
+    with pytest.raises(InvalidToken) as refused:
+        verifier.verify_sync(issuer.token(iss=issuer.url + "/"))
+    assert repr(issuer.url + "/") in refused.value.message
+    assert repr(issuer.url) in refused.value.message
+    with pytest.raises(InvalidToken) as refused:
+        verifier.verify_sync(issuer.token(aud=["https://a.test", "https://b.test"]))
+    assert "'https://a.test', 'https://b.test'" in refused.value.message
+    assert repr(AUDIENCE) in refused.value.message
+    with pytest.raises(InvalidToken, match="require_at_jwt_typ=False"):
+        verifier.verify_sync(issuer.token(header={"typ": "JWT"}))
+    with pytest.raises(InvalidToken, match="required_claims"):
+        verifier.verify_sync(issuer.token(client_id=DROP))
+    with pytest.raises(InvalidToken, match="ES256, ES384"):
+        verifier.verify_sync(issuer.token(header={"alg": "HS256"}))
+    # A long claim in the message is cut short.
+    with pytest.raises(InvalidToken) as refused:
+        verifier.verify_sync(issuer.token(iss="x" * 5000))
+    assert len(refused.value.message) < 300

@@ -280,6 +280,21 @@ def test_a_refused_header_is_never_remembered(
     assert verifier._headers == {}
 
 
+def test_forged_headers_are_not_remembered(issuer: TestIssuer, make_verifier: MakeVerifier) -> None:
+    """Only headers of tokens whose signature held: forged ones cannot fill the table and
+    leave the issuer's next header (a rotated key) to the long way forever."""
+    verifier = make_verifier()
+    for n in range(100):
+        forged = issuer.token("attacker-es", header={"kid": "es-1", "x": n})
+        with pytest.raises(InvalidToken, match="signature is not valid"):
+            verifier.verify_sync(forged)
+        with pytest.raises(InvalidToken, match="key set"):
+            verifier.verify_sync(issuer.token("attacker-es", header={"x": n}))
+    assert verifier._headers == {}
+    verifier.verify_sync(issuer.token("es"))
+    assert len(verifier._headers) == 1
+
+
 def test_a_known_header_does_not_excuse_a_bad_payload_or_signature(
     issuer: TestIssuer, make_verifier: MakeVerifier
 ) -> None:

@@ -80,6 +80,14 @@ def parse_metadata(
     return ServerMetadata(issuer=issuer, endpoint=endpoint, raw=body)
 
 
+#: The setting that names an endpoint directly, for the error that says to give it.
+_SETTING_FOR = {
+    "token_endpoint": "token_url",
+    "jwks_uri": "jwks_url",
+    "introspection_endpoint": "introspection_url",
+}
+
+
 def discover(
     issuer: str, ctx: ProtocolContext, *, require: str = "token_endpoint"
 ) -> Operation[ServerMetadata]:
@@ -117,6 +125,6 @@ def discover(
         )
     raise ProviderError(
         f"no authorization server metadata for issuer {issuer!r} (tried {', '.join(not_found)});"
-        " check the issuer or give token_url instead",
+        f" check the issuer or give {_SETTING_FOR.get(require, 'the URL')} instead",
         status_code=404,
     )

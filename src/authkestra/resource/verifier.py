@@ -278,7 +278,7 @@ class JWTVerifier:
                     f"the token is not an access token (typ is not at+jwt: {_shown(typ)};"
                     " for an issuer that does not set it, require_at_jwt_typ=False)"
                 )
-        elif typ is not None:
+        elif "typ" in header:  # absent is fine with the check off; null is not a type
             media_type = typ.strip().lower() if isinstance(typ, str) else None
             if media_type is not None and media_type.startswith("application/"):
                 media_type = media_type[len("application/") :]
