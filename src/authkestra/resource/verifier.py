@@ -64,20 +64,23 @@ def _number(value: Any, name: str) -> float:
     return number
 
 
-def _scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:
-    """The granted scopes: ``scope`` (RFC 9068), else ``scp`` (an array, or a string)."""
-    if "scope" in claims:
-        scope = claims["scope"]
-        if not isinstance(scope, str):
-            raise InvalidToken("the token's scope claim is not a string")
-        return scope_tokens(scope)
-    if "scp" in claims:  # some issuers send an array
-        scp = claims["scp"]
-        if isinstance(scp, str):
-            return scope_tokens(scp)
-        if not isinstance(scp, list) or not all(isinstance(s, str) and s for s in scp):
-            raise InvalidToken("the token's scp claim is not a list of scopes")
-        return tuple(scp)
+def _scopes(claims: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The granted scopes: from the first of the ``names`` claims the token has.
+
+    ``scope`` is a space-separated string (RFC 9068 §2.2.3); the others (``scp``,
+    ``roles``...) may also be arrays of strings, as issuers send them.
+    """
+    for name in names:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, str):
+            return scope_tokens(value)
+        if name == "scope" or not (
+            isinstance(value, list) and all(isinstance(s, str) and s for s in value)
+        ):
+            raise InvalidToken(f"the token's {name} claim is not a list of scopes")
+        return tuple(value)
     return ()
 
 
@@ -133,6 +136,9 @@ class JWTVerifier:
         require_at_jwt_typ: check ``typ: at+jwt``; turn off only for issuers that
             do not set it (other JWT types are still refused).
         required_claims: claims a token must carry (default: RFC 9068's).
+        scope_claims: where the granted scopes are: the first of these claims the
+            token has (``scope``, a space-separated string; else ``scp``, a string
+            or an array). Azure AD puts an application's permissions in ``roles``.
         cache_tokens: remember verified tokens until they expire (or
             ``cache_max_age``), so a token presented again costs a dict lookup.
             A token revoked at the issuer stays accepted until then: lower
@@ -154,6 +160,7 @@ class JWTVerifier:
         leeway: float = 30.0,
         require_at_jwt_typ: bool = True,
         required_claims: Iterable[str] = RFC9068_CLAIMS,
+        scope_claims: Iterable[str] = ("scope", "scp"),
         cache_tokens: bool = True,
         cache_max_age: float = 300.0,
         max_cached_tokens: int = 10_000,
@@ -186,6 +193,9 @@ class JWTVerifier:
         self.require_at_jwt_typ = bool(require_at_jwt_typ)
         self.required_claims = options.claim_names(required_claims, "required_claims")
         self._required = frozenset(self.required_claims)
+        self.scope_claims = options.claim_names(scope_claims, "scope_claims")
+        #: A string scope claim, when the token has one, is where its scopes are.
+        self._scope_first = self.scope_claims[:1] == ("scope",)
         #: Header segments (base64url, as bytes) already decoded and checked: an issuer
         #: uses a handful, so each is read once.
         self._headers: dict[bytes, _Header] = {}
@@ -388,7 +398,11 @@ class JWTVerifier:
         return AccessToken._verified(
             subject=subject,
             client_id=client_id,
-            scopes=scope_tokens(scope) if type(scope) is str else _scopes(claims),
+            scopes=(
+                scope_tokens(scope)
+                if type(scope) is str and self._scope_first
+                else _scopes(claims, self.scope_claims)
+            ),
             audience=audience,
             expires_at=expires_at,
             jwt_id=jwt_id,
