@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -471,3 +472,39 @@ def test_fuzz_signed_tokens_with_arbitrary_json(
 
     check()
     assert issuer.jwks_requests == 1
+
+
+def nested(levels: int) -> Any:
+    """A value of ``levels`` arrays and objects, one inside the other."""
+    value: Any = "x"
+    for n in range(levels):
+        value = [value] if n % 2 else {"a": value}
+    return value
+
+
+def test_nesting_is_bounded_the_same_wherever_the_verifier_is_called(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    """The payload object is level 1: 32 levels pass, 33 do not, at the top of the stack
+    and deep in it (the JSON scanner's own limit moves with the stack's depth)."""
+    verifier = make_verifier(cache_tokens=False)
+    ok, deep = issuer.token(act=nested(31)), issuer.token(act=nested(32))
+    header_deep = sign_compact(
+        {**issuer.header(keys()["es"]), "x": nested(32)}, issuer.claims(), keys()["es"]
+    )
+
+    def check() -> None:
+        assert verifier.verify_sync(ok).client_id == "billing-service"
+        with pytest.raises(InvalidToken, match="nests deeper than 32 levels"):
+            verifier.verify_sync(deep)
+        with pytest.raises(InvalidToken, match="nests deeper than 32 levels"):
+            verifier.verify_sync(header_deep)
+
+    def down(frames: int) -> None:
+        if frames:
+            down(frames - 1)
+        else:
+            check()
+
+    check()
+    down(sys.getrecursionlimit() - 120)

@@ -6,18 +6,21 @@ import base64
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs, quote, unquote_plus
 
 import anyio
 import pytest
 
 from authkestra import (
+    AuthMethod,
     ConfigError,
     InvalidClient,
+    InvalidRequest,
     InvalidToken,
     MalformedResponse,
     NetworkError,
     ProviderError,
+    Secret,
 )
 from authkestra.resource import IntrospectionVerifier
 from tests.support.clock import FakeClock
@@ -210,11 +213,27 @@ def test_refused_answers(endpoint: Endpoint, answer: dict[str, Any], reason: str
 
 
 def test_a_minimal_active_answer(endpoint: Endpoint, clock: FakeClock) -> None:
-    endpoint.answer = {"active": True, "scope": 7, "client_id": ["x"], "aud": [AUDIENCE, 3]}
+    endpoint.answer = {"active": True, "client_id": ["x"], "aud": [AUDIENCE, 3]}
     token = make(endpoint, cache_ttl=30).verify_sync("t")
     assert token.client_id is None and token.subject is None and token.scopes == ()
     assert token.audience == (AUDIENCE,)
     assert token.expires_at.timestamp() == pytest.approx(clock.now().timestamp() + 30)
+
+
+def test_a_scope_array_is_read(endpoint: Endpoint) -> None:
+    endpoint.answer = endpoint.active(scope=["read", "write"])
+    assert make(endpoint).verify_sync("t").scopes == ("read", "write")
+
+
+@pytest.mark.parametrize("scope", [7, ["read", 1], {"read": True}, True])
+def test_a_malformed_scope_is_the_issuers_fault(endpoint: Endpoint, scope: Any) -> None:
+    # Not "no scopes": the issuer sent something broken (a 503, not a 403).
+    endpoint.answer = endpoint.active(scope=scope)
+    verifier = make(endpoint)
+    with pytest.raises(MalformedResponse, match="malformed scope"):
+        verifier.verify_sync("t")
+    with pytest.raises(MalformedResponse, match="malformed scope"):
+        anyio.run(verifier.verify, "t")
 
 
 @pytest.mark.parametrize(
@@ -279,8 +298,96 @@ def test_the_endpoint_is_discovered_from_the_issuer(endpoint: Endpoint) -> None:
         {"client_secret": None},
         {"url": "http://introspect.example.test/introspect"},
         {"url": "https://user:pw@auth.example.test/introspect"},
+        {"client_id": None},
+        {"client_id": 5},
+        {"client_id": ""},
+        {"client_id": " "},
+        {"client_id": "orders\napi"},
+        {"client_secret": ""},
+        {"client_secret": Secret("")},
     ],
 )
 def test_configuration_errors(endpoint: Endpoint, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         make(endpoint, **options)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [m for m in AuthMethod if m not in ("client_secret_basic", "client_secret_post")],
+)
+def test_auth_methods_it_cannot_send_are_refused(endpoint: Endpoint, method: AuthMethod) -> None:
+    # Not accepted, then failing every request with an AssertionError.
+    with pytest.raises(ConfigError, match="client_secret_basic' or 'client_secret_post"):
+        make(endpoint, auth_method=method)
+    with pytest.raises(ConfigError, match="client_secret_basic' or 'client_secret_post"):
+        make(endpoint, auth_method=method.value)
+
+
+def test_an_empty_secret_from_a_source_is_a_config_error(endpoint: Endpoint) -> None:
+    verifier = make(endpoint, client_secret=lambda: "")
+    with pytest.raises(ConfigError, match="empty secret"):
+        verifier.verify_sync("t")
+    with pytest.raises(ConfigError, match="empty secret"):
+        anyio.run(verifier.verify, "t")
+    assert endpoint.requests == []
+
+
+# A token with characters that are encoded in a URL or a form (/, +, =).
+TOKEN = "echoed/Tok+en=" + "x7" * 40
+ESCAPED = TOKEN.replace("/", "\\/")  # as JSON may send it
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "status"),
+    [
+        (
+            Reply(
+                400, json.dumps({"error": "invalid_request", "error_description": f"bad {TOKEN}"})
+            ),
+            InvalidRequest,
+            400,
+        ),
+        (  # JSON-escaped: only the decoded description holds the token
+            Reply(
+                400,
+                '{"error": "invalid_request", "error_description": "' + ESCAPED + '"}',
+            ),
+            InvalidRequest,
+            400,
+        ),
+        (  # the token straddles byte 400, where the excerpt is cut from the body
+            Reply(
+                500,
+                "<html>" + " " * 340 + f"<p>bad token {TOKEN}</p></html>",
+                content_type="text/html",
+            ),
+            ProviderError,
+            500,
+        ),
+        (Reply(502, json.dumps({"message": f"upstream refused {TOKEN}"})), ProviderError, 502),
+        (Reply(302, headers={"Location": f"https://evil.test/?token={TOKEN}"}), ProviderError, 302),
+        (
+            Reply(307, headers={"Location": f"https://evil.test/?token={quote(TOKEN, safe='')}"}),
+            ProviderError,
+            307,
+        ),
+        (Reply(200, f'{{"{TOKEN}": 1, "{TOKEN}": 2}}'), MalformedResponse, 200),
+    ],
+)
+def test_errors_never_contain_the_token(
+    endpoint: Endpoint, reply: Reply, error: type[ProviderError], status: int
+) -> None:
+    endpoint.reply = reply
+    verifier = make(endpoint)
+    for verify in (verifier.verify_sync, lambda t: anyio.run(verifier.verify, t)):
+        with pytest.raises(error) as info:
+            verify(TOKEN)
+        exc = info.value
+        assert exc.status_code == status
+        shown = [str(exc), repr(exc), *map(str, exc.args), *map(str, vars(exc).values())]
+        for text in shown:
+            assert TOKEN not in text and quote(TOKEN, safe="") not in text
+            assert TOKEN[:12] not in text  # not even cut short
+        if error is not MalformedResponse:  # that one does not quote the body
+            assert "***" in str(exc)

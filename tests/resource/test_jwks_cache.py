@@ -588,6 +588,27 @@ def test_a_due_refresh_never_holds_a_request(
     assert [t.client_id for t in verified] == ["billing-service"] * 3
 
 
+def test_a_key_rotated_in_just_after_a_scheduled_refresh_is_fetched_at_once(
+    issuer: TestIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    """A scheduled refresh does not start the unknown-kid cooldown: the issuer's new key,
+    used a moment after it, is fetched for its first token instead of refused for 30 s."""
+    verifier = make_verifier(jwks_max_age=60, jwks_cooldown=30, cache_tokens=False)
+    verifier.verify_sync(issuer.token("es"))
+    clock.advance(60)
+    verifier.verify_sync(issuer.token("es"))
+    settle(verifier)  # the scheduled refresh
+    assert issuer.jwks_requests == 2
+    issuer.published.append(keys()["attacker-rs"].public_jwk())  # the issuer rotates
+    clock.advance(1)
+    assert verifier.verify_sync(issuer.token("attacker-rs")).client_id == "billing-service"
+    assert issuer.jwks_requests == 3
+    # That fetch was waited for: unknown kids are now refused for a cooldown after it.
+    with pytest.raises(InvalidToken, match="not in the issuer's key set"):
+        verifier.verify_sync(random_kid_token(issuer))
+    assert issuer.jwks_requests == 3
+
+
 def test_only_the_first_100_keys_are_read() -> None:
     jwk = keys()["es"].public_jwk()
     key_set = KeySet({"keys": [{**jwk, "kid": str(i)} for i in range(150)]})

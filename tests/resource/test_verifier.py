@@ -116,6 +116,8 @@ def test_algorithms_can_be_narrowed(issuer: TestIssuer, make_verifier: MakeVerif
         {"max_cached_tokens": -1},
         {"max_cached_tokens": 1.5},
         {"max_token_length": "16k"},
+        {"max_token_length": 0},
+        {"algorithms": []},
     ],
 )
 def test_configuration_errors(make_verifier: MakeVerifier, options: dict[str, Any]) -> None:
@@ -389,3 +391,15 @@ def test_errors_say_what_was_expected(issuer: TestIssuer, make_verifier: MakeVer
     with pytest.raises(InvalidToken) as refused:
         verifier.verify_sync(issuer.token(iss="x" * 5000))
     assert len(refused.value.message) < 300
+
+
+@pytest.mark.parametrize("token", [b"a.b.c", ["a.b.c"], {"token": "a.b.c"}, 5, None, 1.5])
+@pytest.mark.parametrize("cache_tokens", [True, False])
+def test_a_token_that_is_not_a_string_is_invalid_token(
+    make_verifier: MakeVerifier, token: Any, cache_tokens: bool
+) -> None:
+    verifier = make_verifier(cache_tokens=cache_tokens)
+    with pytest.raises(InvalidToken, match="not a string"):
+        verifier.verify_sync(token)
+    with pytest.raises(InvalidToken, match="not a string"):
+        anyio.run(verifier.verify, token)

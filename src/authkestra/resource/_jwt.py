@@ -34,6 +34,10 @@ __all__ = ["CompactJWT", "json_object", "parse_compact", "read_compact"]
 H = TypeVar("H")
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+#: How deeply a header or payload may nest arrays and objects. The JSON scanner's own
+#: limit is the interpreter's recursion limit, which depends on how deep the caller's
+#: stack already is: the same token would pass or fail by where it is verified.
+MAX_DEPTH = 32
 
 # base64url to standard base64, and '+', '/' and '=' (not base64url) to '!', which no base64
 # decoder takes: after this, a strict standard decoder refuses exactly what is not base64url.
@@ -73,6 +77,31 @@ class CompactJWT:
 # -- the fast path ---------------------------------------------------------------------------
 
 
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and dicts (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def too_deep(text: str | bytes, value: Any) -> bool:
+    """True when ``value``, parsed from ``text``, nests deeper than :data:`MAX_DEPTH`."""
+    # A value that deep has at least that many brackets: the common case is two counts.
+    if isinstance(text, str):
+        brackets = text.count("[") + text.count("{")
+    else:
+        brackets = text.count(b"[") + text.count(b"{")
+    return brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH
+
+
 def json_object(data: bytes) -> dict[str, Any] | None:
     """The JSON object ``data`` holds, as :func:`parse_json_object` reads it, or None.
 
@@ -110,7 +139,7 @@ def read_compact(
             return None
         text = _a2b(payload + _PADDING[len(payload) & 3], strict_mode=True).decode("utf-8")
         claims, end = _scan(text, 0)
-        if end != len(text) or type(claims) is not dict:
+        if end != len(text) or type(claims) is not dict or too_deep(text, claims):
             return None
         return (
             header,
@@ -136,17 +165,21 @@ def _b64(segment: str, what: str) -> bytes:
 def _json(segment: str, what: str) -> dict[str, Any]:
     data = _b64(segment, what)
     value = json_object(data)  # the common case, without building a decoder
-    if value is not None:
-        return value
-    try:
-        return parse_json_object(data)
-    except ValueError as exc:
-        raise InvalidToken(f"the token's {what} is not a JSON object ({exc})") from None
+    if value is None:
+        try:
+            value = parse_json_object(data)
+        except ValueError as exc:
+            raise InvalidToken(f"the token's {what} is not a JSON object ({exc})") from None
+    if too_deep(data, value):
+        raise InvalidToken(f"the token's {what} nests deeper than {MAX_DEPTH} levels")
+    return value
 
 
 def parse_compact(token: object, *, max_length: int) -> CompactJWT:
     """Split and decode a compact JWS; InvalidToken for anything malformed."""
-    if not isinstance(token, str) or not token:
+    if not isinstance(token, str):
+        raise InvalidToken(f"the token is not a string but {type(token).__name__}")
+    if not token:
         raise InvalidToken("no token")
     if len(token) > max_length:
         raise InvalidToken(f"the token is longer than {max_length} characters")

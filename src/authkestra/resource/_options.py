@@ -28,10 +28,11 @@ def seconds(value: Any, name: str, *, positive: bool = False) -> float:
     return number
 
 
-def count(value: Any, name: str) -> int:
-    """``value`` as a count: an integer, zero or more."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer, zero or more")
+def count(value: Any, name: str, *, positive: bool = False) -> int:
+    """``value`` as a count: an integer, zero or more (above zero if ``positive``)."""
+    least = 1 if positive else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{name} must be an integer, {least} or more")
     return value
 
 

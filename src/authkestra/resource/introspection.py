@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -10,21 +11,25 @@ from typing import Any
 import httpx
 
 from .._clock import Clock, SystemClock
-from .._protocol.actions import HttpRequest, Operation, ReadSecret
+from .._protocol.actions import HttpRequest, HttpResponse, Operation, ReadSecret
 from .._protocol.client_auth import AuthMethod
 from .._protocol.discovery import discover
+from .._protocol.redact import Redactor
 from .._protocol.responses import parse_json_object, raise_for_failure
 from .._protocol.retry import send_with_retries
 from .._protocol.token_request import build_authenticated_post
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken, MalformedResponse
-from ..secrets import SecretLike, to_secret_source
+from ..secrets import Secret, SecretLike, to_secret_source
 from . import _options as options
 from ._io import issuer_io
 from .access_token import AccessToken, scope_tokens
 from .token_cache import VerifiedTokenCache
 
 __all__ = ["IntrospectionVerifier"]
+
+#: The client authentication methods the verifier can send (named in a ConfigError below).
+_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
 
 
 class IntrospectionVerifier:
@@ -38,9 +43,11 @@ class IntrospectionVerifier:
         )
         token = await verifier.verify(bearer)
 
-    The API authenticates to the endpoint as a client, with the same methods as
-    :class:`~authkestra.ClientCredentialsFlow` (``client_secret`` may be a str,
-    a :class:`~authkestra.Secret`, a source or a callable). Active answers are
+    The API authenticates to the endpoint as a client, with ``client_secret_basic``
+    (the default) or ``client_secret_post`` (``client_secret`` may be a str, a
+    :class:`~authkestra.Secret`, a source or a callable, as for
+    :class:`~authkestra.ClientCredentialsFlow`). Error messages never contain
+    the secret or the token being introspected. Active answers are
     remembered for ``cache_ttl`` seconds (short: a revoked token is accepted
     at most that long); inactive ones are not remembered.
     """
@@ -68,10 +75,21 @@ class IntrospectionVerifier:
         for what, url in (("introspection_url", introspection_url), ("issuer", issuer)):
             if url is not None:
                 check_endpoint_url(url, what=what, allow_insecure_http=allow_insecure_http)
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise ConfigError("client_id must be a non-empty string")
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in client_id):
+            raise ConfigError("client_id must not contain control characters")
         self.auth_method = AuthMethod.parse(auth_method)
+        if self.auth_method not in _AUTH_METHODS:
+            raise ConfigError(
+                "introspection supports auth_method 'client_secret_basic' or"
+                f" 'client_secret_post', not {self.auth_method.value!r}"
+            )
         source = to_secret_source(client_secret)
-        if source is None or not self.auth_method.needs_secret:
-            raise ConfigError("introspection needs client_secret and a secret-based auth_method")
+        if source is None:
+            raise ConfigError("introspection needs client_secret")
+        if isinstance(client_secret, (str, Secret)) and not client_secret:
+            raise ConfigError("client_secret is empty")
         self.url = introspection_url
         self.issuer = issuer
         self.client_id = client_id
@@ -130,7 +148,9 @@ class IntrospectionVerifier:
             metadata = yield from discover(self.issuer, ctx, require="introspection_endpoint")
             url = self.url = metadata.endpoint
         secret: str = yield ReadSecret()
-        ctx.redact.add(secret, client_id=self.client_id)
+        # Per call: what the endpoint may echo back into an error message.
+        redact = Redactor([token])
+        redact.add(secret, client_id=self.client_id)
         target = url
 
         def request(deadline: float) -> HttpRequest:
@@ -150,12 +170,15 @@ class IntrospectionVerifier:
             request, ctx.policy, ctx.clock, what="introspection request"
         )
         what = "the introspection endpoint"
-        raise_for_failure(response, ctx.redact, what=what)
+        shown = _masked(response, redact)
+        raise_for_failure(shown, redact, what=what)
         try:
             return parse_json_object(response.body)
         except ValueError as exc:
+            # The reason may quote a member name: not one that held a credential.
+            reason = exc if shown is response else "the body is not a valid JSON object"
             raise MalformedResponse(
-                f"{what} sent an invalid answer: {exc}", status_code=response.status_code
+                f"{what} sent an invalid answer: {reason}", status_code=response.status_code
             ) from None
 
     def _accept(self, token: str, answer: dict[str, Any]) -> AccessToken:
@@ -186,11 +209,17 @@ class IntrospectionVerifier:
         )
         if self.audiences is not None and not self.audiences.intersection(audience):
             raise InvalidToken("the token is for another audience")
-        scope = answer.get("scope")
+        scope = answer.get("scope", "")
+        if isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+            scope = " ".join(scope)  # some servers send an array
+        if not isinstance(scope, str):
+            raise MalformedResponse(
+                "the introspection answer has a malformed scope", status_code=200
+            )
         access = AccessToken(
             subject=answer.get("sub") if isinstance(answer.get("sub"), str) else None,
             client_id=answer.get("client_id") if isinstance(answer.get("client_id"), str) else None,
-            scopes=scope_tokens(scope) if isinstance(scope, str) else (),
+            scopes=scope_tokens(scope),
             audience=audience,
             expires_at=expires_at,
             jwt_id=answer.get("jti") if isinstance(answer.get("jti"), str) else None,
@@ -203,3 +232,16 @@ class IntrospectionVerifier:
 
     def __repr__(self) -> str:
         return f"IntrospectionVerifier(url={self.url!r}, client_id={self.client_id!r})"
+
+
+def _masked(response: HttpResponse, redact: Redactor) -> HttpResponse:
+    """``response`` with the credentials it echoes masked, for error messages to quote.
+
+    Masked before any excerpt is cut, so no part of a credential survives a cut.
+    """
+    text = response.body.decode("utf-8", "surrogateescape")
+    body = redact(text).encode("utf-8", "surrogateescape")
+    headers = {name: redact(value) for name, value in response.headers.items()}
+    if body == response.body and headers == dict(response.headers):
+        return response
+    return dataclasses.replace(response, body=body, headers=headers)

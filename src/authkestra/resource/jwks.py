@@ -205,6 +205,11 @@ class JWKSCache:
         self._keys: KeySet | None = None
         self._stale_at = float("-inf")
         self._last_attempt = float("-inf")
+        #: The last fetch a request waited for (the first one, or one for a kid the set
+        #: did not have): unknown kids are refetched at most once per cooldown after it.
+        #: Scheduled refreshes do not count: one made a moment before the issuer rotates
+        #: its key must not leave the new key's tokens refused for a cooldown.
+        self._last_kid_fetch = float("-inf")
         self._last_error: AuthError | None = None
         self._flight: Flight | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -227,7 +232,7 @@ class JWKSCache:
                 # Its leader is gone (we were forked, or its event loop closed).
                 self._flight.finish(abandoned=True)
                 self._flight = None
-                self._last_attempt = float("-inf")
+                self._last_attempt = self._last_kid_fetch = float("-inf")
             cooled = now - self._last_attempt >= self.cooldown
             if self._keys is None:
                 if not cooled and self._last_error is not None and self._flight is None:
@@ -235,19 +240,21 @@ class JWKSCache:
                 return None, "wait"
             key = self._keys.find(kid, alg)
             if key is None:
-                if cooled or self._flight is not None:
+                if now - self._last_kid_fetch >= self.cooldown or self._flight is not None:
                     return None, "wait"
                 raise self._keys.missing(kid, alg)
             if now >= self._stale_at and cooled and self._flight is None:
                 return key, "refresh"
             return key, "use"
 
-    def _join(self) -> tuple[Flight, bool]:
+    def _join(self, *, waited_for: bool) -> tuple[Flight, bool]:
         with self._lock:
             if self._flight is not None:
                 return self._flight, False
             self._flight = Flight()
             self._last_attempt = self.clock.monotonic()
+            if waited_for:
+                self._last_kid_fetch = self._last_attempt
             return self._flight, True
 
     def _done(
@@ -304,7 +311,7 @@ class JWKSCache:
             if action == "use":
                 assert key is not None
                 return key
-            flight, leader = self._join()
+            flight, leader = self._join(waited_for=action == "wait")
             if action == "refresh":
                 assert key is not None
                 if leader:
@@ -329,7 +336,7 @@ class JWKSCache:
             if action == "use":
                 assert key is not None
                 return key
-            flight, leader = self._join()
+            flight, leader = self._join(waited_for=action == "wait")
             if action == "refresh":
                 assert key is not None
                 if leader and not self._refresh_on_loop(flight):

@@ -76,9 +76,9 @@ def _scopes(claims: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...
         value = claims[name]
         if isinstance(value, str):
             return scope_tokens(value)
-        if name == "scope" or not (
-            isinstance(value, list) and all(isinstance(s, str) and s for s in value)
-        ):
+        if name == "scope":  # RFC 9068 §2.2.3: a string, always
+            raise InvalidToken("the token's scope claim is not a string")
+        if not (isinstance(value, list) and all(isinstance(s, str) and s for s in value)):
             raise InvalidToken(f"the token's {name} claim is not a list of scopes")
         return tuple(value)
     return ()
@@ -177,6 +177,8 @@ class JWTVerifier:
             raise ConfigError("issuer must be the issuer's identifier, exactly as in the tokens")
         audiences = options.audience_names(audience)
         self.algorithms = options.name_list(algorithms, "algorithms")
+        if not self.algorithms:
+            raise ConfigError("algorithms is empty: no token could ever be accepted")
         for alg in self.algorithms:
             if alg not in ALGORITHM_KEYS:
                 raise ConfigError(
@@ -199,7 +201,7 @@ class JWTVerifier:
         #: Header segments (base64url, as bytes) already decoded and checked: an issuer
         #: uses a handful, so each is read once.
         self._headers: dict[bytes, _Header] = {}
-        self.max_token_length = options.count(max_token_length, "max_token_length")
+        self.max_token_length = options.count(max_token_length, "max_token_length", positive=True)
         self.clock: Clock = clock or SystemClock()
         self._signers = {
             alg: JWSRegistry.algorithms[alg]
@@ -242,7 +244,7 @@ class JWTVerifier:
         ``NetworkError``/``ProviderError`` instead: that is not the client's fault.
         """
         if self.cache is not None:
-            hit = self.cache.get(token)
+            hit = self._cached(token)
             if hit is not None:
                 return hit
         parsed = self._parse(token)
@@ -252,7 +254,7 @@ class JWTVerifier:
     def verify_sync(self, token: str) -> AccessToken:
         """Blocking twin of :meth:`verify`."""
         if self.cache is not None:
-            hit = self.cache.get(token)
+            hit = self._cached(token)
             if hit is not None:
                 return hit
         parsed = self._parse(token)
@@ -260,6 +262,13 @@ class JWTVerifier:
         return self._finish(token, parsed, key)
 
     # -- the checks ----------------------------------------------------------------------
+
+    def _cached(self, token: str) -> AccessToken | None:
+        assert self.cache is not None
+        try:
+            return self.cache.get(token)
+        except TypeError:  # unhashable: a list, a dict... anything but a token
+            raise InvalidToken(f"the token is not a string but {type(token).__name__}") from None
 
     def _parse(self, token: str) -> _Parsed:
         """The token's parts, its header checked; InvalidToken when it is malformed."""
