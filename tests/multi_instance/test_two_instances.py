@@ -267,7 +267,7 @@ def test_keys_rotated_with_the_cli_reach_both(
     old_tokens = [get_token(server, client_id, secret) for server in (a, b)]
     old_kids = {header_kid(token) for token in old_tokens}
 
-    out = run_cli("keys", "rotate", "--db", a.db)
+    out = run_cli("keys", "rotate", "--publish-ahead", "0", "--db", a.db)
     match = re.search(r"new signing key (\S+) ", out)
     assert match, out
     new_kid = match.group(1)

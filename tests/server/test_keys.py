@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from authkestra.cli import Environment, main
@@ -32,13 +32,65 @@ def kids(server: InProcessServer) -> list[str]:
     return [key["kid"] for key in server.jwks()["keys"]]
 
 
-def test_rotation_publishes_both_keys_and_signs_with_the_new_one(server: InProcessServer) -> None:
+def test_rotation_publishes_the_new_key_before_it_signs(server: InProcessServer) -> None:
+    """By default the new key is in the JWKS 120 s before its first token, so every API
+    (ours, or one that refetches keys at most every 30 s) has it when that token comes."""
+    client = server.add_client()
+    old_kid = jose_part(server.access_token(client), 0)["kid"]
+    new_kid = rotate(server)
+    assert set(kids(server)) == {old_kid, new_kid}
+    assert jose_part(server.access_token(client), 0)["kid"] == old_kid  # still the old one
+    code, out, err = run("keys", "list", "--db", server.db)
+    assert code == 0, err
+    listed = {key["kid"]: key for key in json.loads(out)}
+    assert (listed[old_kid]["signing"], listed[new_kid]["signing"]) == (True, False)
+    signs_until = datetime.fromisoformat(listed[old_kid]["signs_until"])
+    ahead = (signs_until - datetime.now(timezone.utc)).total_seconds()
+    assert 60 < ahead <= 120
+    assert listed[new_kid]["signs_until"] is None
+    # The old key is published past its last token's lifetime.
+    published_until = datetime.fromisoformat(listed[old_kid]["published_until"])
+    assert published_until - signs_until >= timedelta(hours=1)
+
+
+def test_key_ring_switches_when_the_new_key_has_been_published_long_enough(
+    tmp_path: Path,
+) -> None:
+    from authkestra.server.context import build_context
+    from authkestra.server.settings import ServerSettings
+
+    ctx = build_context(ServerSettings(db=f"sqlite:///{tmp_path}/ring.db", cache_seconds=0))
+    now = [datetime.now(timezone.utc)]
+    ring = KeyRing(ctx.store, alg="ES256", cache_seconds=0, now=lambda: now[0])
+    try:
+        first = ring.signing_key()[0]
+        second = ring.rotate(keep_old_for=timedelta(hours=1), publish_ahead=timedelta(minutes=2))
+        assert ring.signing_key()[0] == first
+        now[0] += timedelta(seconds=119)
+        assert ring.signing_key()[0] == first
+        # A second rotation within the window: the first key's end is not moved.
+        third = ring.rotate(keep_old_for=timedelta(hours=1), publish_ahead=timedelta(minutes=2))
+        now[0] += timedelta(seconds=1)
+        assert ring.signing_key()[0] == second
+        now[0] += timedelta(seconds=119)
+        assert ring.signing_key()[0] == third
+        # A key to replace now (compromised): no wait, whatever was planned.
+        fourth = ring.rotate(keep_old_for=timedelta(0), publish_ahead=timedelta(0))
+        assert ring.signing_key()[0] == fourth
+        assert {k["kid"] for k in ring.jwks()["keys"]} >= {first, second, third, fourth}
+    finally:
+        ctx.close()
+
+
+def test_rotation_with_publish_ahead_0_signs_with_the_new_key_at_once(
+    server: InProcessServer,
+) -> None:
     client = server.add_client()
     old_token = server.access_token(client)
     old_kid = jose_part(old_token, 0)["kid"]
     assert kids(server) == [old_kid]
 
-    new_kid = rotate(server)
+    new_kid = rotate(server, "--publish-ahead", "0")
     assert new_kid != old_kid
     assert set(kids(server)) == {old_kid, new_kid}
 
@@ -54,7 +106,7 @@ def test_rotation_publishes_both_keys_and_signs_with_the_new_one(server: InProce
 
 def test_keys_list_shows_which_key_signs(server: InProcessServer) -> None:
     old_kid = kids(server)[0]
-    new_kid = rotate(server, "--keep-old-for", "600")
+    new_kid = rotate(server, "--keep-old-for", "600", "--publish-ahead", "0")
     code, out, err = run("keys", "list", "--db", server.db)
     assert code == 0, err
     listed = {key["kid"]: key for key in json.loads(out)}
@@ -69,7 +121,7 @@ def test_old_key_leaves_the_jwks_after_keep_old_for(server: InProcessServer) -> 
     client = server.add_client()
     old_token = server.access_token(client)
     old_kid = jose_part(old_token, 0)["kid"]
-    new_kid = rotate(server, "--keep-old-for", "1")
+    new_kid = rotate(server, "--keep-old-for", "1", "--publish-ahead", "0")
     assert new_kid != old_kid
     assert new_kid in kids(server)
     poll(lambda: kids(server) == [new_kid], timeout=10, interval=0.2)
@@ -80,7 +132,7 @@ def test_old_key_leaves_the_jwks_after_keep_old_for(server: InProcessServer) -> 
 
 def test_rotate_to_another_algorithm(server: InProcessServer) -> None:
     client = server.add_client()
-    new_kid = rotate(server, "--alg", "EdDSA")
+    new_kid = rotate(server, "--alg", "EdDSA", "--publish-ahead", "0")
     token = server.access_token(client)
     header = jose_part(token, 0)
     assert (header["kid"], header["alg"]) == (new_kid, "EdDSA")
@@ -104,7 +156,11 @@ def test_rotate_on_a_fresh_store_keeps_the_first_key_published(tmp_path: Path) -
     code, out, _ = run("keys", "list", "--db", db)
     listed = json.loads(out)
     assert len(listed) == 2
-    assert [k["signing"] for k in listed] == [True, False]
+    assert [k["signing"] for k in listed] == [False, True]  # newest first; not signing yet
+    code, _, err = run("keys", "rotate", "--db", db, "--publish-ahead", "0")
+    assert code == 0, err
+    listed = json.loads(run("keys", "list", "--db", db)[1])
+    assert [k["signing"] for k in listed] == [True, False, False]
 
 
 def test_rotation_reaches_a_server_that_caches_keys(make_server: MakeServer) -> None:
@@ -112,7 +168,7 @@ def test_rotation_reaches_a_server_that_caches_keys(make_server: MakeServer) -> 
     server = make_server(cache_seconds=0.5)
     client = server.add_client()
     old_kid = jose_part(server.access_token(client), 0)["kid"]
-    new_kid = rotate(server)
+    new_kid = rotate(server, "--publish-ahead", "0")
     assert new_kid != old_kid
     poll(lambda: jose_part(server.access_token(client), 0)["kid"] == new_kid, timeout=10)
     # A token signed by a key this instance has not loaded yet is still verified:

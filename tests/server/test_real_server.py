@@ -227,7 +227,7 @@ def test_key_rotation_reaches_the_running_server(real: AuthkestraServer) -> None
     old_kid = jose_part(old, 0)["kid"]
     out, err = io.StringIO(), io.StringIO()
     code = main(
-        ["keys", "rotate", "--keep-old-for", "1", "--db", real.db],
+        ["keys", "rotate", "--keep-old-for", "1", "--publish-ahead", "0", "--db", real.db],
         Environment(environ={}, stdout=out, stderr=err),
     )
     assert code == 0, err.getvalue()

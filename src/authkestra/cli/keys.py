@@ -21,9 +21,12 @@ keys_app = typer.Typer(help="List and rotate token signing keys.", no_args_is_he
 def list_keys(ctx: typer.Context, db: DbOption = None) -> None:
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
-    _, store = open_store(env, db)
+    from ..server.keys import KeyRing
+
+    settings, store = open_store(env, db)
     try:
         keys = store.signing_keys()
+        signing = KeyRing(store, alg=settings.signing_alg, cache_seconds=0).signing_key()[0]
     finally:
         store.close()
     print_json(
@@ -32,8 +35,9 @@ def list_keys(ctx: typer.Context, db: DbOption = None) -> None:
             {
                 "kid": k.kid,
                 "alg": k.alg,
-                "signing": k.retired_at is None,
+                "signing": k.kid == signing,
                 "created_at": k.created_at.isoformat(timespec="seconds"),
+                "signs_until": k.retired_at.isoformat(timespec="seconds") if k.retired_at else None,
                 "published_until": k.published_until.isoformat(timespec="seconds")
                 if k.published_until
                 else None,
@@ -57,9 +61,19 @@ def rotate(
             help="Seconds the old keys stay in the JWKS [default: the longest token lifetime].",
         ),
     ] = None,
+    publish_ahead: Annotated[
+        int,
+        typer.Option(
+            "--publish-ahead",
+            min=0,
+            help="Seconds the new key is published before it signs, so every API has"
+            " fetched it first; 0 signs with it at once (a key to replace now).",
+        ),
+    ] = 120,
     db: DbOption = None,
 ) -> None:
-    """Start signing with a new key; old keys stay published until their tokens have expired."""
+    """Publish a new key, then sign with it; old keys stay published until their tokens
+    have expired."""
     env: Environment = ctx.obj
     from ..server.keys import ALGORITHMS, KeyRing
 
@@ -76,11 +90,17 @@ def rotate(
         )
         ring = KeyRing(store, alg=algorithm, cache_seconds=0)
         ring.signing_key()  # there is an old key to retire (a fresh store has none yet)
-        kid = ring.rotate(keep_old_for=timedelta(seconds=seconds), alg=algorithm)
+        kid = ring.rotate(
+            keep_old_for=timedelta(seconds=seconds),
+            alg=algorithm,
+            publish_ahead=timedelta(seconds=publish_ahead),
+        )
     finally:
         store.close()
+    when = f"in {publish_ahead} s" if publish_ahead else "now"
     env.stdout.write(
-        f"new signing key {kid} ({algorithm}); old keys stay published for {seconds} s\n"
+        f"new signing key {kid} ({algorithm}), published now, signing {when};"
+        f" old keys stay published for {seconds} s after that\n"
     )
 
 

@@ -6,7 +6,8 @@ import json
 import secrets
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from joserfc import jwt
@@ -47,10 +48,23 @@ class KeyRing:
     Parsing a private key costs milliseconds, so parsed keys are kept by kid;
     the list itself is re-read every ``cache_seconds`` so a rotation done with
     the CLI on any machine reaches every instance.
+
+    A rotation may publish the new key ahead of signing with it: until then the
+    previous key keeps signing (its ``retired_at`` is in the future), so every
+    resource server has fetched the new key before the first token needs it.
+    The key that signs is the oldest one not yet retired.
     """
 
-    def __init__(self, store: Store, *, alg: str, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        alg: str,
+        cache_seconds: float,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
         self.store = store
+        self.now = now
         self.alg = alg
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -89,9 +103,10 @@ class KeyRing:
         return key
 
     def signing_key(self) -> tuple[str, str, Key]:
-        """(kid, alg, key) of the newest unretired key."""
-        for record in self._load():
-            if record.retired_at is None:
+        """(kid, alg, key) of the key that signs now: the oldest not retired yet."""
+        now = self.now()
+        for record in reversed(self._load()):  # newest first: oldest first
+            if record.retired_at is None or record.retired_at > now:
                 return record.kid, record.alg, self._parse(record)
         raise RuntimeError("no signing key")  # _load always creates one
 
@@ -130,10 +145,26 @@ class KeyRing:
             {"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key, registry=jws_registry(alg)
         )
 
-    def rotate(self, *, keep_old_for: timedelta, alg: str | None = None) -> str:
-        """Add a new signing key; the old ones stay in the JWKS for ``keep_old_for``."""
+    def rotate(
+        self,
+        *,
+        keep_old_for: timedelta,
+        alg: str | None = None,
+        publish_ahead: timedelta = timedelta(0),
+    ) -> str:
+        """Add a new signing key, published at once and signing after ``publish_ahead``.
+
+        Until then the key that signs now goes on signing; then it stops, and stays in
+        the JWKS for ``keep_old_for`` more (its tokens must still verify).
+        """
         kid, jwk = generate_key(alg or self.alg)
-        self.store.add_signing_key(kid, alg or self.alg, jwk, retire_others_after=keep_old_for)
+        self.store.add_signing_key(
+            kid,
+            alg or self.alg,
+            jwk,
+            retire_others_after=keep_old_for,
+            signs_from=self.now() + publish_ahead,
+        )
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
         return kid

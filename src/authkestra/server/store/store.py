@@ -289,17 +289,29 @@ class Store:
             ]
 
     def add_signing_key(
-        self, kid: str, alg: str, private_jwk: str, *, retire_others_after: timedelta | None
+        self,
+        kid: str,
+        alg: str,
+        private_jwk: str,
+        *,
+        retire_others_after: timedelta | None,
+        signs_from: datetime | None = None,
     ) -> None:
-        """Add a key that signs from now on; older keys stop signing and stay published a while."""
+        """Add a key that signs from ``signs_from`` (default: now).
+
+        The keys that sign until then stop at ``signs_from`` (a key set to stop earlier
+        keeps its time) and stay published ``retire_others_after`` longer; with None,
+        they are left as they are.
+        """
         now = _utcnow()
+        takes_over = max(signs_from or now, now)
         with self.session() as session:
             if retire_others_after is not None:
-                for row in session.scalars(
-                    select(SigningKeyRow).where(SigningKeyRow.retired_at.is_(None))
-                ):
-                    row.retired_at = now
-                    row.published_until = now + retire_others_after
+                for row in session.scalars(select(SigningKeyRow)):
+                    retired = _aware(row.retired_at)
+                    if retired is None or retired > takes_over:
+                        row.retired_at = takes_over
+                        row.published_until = takes_over + retire_others_after
             session.add(SigningKeyRow(kid=kid, alg=alg, private_jwk=private_jwk, created_at=now))
 
     # -- revocation ----------------------------------------------------------------------
