@@ -508,3 +508,24 @@ def test_nesting_is_bounded_the_same_wherever_the_verifier_is_called(
 
     check()
     down(sys.getrecursionlimit() - 120)
+
+
+def test_lone_surrogate_escapes_are_refused_and_escaped_pairs_read(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    """``\\ud800`` alone is no character: a claim holding one could not be written out."""
+    verifier = make_verifier()
+    signer = keys()["es"]
+
+    def with_sub(escaped: str) -> str:
+        claims = json.dumps(issuer.claims(sub="PLACEHOLDER"))
+        return sign_compact(issuer.header(signer), claims.replace("PLACEHOLDER", escaped), signer)
+
+    assert verifier.verify_sync(with_sub("svc-\\ud83d\\ude00")).subject == "svc-\U0001f600"
+    assert verifier.verify_sync(with_sub("svc-\\u00e9")).subject == "svc-\u00e9"
+    for lone in ("\\ud800", "svc-\\udfff", "\\ude00\\ud83d"):
+        with pytest.raises(InvalidToken, match="payload has a string that is not valid Unicode"):
+            verifier.verify_sync(with_sub(lone))
+    header = json.dumps(issuer.header(signer, x="PLACEHOLDER")).replace("PLACEHOLDER", "\\ud800")
+    with pytest.raises(InvalidToken, match="header has a string that is not valid Unicode"):
+        verifier.verify_sync(sign_compact(header, issuer.claims(), signer))

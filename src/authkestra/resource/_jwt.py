@@ -102,6 +102,23 @@ def too_deep(text: str | bytes, value: Any) -> bool:
     return brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH
 
 
+def lone_surrogates(text: str | bytes, value: Any) -> bool:
+    """True when ``value``, parsed from ``text``, holds a string no UTF-8 can encode.
+
+    JSON's ``\\ud800`` escapes may stand alone, and Python's reader takes them: a
+    handler that later writes such a claim out (as JSON, to a log) would fail there.
+    Only an escape can make one (the text itself was valid UTF-8), so text without
+    ``\\u`` is not read again.
+    """
+    if (b"\\u" if isinstance(text, bytes) else "\\u") not in text:
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def json_object(data: bytes) -> dict[str, Any] | None:
     """The JSON object ``data`` holds, as :func:`parse_json_object` reads it, or None.
 
@@ -139,7 +156,12 @@ def read_compact(
             return None
         text = _a2b(payload + _PADDING[len(payload) & 3], strict_mode=True).decode("utf-8")
         claims, end = _scan(text, 0)
-        if end != len(text) or type(claims) is not dict or too_deep(text, claims):
+        if (
+            end != len(text)
+            or type(claims) is not dict
+            or too_deep(text, claims)
+            or lone_surrogates(text, claims)
+        ):
             return None
         return (
             header,
@@ -172,6 +194,8 @@ def _json(segment: str, what: str) -> dict[str, Any]:
             raise InvalidToken(f"the token's {what} is not a JSON object ({exc})") from None
     if too_deep(data, value):
         raise InvalidToken(f"the token's {what} nests deeper than {MAX_DEPTH} levels")
+    if lone_surrogates(data, value):
+        raise InvalidToken(f"the token's {what} has a string that is not valid Unicode")
     return value
 
 
