@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -21,8 +22,10 @@ from starlette.routing import Route
 
 from authkestra._protocol.dpop import DPoPKey, generate_dpop_key, proof
 from authkestra.resource import AccessToken
-from authkestra.resource.dpop import DPoPChecker
+from authkestra.resource.asgi import BearerTokenMiddleware
+from authkestra.resource.dpop import DPoPChecker, InvalidDPoPProof
 from authkestra.resource.fastapi import require_scopes
+from authkestra.resource.presentation import HOLDER_CHECKED_KEY, Presentation, check_holder_async
 from authkestra.resource.starlette import BearerTokenBackend, on_auth_error, requires_scopes
 from tests.resource.conftest import MakeVerifier
 from tests.resource.support import TestIssuer
@@ -164,3 +167,89 @@ def test_a_host_header_that_moves_the_path_is_refused(
     response = anyio.run(run)
     assert response.status_code == 401
     assert "Host header" in challenge_of(response)
+
+
+# -- the proof is checked once per request, however the checks are stacked ----------------
+
+
+def fastapi_router_app(verifier: Any, checker: DPoPChecker) -> FastAPI:
+    """A router that needs a token, and a route on it that needs a scope: two dependencies."""
+    router = APIRouter(dependencies=[Depends(require_scopes(verifier=verifier, dpop=checker))])
+
+    @router.api_route("/orders", methods=["GET", "POST"])
+    async def orders(
+        token: AccessToken = Depends(require_scopes("read", verifier=verifier, dpop=checker)),
+    ) -> dict[str, str | None]:
+        return {"client_id": token.client_id}
+
+    app = FastAPI()
+    app.include_router(router)
+    return app
+
+
+STACKED: dict[str, Callable[[Any, DPoPChecker], Any]] = {
+    "fastapi-router-and-route": fastapi_router_app,
+    "middleware-and-fastapi": lambda v, c: BearerTokenMiddleware(fastapi_app(v, c), v, dpop=c),
+    "middleware-and-starlette": lambda v, c: BearerTokenMiddleware(starlette_app(v, c), v, dpop=c),
+}
+
+
+@pytest.mark.parametrize("stack", sorted(STACKED))
+def test_stacked_checks_see_the_proof_once_per_request(
+    stack: str, make_verifier: MakeVerifier, issuer: TestIssuer, clock: FakeClock, key: DPoPKey
+) -> None:
+    # One replay set for both checks, as with the default checker or a shared store.
+    app = STACKED[stack](make_verifier(), DPoPChecker(clock=clock))
+    raw = bound(issuer, key)
+    made = proof(key, "GET", URL, now=now(clock), access_token=raw)
+    good = call(app, f"DPoP {raw}", (made,))
+    assert good.status_code == 200, good.text
+    assert good.json() == {"client_id": "billing-service"}
+    replayed = call(app, f"DPoP {raw}", (made,))  # another request: checked again
+    assert replayed.status_code == 401
+    assert "jti" in challenge_of(replayed)
+    assert call(app, f"DPoP {raw}").status_code == 401  # no proof
+
+
+def test_a_request_checked_for_one_token_is_checked_again_for_another(
+    make_verifier: MakeVerifier, issuer: TestIssuer, clock: FakeClock, key: DPoPKey
+) -> None:
+    verifier = make_verifier()
+    checker = DPoPChecker(clock=clock)
+    raw = bound(issuer, key)
+    made = proof(key, "GET", URL, now=now(clock), access_token=raw)
+    other = bound(issuer, generate_dpop_key())
+
+    def headers(token: str) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"host", b"api.test"),
+            (b"authorization", f"DPoP {token}".encode()),
+            (b"dpop", made.encode()),
+        ]
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/orders",
+        "headers": headers(raw),
+    }
+
+    async def check(token: str) -> None:
+        presentation = Presentation.from_scope(scope)
+        assert presentation is not None
+        await check_holder_async(await verifier.verify(token), presentation, checker)
+
+    async def run() -> None:
+        await check(raw)
+        assert scope[HOLDER_CHECKED_KEY][1] == raw
+        await check(raw)  # the same request again: not a replay
+        scope["headers"] = headers(other)  # the proof is not for this token
+        with pytest.raises(InvalidDPoPProof):
+            await check(other)
+        del scope[HOLDER_CHECKED_KEY]  # as on another request
+        scope["headers"] = headers(raw)
+        with pytest.raises(InvalidDPoPProof, match="jti"):
+            await check(raw)
+
+    anyio.run(run)

@@ -16,11 +16,13 @@ import pytest
 from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.authentication import requires
+from starlette.endpoints import HTTPEndpoint
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from authkestra import ConfigError
 from authkestra.resource import AccessToken, JWTVerifier
@@ -469,3 +471,207 @@ def test_any_verifier_with_async_verify_plugs_in(issuer: TestIssuer, clock: Fake
     forged = sign_compact({"alg": "none"}, issuer.claims(), None)
     assert get(app, "/orders", f"Bearer {forged}").status_code == 401
     assert Stub.calls == 2
+
+
+# -- settings refused when the integration is set up ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"scopes": "read"},  # a string is no list: it would demand r, e, a, d
+        {"scopes": ["read", ""]},
+        {"scopes": [["read"]]},
+        {"scopes": ["read write"]},
+        {"exempt_paths": "/healthz"},  # it would exempt "/" (and "h", "e", ...)
+        {"exempt_paths": ["healthz"]},
+        {"exempt_paths": [None]},
+    ],
+)
+def test_middleware_settings_that_cannot_work_are_config_errors(
+    make_verifier: MakeVerifier, options: dict[str, Any]
+) -> None:
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not reached")
+
+    with pytest.raises(ConfigError):
+        BearerTokenMiddleware(inner, make_verifier(), **options)
+
+
+@pytest.mark.parametrize(
+    "scopes", [(["read"],), ("read", ""), ("",), ("read write",), ("read", None), (("read",),)]
+)
+def test_scope_arguments_that_are_not_one_scope_are_config_errors(scopes: tuple[Any, ...]) -> None:
+    with pytest.raises(ConfigError, match="scope"):
+        require_scopes(*scopes)
+    with pytest.raises(ConfigError, match="scope"):
+        requires_scopes(*scopes)
+
+
+# -- Starlette's requires_scopes on every kind of endpoint ---------------------------------
+
+
+def starlette_endpoints(verifier: Any) -> Starlette:
+    """``requires_scopes("read")`` on a sync function, an HTTPEndpoint and a WebSocket."""
+
+    @requires_scopes("read")
+    def sync_orders(request: Request) -> Response:
+        return JSONResponse(who(request.user.access_token))
+
+    class Orders(HTTPEndpoint):
+        @requires_scopes("read")
+        async def get(self, request: Request) -> Response:
+            return JSONResponse(who(request.user.access_token))
+
+        @requires_scopes("read")
+        def post(self, request: Request) -> Response:
+            return JSONResponse(who(request.user.access_token))
+
+    @requires_scopes("read")
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(websocket.user.access_token.client_id)
+        await websocket.close()
+
+    return Starlette(
+        routes=[
+            Route("/sync", sync_orders),
+            Route("/endpoint", Orders, methods=["GET", "POST"]),
+            WebSocketRoute("/ws", feed),
+        ],
+        middleware=[
+            Middleware(
+                AuthenticationMiddleware,
+                backend=BearerTokenBackend(verifier),
+                on_error=on_auth_error,
+            )
+        ],
+    )
+
+
+def request(app: Any, method: str, path: str, authorization: str | None) -> httpx.Response:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            return await client.request(method, path, headers=headers)
+
+    return anyio.run(call)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/sync"), ("GET", "/endpoint"), ("POST", "/endpoint")]
+)
+def test_starlette_requires_scopes_on_sync_functions_and_endpoint_methods(
+    issuer: TestIssuer, make_verifier: MakeVerifier, method: str, path: str
+) -> None:
+    app = starlette_endpoints(make_verifier())
+    valid = request(app, method, path, f"Bearer {issuer.token(scope='read')}")
+    assert valid.status_code == 200, valid.text
+    assert valid.json() == {"client_id": "billing-service", "scopes": ["read"]}
+    none = request(app, method, path, None)
+    assert none.status_code == 401
+    assert none.headers["www-authenticate"] == "Bearer"
+    lacking = request(app, method, path, f"Bearer {issuer.token(scope='write')}")
+    assert lacking.status_code == 403
+    assert lacking.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="read"'
+    )
+
+
+def open_websocket(app: Any, authorization: str | None = None) -> tuple[Any, ...]:
+    """Open a WebSocket to ``/ws``: ``("closed", code, reason)`` or ``("accepted", first text)``.
+
+    Driven by hand rather than with TestClient, which waits forever for an app that
+    returns without accepting or closing: here that app fails the test, within 5 seconds.
+    """
+    headers = [(b"host", b"api.test")]
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode()))
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "server": ("api.test", 80),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "headers": headers,
+        "subprotocols": [],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        answered = anyio.Event()
+        connected = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal connected
+            if not connected:
+                connected = True
+                return {"type": "websocket.connect"}
+            await answered.wait()
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] in ("websocket.close", "websocket.send"):
+                answered.set()
+
+        with anyio.fail_after(5):
+            await app(scope, receive, send)
+
+    anyio.run(run)
+    assert sent, "the app neither accepted nor closed the WebSocket"
+    if sent[0]["type"] == "websocket.close":
+        return ("closed", sent[0]["code"], sent[0].get("reason", ""))
+    assert sent[0]["type"] == "websocket.accept", sent
+    assert sent[1]["type"] == "websocket.send", sent
+    return ("accepted", sent[1]["text"])
+
+
+def test_starlette_requires_scopes_on_a_websocket(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    app = starlette_endpoints(make_verifier())
+    assert open_websocket(app) == ("closed", 1008, "this resource needs an access token")
+    lacking = open_websocket(app, f"Bearer {issuer.token(scope='write')}")
+    assert lacking[:2] == ("closed", 1008)
+    assert lacking[2].startswith("insufficient_scope: ")
+    valid = open_websocket(app, f"Bearer {issuer.token(scope='read')}")
+    assert valid == ("accepted", "billing-service")
+
+
+# -- FastAPI's require_scopes on a WebSocket route -----------------------------------------
+
+
+def test_fastapi_require_scopes_on_a_websocket(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    app = FastAPI()
+    app.state.token_verifier = make_verifier()
+
+    @app.websocket("/ws")
+    async def feed(
+        websocket: WebSocket, token: AccessToken = Depends(require_scopes("read"))
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_text(token.client_id or "")
+        await websocket.close()
+
+    valid = open_websocket(app, f"Bearer {issuer.token(scope='read')}")
+    assert valid == ("accepted", "billing-service")
+    assert open_websocket(app) == ("closed", 1008, "this resource needs an access token")
+    refused = {
+        "invalid_token: ": "Bearer garbage",
+        "insufficient_scope: ": f"Bearer {issuer.token(scope='write')}",
+        "invalid_request: ": "Bearer abc def",
+    }
+    for reason, authorization in refused.items():
+        closed = open_websocket(app, authorization)
+        assert closed[:2] == ("closed", 1008), closed
+        assert closed[2].startswith(reason), closed

@@ -6,8 +6,9 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from ..errors import AuthError
-from ._protocol import TokenVerifier, check_scopes
+from ..errors import AuthError, ConfigError
+from ._options import name_list
+from ._protocol import TokenVerifier, check_scopes, scope_names
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
 from .rfc6750 import refusal
@@ -50,6 +51,11 @@ class BearerTokenMiddleware:
     (``cnf["x5t#S256"]``) is accepted only over a TLS connection presenting that
     certificate -- under uvicorn, run the app with
     :func:`authkestra.tls.uvicorn.uvicorn_tls_options` so it learns the certificate.
+
+    ``scopes`` and ``exempt_paths`` are lists (a single string is a ConfigError, as
+    are scopes that are not non-empty strings and paths that do not start with ``/``).
+    A FastAPI dependency or Starlette backend behind this middleware does not check
+    the DPoP proof again on the same request (it would be a replay).
     """
 
     def __init__(
@@ -64,9 +70,12 @@ class BearerTokenMiddleware:
     ) -> None:
         self.app = app
         self.verifier = verifier
-        self.scopes = tuple(scopes)
+        self.scopes = scope_names(name_list(scopes, "scopes"), "scopes")
         self.realm = realm
-        self.exempt_paths = frozenset(exempt_paths)
+        paths = name_list(exempt_paths, "exempt_paths")
+        if not all(isinstance(path, str) and path.startswith("/") for path in paths):
+            raise ConfigError("exempt_paths must be paths, each a string starting with /")
+        self.exempt_paths = frozenset(paths)
         self.dpop = dpop or DPoPChecker()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

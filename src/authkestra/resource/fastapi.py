@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection
 
 from ..errors import AuthError, ConfigError
-from ._protocol import TokenVerifier, check_scopes
+from ._protocol import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
-from .rfc6750 import refusal
+from .rfc6750 import POLICY_VIOLATION, close_reason, refusal
 
 __all__ = ["VERIFIER_STATE_KEY", "require_scopes"]
 
@@ -34,7 +35,7 @@ def require_scopes(
     verifier: TokenVerifier | None = None,
     realm: str | None = None,
     dpop: DPoPChecker | None = None,
-) -> Callable[[Request], Awaitable[AccessToken]]:
+) -> Callable[[HTTPConnection], Awaitable[AccessToken]]:
     """A dependency that verifies the bearer token and checks ``scopes``.
 
     ::
@@ -49,16 +50,22 @@ def require_scopes(
     401 ``invalid_token`` (no error code when no token was sent), 403
     ``insufficient_scope`` (with the needed scope), 400 ``invalid_request`` for
     more than one ``Authorization`` header or a token with whitespace inside, 503
-    when the issuer cannot be reached to verify.
+    when the issuer cannot be reached to verify. On a WebSocket route a refusal is a
+    ``WebSocketException`` closing the connection with 1008 (policy violation).
 
     Bound tokens are checked as in :class:`~authkestra.resource.BearerTokenMiddleware`:
     a DPoP-bound token needs the DPoP scheme and a proof (checked by ``dpop``; by
     default one checker, one replay set, for all the dependencies of the process),
-    a certificate-bound one the TLS connection with that certificate.
+    a certificate-bound one the TLS connection with that certificate. The proof is
+    checked once per request: a router's dependency and a route's, or
+    :class:`~authkestra.resource.BearerTokenMiddleware` in front, do not see it twice.
+
+    Each scope is a non-empty string (ConfigError otherwise, here).
     """
+    required = scope_names(scopes, "require_scopes")
     checker = dpop or _shared_checker()
 
-    async def dependency(request: Request) -> AccessToken:
+    async def dependency(request: HTTPConnection) -> AccessToken:
         chosen = verifier or getattr(request.app.state, VERIFIER_STATE_KEY, None)
         if chosen is None:
             raise ConfigError("require_scopes: pass verifier= or set app.state.token_verifier")
@@ -69,12 +76,14 @@ def require_scopes(
             if presentation is not None:
                 access = await chosen.verify(presentation.token)
                 await check_holder_async(access, presentation, checker)
-                check_scopes(access, scopes)
+                check_scopes(access, required)
                 return access
         except AuthError as exc:
             error = exc
+        if request.scope["type"] == "websocket":
+            raise WebSocketException(code=POLICY_VIOLATION, reason=close_reason(error))
         scheme = presentation.scheme if presentation is not None else "Bearer"
-        status, body, headers = refusal(error, realm=realm, required_scopes=scopes, scheme=scheme)
+        status, body, headers = refusal(error, realm=realm, required_scopes=required, scheme=scheme)
         raise HTTPException(status_code=status, detail=body, headers=headers or None)
 
     return dependency

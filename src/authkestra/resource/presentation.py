@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import anyio.to_thread
@@ -26,6 +26,7 @@ from .dpop import DPoPChecker, InvalidDPoPProof, bound_thumbprint
 from .rfc6750 import MalformedAuthorization, authorization_token
 
 __all__ = [
+    "HOLDER_CHECKED_KEY",
     "Presentation",
     "certificate_thumbprint_bound",
     "check_holder",
@@ -33,6 +34,13 @@ __all__ = [
     "request_path",
     "request_url",
 ]
+
+
+#: Where a request's ASGI scope records what :func:`check_holder_async` accepted: the
+#: scheme, token and DPoP proofs. Stacked integrations (the middleware and a FastAPI
+#: dependency, or a router's dependency and a route's) see one scope per request; the
+#: second would otherwise find the proof's ``jti`` already used.
+HOLDER_CHECKED_KEY = "authkestra.holder_checked"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -126,11 +134,21 @@ def check_holder(access: AccessToken, presentation: Presentation, dpop: DPoPChec
 async def check_holder_async(
     access: AccessToken, presentation: Presentation, dpop: DPoPChecker
 ) -> None:
-    """:func:`check_holder` for async code: a shared replay store's I/O runs off the event loop."""
+    """:func:`check_holder` for async code, once per request.
+
+    A shared replay store's I/O runs off the event loop. What passed is recorded in
+    the request's scope (:data:`HOLDER_CHECKED_KEY`), and the same token with the
+    same proofs on that request is not checked again: its proof would be a replay.
+    """
+    checked = (presentation.scheme, presentation.token, presentation.proofs)
+    if presentation.scope.get(HOLDER_CHECKED_KEY) == checked:
+        return
     if presentation.scheme == "DPoP" and getattr(dpop.replay, "blocking", False):
         await anyio.to_thread.run_sync(check_holder, access, presentation, dpop)
     else:
         check_holder(access, presentation, dpop)
+    if isinstance(presentation.scope, MutableMapping):
+        presentation.scope[HOLDER_CHECKED_KEY] = checked
 
 
 def _check_dpop(access: AccessToken, presentation: Presentation, dpop: DPoPChecker) -> None:

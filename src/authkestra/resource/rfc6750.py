@@ -8,10 +8,12 @@ from ..errors import AuthError, InsufficientScope, InvalidToken
 from .dpop import DPOP_ALGORITHMS, InvalidDPoPProof
 
 __all__ = [
+    "POLICY_VIOLATION",
     "MalformedAuthorization",
     "authorization_token",
     "bearer_token",
     "challenge",
+    "close_reason",
     "error_status_and_body",
     "refusal",
 ]
@@ -19,6 +21,9 @@ __all__ = [
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 #: Whitespace as HTTP knows it: a b64token (RFC 6750 §2.1) has none.
 _WHITESPACE = re.compile(r"[ \t]")
+
+#: The WebSocket close code refusing a connection's token: policy violation (RFC 6455 §7.4.1).
+POLICY_VIOLATION = 1008
 
 #: The body of a 401 to a request without a token: no error code (RFC 6750 §3.1).
 _NO_TOKEN_BODY = {"error_description": "this resource needs an access token"}
@@ -162,3 +167,15 @@ def refusal(
             error, realm=realm, required_scopes=required_scopes, scheme=scheme
         )
     return status, body, headers
+
+
+def close_reason(error: AuthError | None) -> str:
+    """The reason of a WebSocket close refusing ``error`` (None: no token was sent).
+
+    The refusal's error code and description, as printable ASCII within the 123
+    bytes a close frame allows (RFC 6455 §5.5).
+    """
+    _, body, _ = refusal(error)
+    description = body.get("error_description", "")
+    text = f"{body['error']}: {description}" if "error" in body else description
+    return _quoted(text)[:123]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from starlette.authentication import (
     AuthCredentials,
@@ -12,15 +13,16 @@ from starlette.authentication import (
     AuthenticationError,
     BaseUser,
 )
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
 
-from ..errors import AuthError
-from ._protocol import TokenVerifier, check_scopes
+from ..errors import AuthError, ConfigError
+from ._protocol import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
-from .rfc6750 import refusal
+from .rfc6750 import POLICY_VIOLATION, close_reason, refusal
 
 __all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "requires_scopes"]
 
@@ -104,24 +106,77 @@ def on_auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
     return _refusal(None)
 
 
-Endpoint = Callable[..., Awaitable[Response]]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
-    """Decorate an endpoint: 401 without a verified token, 403 without ``scopes``."""
+    """Decorate an endpoint: it runs only for a verified token with every one of ``scopes``.
+
+    Over HTTP: 401 without a verified token, 403 without the scopes, with RFC 6750
+    ``WWW-Authenticate`` headers. A WebSocket is closed with 1008 (policy violation).
+    Like Starlette's own ``requires``, it serves async and sync endpoints and the
+    methods of ``HTTPEndpoint`` and ``WebSocketEndpoint``: the request (or websocket)
+    is the argument that is an ``HTTPConnection``. Each scope is a non-empty string
+    (ConfigError otherwise, here).
+    """
+    required = scope_names(scopes, "requires_scopes")
 
     def decorate(endpoint: Endpoint) -> Endpoint:
-        @functools.wraps(endpoint)
-        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
-            user = request.user if "user" in request.scope else None
-            if not isinstance(user, TokenUser):
-                return _refusal(None, scopes)
-            try:
-                check_scopes(user.access_token, scopes)
-            except AuthError as exc:
-                return _refusal(exc, scopes, user.scheme)
-            return await endpoint(request, *args, **kwargs)
+        if not _is_async(endpoint):
 
-        return wrapper
+            @functools.wraps(endpoint)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                verdict = _verdict(_connection(args, kwargs), required)
+                if verdict is None:
+                    return endpoint(*args, **kwargs)
+                return _refusal(verdict[0], required, verdict[1])
+
+            return cast(Endpoint, sync_wrapper)
+
+        @functools.wraps(endpoint)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            conn = _connection(args, kwargs)
+            verdict = _verdict(conn, required)
+            if verdict is None:
+                return await endpoint(*args, **kwargs)
+            if isinstance(conn, WebSocket):
+                await conn.close(POLICY_VIOLATION, close_reason(verdict[0]))
+                return None
+            return _refusal(verdict[0], required, verdict[1])
+
+        return cast(Endpoint, async_wrapper)
 
     return decorate
+
+
+def _is_async(endpoint: Callable[..., Any]) -> bool:
+    while isinstance(endpoint, functools.partial):
+        endpoint = endpoint.func
+    # An object whose __call__ is async counts too, as in Starlette.
+    return inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(
+        cast(Any, endpoint).__call__
+    )
+
+
+def _connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, HTTPConnection):
+            return value
+    raise ConfigError("requires_scopes: the endpoint was not given a request or websocket")
+
+
+def _verdict(
+    conn: HTTPConnection, required: tuple[str, ...]
+) -> tuple[AuthError | None, str] | None:
+    """None when the connection's token has ``required``; else what to refuse it with.
+
+    (error, scheme), the error None when no verified token came.
+    """
+    user = conn.scope.get("user")
+    if not isinstance(user, TokenUser):
+        return None, "Bearer"
+    try:
+        check_scopes(user.access_token, required)
+    except AuthError as exc:
+        return exc, user.scheme
+    return None
