@@ -92,25 +92,22 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def too_deep(text: str | bytes, value: Any) -> bool:
-    """True when ``value``, parsed from ``text``, nests deeper than :data:`MAX_DEPTH`."""
+def too_deep(data: bytes, value: Any) -> bool:
+    """True when ``value``, parsed from ``data``, nests deeper than :data:`MAX_DEPTH`."""
     # A value that deep has at least that many brackets: the common case is two counts.
-    if isinstance(text, str):
-        brackets = text.count("[") + text.count("{")
-    else:
-        brackets = text.count(b"[") + text.count(b"{")
+    brackets = data.count(b"[") + data.count(b"{")
     return brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH
 
 
-def lone_surrogates(text: str | bytes, value: Any) -> bool:
-    """True when ``value``, parsed from ``text``, holds a string no UTF-8 can encode.
+def lone_surrogates(data: bytes, value: Any) -> bool:
+    """True when ``value``, parsed from ``data``, holds a string no UTF-8 can encode.
 
     JSON's ``\\ud800`` escapes may stand alone, and Python's reader takes them: a
     handler that later writes such a claim out (as JSON, to a log) would fail there.
     Only an escape can make one (the text itself was valid UTF-8), so text without
     ``\\u`` is not read again.
     """
-    if (b"\\u" if isinstance(text, bytes) else "\\u") not in text:
+    if b"\\u" not in data:
         return False
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -143,7 +140,8 @@ def read_compact(
     checked before to what it made of them: the header is looked up there, not decoded.
     None unless the token is an ASCII string of at most ``max_length`` characters, in
     three parts: a known header, a base64url payload holding a plain strict JSON object
-    (see :func:`json_object`) and a base64url signature.
+    (see :func:`json_object`) with no ``\\u`` escape and at most :data:`MAX_DEPTH`
+    brackets, and a base64url signature.
     """
     if type(token) is not str or len(token) > max_length:
         return None
@@ -156,12 +154,10 @@ def read_compact(
             return None
         text = _a2b(payload + _PADDING[len(payload) & 3], strict_mode=True).decode("utf-8")
         claims, end = _scan(text, 0)
-        if (
-            end != len(text)
-            or type(claims) is not dict
-            or too_deep(text, claims)
-            or lone_surrogates(text, claims)
-        ):
+        if end != len(text) or type(claims) is not dict:
+            return None
+        if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+            # An escape, or many brackets: rare, and read again by the reference parser.
             return None
         return (
             header,

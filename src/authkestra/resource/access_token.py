@@ -19,7 +19,9 @@ def scope_tokens(scope: str) -> tuple[str, ...]:
     ``str.split()`` would also split on tabs, control characters and Unicode spaces:
     "read", a no-break space and "admin" would grant ``admin``.
     """
-    return tuple(s for s in scope.split(" ") if s)
+    scopes = scope.split(" ")
+    # Several spaces in a row, or around: rare, so the common case builds no generator.
+    return tuple(s for s in scopes if s) if "" in scopes else tuple(scopes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,6 +84,10 @@ def _scopes(claims: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...
     return ()
 
 
+def _not_a_string(token: object) -> InvalidToken:
+    return InvalidToken(f"the token is not a string but {type(token).__name__}")
+
+
 def _shown(value: object) -> str:
     """A claim's value for an error message: its repr, cut short (tokens are anyone's input)."""
     text = repr(value)
@@ -244,7 +248,10 @@ class JWTVerifier:
         ``NetworkError``/``ProviderError`` instead: that is not the client's fault.
         """
         if self.cache is not None:
-            hit = self._cached(token)
+            try:
+                hit = self.cache.get(token)
+            except TypeError:  # unhashable: a list, a dict... anything but a token
+                raise _not_a_string(token) from None
             if hit is not None:
                 return hit
         parsed = self._parse(token)
@@ -254,7 +261,10 @@ class JWTVerifier:
     def verify_sync(self, token: str) -> AccessToken:
         """Blocking twin of :meth:`verify`."""
         if self.cache is not None:
-            hit = self._cached(token)
+            try:
+                hit = self.cache.get(token)
+            except TypeError:  # unhashable: a list, a dict... anything but a token
+                raise _not_a_string(token) from None
             if hit is not None:
                 return hit
         parsed = self._parse(token)
@@ -262,13 +272,6 @@ class JWTVerifier:
         return self._finish(token, parsed, key)
 
     # -- the checks ----------------------------------------------------------------------
-
-    def _cached(self, token: str) -> AccessToken | None:
-        assert self.cache is not None
-        try:
-            return self.cache.get(token)
-        except TypeError:  # unhashable: a list, a dict... anything but a token
-            raise InvalidToken(f"the token is not a string but {type(token).__name__}") from None
 
     def _parse(self, token: str) -> _Parsed:
         """The token's parts, its header checked; InvalidToken when it is malformed."""
