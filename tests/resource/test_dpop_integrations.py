@@ -23,7 +23,7 @@ from starlette.routing import Route
 from authkestra._protocol.dpop import DPoPKey, generate_dpop_key, proof
 from authkestra.resource import AccessToken
 from authkestra.resource.asgi import BearerTokenMiddleware
-from authkestra.resource.dpop import DPoPChecker, InvalidDPoPProof
+from authkestra.resource.dpop import DPOP_ALGORITHMS, DPoPChecker, InvalidDPoPProof
 from authkestra.resource.fastapi import require_scopes
 from authkestra.resource.presentation import HOLDER_CHECKED_KEY, Presentation, check_holder_async
 from authkestra.resource.starlette import BearerTokenBackend, on_auth_error, requires_scopes
@@ -253,3 +253,18 @@ def test_a_request_checked_for_one_token_is_checked_again_for_another(
             await check(raw)
 
     anyio.run(run)
+
+
+def test_a_second_checker_on_the_same_request_checks_for_itself(
+    make_verifier: MakeVerifier, issuer: TestIssuer, clock: FakeClock, key: DPoPKey
+) -> None:
+    """What one checker accepted does not excuse the proof before a stricter one."""
+    verifier = make_verifier()
+    raw = bound(issuer, key)
+    made = proof(key, "GET", URL, now=now(clock), access_token=raw)
+    lenient = DPoPChecker(clock=clock)
+    strict = DPoPChecker(clock=clock, algorithms=[a for a in DPOP_ALGORITHMS if a != "ES256"])
+    app = BearerTokenMiddleware(fastapi_app(verifier, strict), verifier, dpop=lenient)
+    refused = call(app, f"DPoP {raw}", (made,))
+    assert refused.status_code == 401
+    assert "invalid_dpop_proof" in challenge_of(refused)

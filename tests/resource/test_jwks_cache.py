@@ -575,7 +575,7 @@ def test_a_due_refresh_never_holds_a_request(
     def verify_all_sync() -> list[AccessToken]:
         verified = [verifier.verify_sync(issuer.token(key)) for key in ("es", "ed", "rs")]
         # Answered, and the refresh they started is still in flight: the hanging issuer
-        # cannot answer it before the 20 s timeout.
+        # holds it until the fetch gives up (10 s in all).
         assert not verifier.jwks.wait_idle(0)
         return verified
 
@@ -607,6 +607,32 @@ def test_a_key_rotated_in_just_after_a_scheduled_refresh_is_fetched_at_once(
     with pytest.raises(InvalidToken, match="not in the issuer's key set"):
         verifier.verify_sync(random_kid_token(issuer))
     assert issuer.jwks_requests == 3
+
+
+def test_an_ed448_key_published_as_ed25519_does_not_verify_eddsa() -> None:
+    from joserfc.jwk import OKPKey
+
+    ed448 = {**OKPKey.generate_key("Ed448").as_dict(private=False), "kid": "x", "alg": "Ed25519"}
+    ed25519 = {**keys()["ed"].public_jwk(), "alg": "Ed25519"}
+    key_set = KeySet({"keys": [ed448, ed25519]})
+    assert key_set.find("x", "EdDSA") is None  # Ed25519 is EdDSA on Ed25519 only
+    assert key_set.find("ed-1", "EdDSA") is not None
+
+
+def test_a_fetch_whose_leader_never_ends_is_given_up_for_lost(
+    issuer: TestIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    """A leader on an event loop that stopped (never closed) would hold every later fetch:
+    past the longest a fetch can take, its flight is abandoned and fetched again."""
+    verifier = make_verifier(cache_tokens=False)
+    verifier.verify_sync(issuer.token("es"))
+    flight, leader = verifier.jwks._join(waited_for=False)  # a leader that never runs
+    assert leader
+    clock.advance(verifier.jwks.ctx.policy.total_timeout + 6)
+    issuer.published.append(keys()["attacker-rs"].public_jwk())  # a new key to fetch for
+    assert verifier.verify_sync(issuer.token("attacker-rs")).client_id == "billing-service"
+    assert flight.abandoned
+    assert issuer.jwks_requests == 2
 
 
 def test_only_the_first_100_keys_are_read() -> None:

@@ -221,3 +221,12 @@ def test_unknown_kids_reread_the_store_at_most_once_a_second(tmp_path: Path) -> 
         assert reads <= 1
     finally:
         ctx.close()
+
+
+def test_keys_list_reads_and_never_writes(tmp_path: Path) -> None:
+    """Listing the keys of a store that has none makes none (it may be a read-only login)."""
+    db = f"sqlite:///{tmp_path}/empty.db"
+    for _ in range(2):
+        code, out, err = run("keys", "list", "--db", db)
+        assert code == 0, err
+        assert json.loads(out) == []

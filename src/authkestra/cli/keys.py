@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,14 +21,15 @@ keys_app = typer.Typer(help="List and rotate token signing keys.", no_args_is_he
 def list_keys(ctx: typer.Context, db: DbOption = None) -> None:
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
-    from ..server.keys import KeyRing
+    from ..server.keys import signing_record
 
-    settings, store = open_store(env, db)
+    _, store = open_store(env, db)
     try:
         keys = store.signing_keys()
-        signing = KeyRing(store, alg=settings.signing_alg, cache_seconds=0).signing_key()[0]
     finally:
         store.close()
+    current = signing_record(keys, datetime.now(timezone.utc))
+    signing = current.kid if current is not None else None
     print_json(
         env,
         [

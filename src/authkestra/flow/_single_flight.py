@@ -69,6 +69,8 @@ class Flight:
         self, value: Any = None, error: AuthError | None = None, *, abandoned: bool = False
     ) -> None:
         with self._lock:
+            if self._done.is_set():  # given up for lost already: the first outcome stands
+                return
             self.value, self.error, self.abandoned = value, error, abandoned
             self._done.set()
             wakers, self._wakers = self._wakers, []

@@ -97,7 +97,7 @@ class IntrospectionVerifier:
             self.audiences: frozenset[str] | None = None
         else:
             self.audiences = frozenset(options.audience_names(audience))
-        self.max_token_length = options.count(max_token_length, "max_token_length")
+        self.max_token_length = options.count(max_token_length, "max_token_length", positive=True)
         self.cache_ttl = options.seconds(cache_ttl, "cache_ttl")
         self.clock: Clock = clock or SystemClock()
         self._ctx, self._drivers = issuer_io(

@@ -61,8 +61,8 @@ ALGORITHM_KEYS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "PS384": ("RSA", None),
     "PS512": ("RSA", None),
 }
-#: Two names of one algorithm: RFC 9864's Ed25519 is EdDSA on the Ed25519 curve (which the
-#: curve check above it makes sure of), so a key published for one verifies the other.
+#: Two names of one algorithm: RFC 9864's Ed25519 is EdDSA on the Ed25519 curve, so an
+#: Ed25519-curve key published for one verifies the other.
 _SAME_ALGORITHM = {"EdDSA": "Ed25519", "Ed25519": "EdDSA"}
 _IMPORTERS: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
@@ -153,7 +153,11 @@ class KeySet:
             for e in entries
             if e.kty == kty
             and (curves is None or e.crv in curves)
-            and (e.alg is None or e.alg == alg or _SAME_ALGORITHM.get(e.alg) == alg)
+            and (
+                e.alg is None
+                or e.alg == alg
+                or (e.crv == "Ed25519" and _SAME_ALGORITHM.get(e.alg) == alg)
+            )
         ]
 
     def _find(self, kid: str | None, alg: str) -> Key | None:
@@ -212,6 +216,7 @@ class JWKSCache:
         self._last_kid_fetch = float("-inf")
         self._last_error: AuthError | None = None
         self._flight: Flight | None = None
+        self._flight_started = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self.fetches = 0
 
@@ -228,8 +233,12 @@ class JWKSCache:
                 return key, "use"
         with self._lock:
             now = self.clock.monotonic()
-            if self._flight is not None and self._flight.orphaned():
-                # Its leader is gone (we were forked, or its event loop closed).
+            if self._flight is not None and (
+                self._flight.orphaned()
+                or now - self._flight_started > self.ctx.policy.total_timeout + 5
+            ):
+                # Its leader is gone (we were forked, or its event loop closed or stopped
+                # running it): past the longest a fetch can take, nobody will finish it.
                 self._flight.finish(abandoned=True)
                 self._flight = None
                 self._last_attempt = self._last_kid_fetch = float("-inf")
@@ -252,7 +261,7 @@ class JWKSCache:
             if self._flight is not None:
                 return self._flight, False
             self._flight = Flight()
-            self._last_attempt = self.clock.monotonic()
+            self._last_attempt = self._flight_started = self.clock.monotonic()
             if waited_for:
                 self._last_kid_fetch = self._last_attempt
             return self._flight, True
@@ -275,7 +284,8 @@ class JWKSCache:
                 self._last_error = None
             else:
                 self._last_error = error
-            self._flight = None
+            if self._flight is flight:  # a flight given up for lost may end after another began
+                self._flight = None
         flight.finish(keys, error, abandoned=abandoned)
         if error is not None:
             logger.warning("authkestra: fetching the JWKS of %s failed: %s", self.issuer, error)
@@ -315,9 +325,7 @@ class JWKSCache:
             if action == "refresh":
                 assert key is not None
                 if leader:
-                    threading.Thread(
-                        target=self._lead_sync, args=(flight,), name="authkestra-jwks", daemon=True
-                    ).start()
+                    self._refresh_in_thread(flight)
                 return key
             if leader:
                 self._lead_sync(flight)
@@ -349,6 +357,16 @@ class JWKSCache:
                 if flight.abandoned:
                     continue  # its leader was cancelled: fetch again ourselves
             return self._after_fetch(kid, alg)
+
+    def _refresh_in_thread(self, flight: Flight) -> None:
+        """Lead ``flight`` in a thread of its own; if none can be started, give it up."""
+        thread = threading.Thread(
+            target=self._lead_sync, args=(flight,), name="authkestra-jwks", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads: the next due request tries again
+            self._done(flight, None, None, None, abandoned=True)
 
     def _refresh_on_loop(self, flight: Flight) -> bool:
         """Lead ``flight`` in a task of the running asyncio loop; False without one."""

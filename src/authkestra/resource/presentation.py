@@ -140,7 +140,15 @@ async def check_holder_async(
     the request's scope (:data:`HOLDER_CHECKED_KEY`), and the same token with the
     same proofs on that request is not checked again: its proof would be a replay.
     """
-    checked = (presentation.scheme, presentation.token, presentation.proofs)
+    # What was checked, by which checker, against which binding: a second integration
+    # with a checker of its own (other settings, another replay store) checks again.
+    checked = (
+        presentation.scheme,
+        presentation.token,
+        presentation.proofs,
+        id(dpop),
+        access.claims.get("cnf"),
+    )
     if presentation.scope.get(HOLDER_CHECKED_KEY) == checked:
         return
     if presentation.scheme == "DPoP" and getattr(dpop.replay, "blocking", False):

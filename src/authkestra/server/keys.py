@@ -16,7 +16,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from .._jose import jws_registry
 from .store import SigningKeyRecord, Store
 
-__all__ = ["ALGORITHMS", "KeyRing", "generate_key"]
+__all__ = ["ALGORITHMS", "KeyRing", "generate_key", "signing_record"]
 
 Key = ECKey | OKPKey | RSAKey
 
@@ -40,6 +40,19 @@ def generate_key(alg: str) -> tuple[str, str]:
             f"unsupported signing algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}"
         )
     return kid, json.dumps(key.as_dict(private=True))
+
+
+def signing_record(records: list[SigningKeyRecord], now: datetime) -> SigningKeyRecord | None:
+    """The key that signs at ``now``: the oldest one not retired yet (``records`` newest first).
+
+    A rotation retires the keys signing until then at the moment the new one takes over,
+    which may be ahead of now (the new key is published first): until that moment, the
+    oldest key not retired is still the one whose turn it is.
+    """
+    for record in reversed(records):
+        if record.retired_at is None or record.retired_at > now:
+            return record
+    return None
 
 
 class KeyRing:
@@ -104,11 +117,10 @@ class KeyRing:
 
     def signing_key(self) -> tuple[str, str, Key]:
         """(kid, alg, key) of the key that signs now: the oldest not retired yet."""
-        now = self.now()
-        for record in reversed(self._load()):  # newest first: oldest first
-            if record.retired_at is None or record.retired_at > now:
-                return record.kid, record.alg, self._parse(record)
-        raise RuntimeError("no signing key")  # _load always creates one
+        record = signing_record(self._load(), self.now())
+        if record is None:
+            raise RuntimeError("no signing key")  # _load always creates one
+        return record.kid, record.alg, self._parse(record)
 
     def verification_key(self, kid: str) -> tuple[str, Key] | None:
         """(alg, key) for a published ``kid``, or None."""
