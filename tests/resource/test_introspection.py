@@ -163,9 +163,34 @@ def test_the_cache_never_outlives_the_token(endpoint: Endpoint, clock: FakeClock
     verifier.verify_sync("t")
     assert len(endpoint.requests) == 1
     clock.advance(2)
-    with pytest.raises(InvalidToken, match="expired"):
-        verifier.verify_sync("t")  # the endpoint still says active, with exp in the past
+    verifier.verify_sync("t")  # past exp, asked again: within the leeway, still accepted
     assert len(endpoint.requests) == 2
+    clock.advance(30)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify_sync("t")  # the endpoint still says active, with exp long past
+    assert len(endpoint.requests) == 3
+
+
+def test_exp_and_nbf_are_checked_within_the_leeway(endpoint: Endpoint, clock: FakeClock) -> None:
+    now = int(clock.now().timestamp())
+    verifier = make(endpoint, cache_ttl=0)
+    for exp, nbf in ((now - 29, now), (now + 300, now + 29)):  # within 30 s of skew
+        endpoint.answer = endpoint.active(exp=exp, nbf=nbf)
+        assert verifier.verify_sync("opaque-token-1").client_id == "billing-service"
+    endpoint.answer = endpoint.active(exp=now - 30)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify_sync("opaque-token-1")
+    endpoint.answer = endpoint.active(nbf=now + 31)
+    with pytest.raises(InvalidToken, match="not valid yet"):
+        verifier.verify_sync("opaque-token-1")
+    for nbf in ("soon", None, True, [1]):
+        endpoint.answer = {**endpoint.active(), "nbf": nbf}
+        with pytest.raises(InvalidToken, match="malformed nbf"):
+            verifier.verify_sync("opaque-token-1")
+    strict = make(endpoint, cache_ttl=0, leeway=0)
+    endpoint.answer = endpoint.active(exp=now)
+    with pytest.raises(InvalidToken, match="expired"):
+        strict.verify_sync("opaque-token-1")
 
 
 def test_inactive_answers_are_not_cached(endpoint: Endpoint) -> None:

@@ -49,7 +49,9 @@ class IntrospectionVerifier:
     :class:`~authkestra.ClientCredentialsFlow`). Error messages never contain
     the secret or the token being introspected. Active answers are
     remembered for ``cache_ttl`` seconds (short: a revoked token is accepted
-    at most that long); inactive ones are not remembered.
+    at most that long); inactive ones are not remembered. An active answer's
+    ``exp`` and ``nbf``, when given, are checked too, within ``leeway`` seconds
+    of clock skew.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class IntrospectionVerifier:
         auth_method: str | AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
         audience: str | Iterable[str] | None = None,
         cache_ttl: float = 30.0,
+        leeway: float = 30.0,
         max_cached_tokens: int = 10_000,
         max_token_length: int = 16_384,
         timeout: float | httpx.Timeout = 5.0,
@@ -99,6 +102,7 @@ class IntrospectionVerifier:
             self.audiences = frozenset(options.audience_names(audience))
         self.max_token_length = options.count(max_token_length, "max_token_length", positive=True)
         self.cache_ttl = options.seconds(cache_ttl, "cache_ttl")
+        self.leeway = options.seconds(leeway, "leeway")
         self.clock: Clock = clock or SystemClock()
         self._ctx, self._drivers = issuer_io(
             clock=self.clock,
@@ -189,7 +193,7 @@ class IntrospectionVerifier:
         if exp is not None:
             if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
                 raise InvalidToken("the introspection answer has a malformed exp")
-            if exp <= now.timestamp():
+            if exp + self.leeway <= now.timestamp():
                 raise InvalidToken("the token has expired")
             try:
                 expires_at = datetime.fromtimestamp(exp, timezone.utc)
@@ -197,6 +201,12 @@ class IntrospectionVerifier:
                 raise InvalidToken("the introspection answer's exp is out of range") from None
         else:
             expires_at = now + timedelta(seconds=self.cache_ttl)
+        if "nbf" in answer:  # active, says the issuer; not before nbf, says the token
+            nbf = answer["nbf"]
+            if isinstance(nbf, bool) or not isinstance(nbf, (int, float)) or not math.isfinite(nbf):
+                raise InvalidToken("the introspection answer has a malformed nbf")
+            if now.timestamp() + self.leeway < nbf:
+                raise InvalidToken("the token is not valid yet (nbf)")
         if self.issuer is not None and "iss" in answer and answer["iss"] != self.issuer:
             raise InvalidToken("the token was issued by another issuer")
         aud = answer.get("aud")
