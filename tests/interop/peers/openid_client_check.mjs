@@ -15,7 +15,7 @@
 // On failure prints {"error": {"stage", "name", "code", "message", "error",
 //   "error_description", "status", "www_authenticate", "challenges", "cause"}} and exits 1.
 import * as client from 'openid-client';
-import { describe, pick, readInput } from './script_io.mjs';
+import { describe, grantParameters, pick, readInput } from './script_io.mjs';
 
 let stage = 'input';
 try {
@@ -36,9 +36,7 @@ try {
   const result = { metadata: config.serverMetadata() };
 
   stage = 'client_credentials';
-  const parameters = {};
-  if (input.scope) parameters.scope = input.scope;
-  if (input.resource) parameters.resource = input.resource;
+  const parameters = grantParameters(input);
   const token = await client.clientCredentialsGrant(config, parameters);
   result.token = pick(token, ['access_token', 'token_type', 'expires_in', 'scope']);
 

@@ -25,7 +25,7 @@
 //   "error_description", "status", "www_authenticate", "challenges", "cause"}} (those it has)
 //   and exits 1.
 import * as client from 'openid-client';
-import { describe, pick, readInput } from './script_io.mjs';
+import { describe, grantParameters, pick, readInput } from './script_io.mjs';
 
 function decodePart(part) {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
@@ -67,9 +67,7 @@ try {
   const dpop = client.getDPoPHandle(config, keyPair);
 
   stage = 'client_credentials';
-  const parameters = {};
-  if (input.scope) parameters.scope = input.scope;
-  if (input.resource) parameters.resource = input.resource;
+  const parameters = grantParameters(input);
   result.tokens = [];
   for (let i = 0; i < (input.grants ?? 1); i += 1) {
     const token = await client.clientCredentialsGrant(config, parameters, { DPoP: dpop });

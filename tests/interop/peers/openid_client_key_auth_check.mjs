@@ -19,7 +19,7 @@
 //   "error_description", "status", "www_authenticate", "challenges", "cause"}} (those it has)
 //   and exits 1.
 import * as client from 'openid-client';
-import { describe, pick, readInput } from './script_io.mjs';
+import { describe, grantParameters, pick, readInput } from './script_io.mjs';
 
 // The WebCrypto algorithm to import a private JWK with (the JWS alg follows from the key).
 function importAlgorithm(jwk, alg) {
@@ -72,9 +72,7 @@ try {
   const result = { metadata: config.serverMetadata() };
 
   stage = 'client_credentials';
-  const parameters = {};
-  if (input.scope) parameters.scope = input.scope;
-  if (input.resource) parameters.resource = input.resource;
+  const parameters = grantParameters(input);
   const token = await client.clientCredentialsGrant(config, parameters);
   result.token = pick(token, ['access_token', 'token_type', 'expires_in', 'scope']);
   const tokenRequest = captured.find((r) => r.url === result.metadata.token_endpoint);

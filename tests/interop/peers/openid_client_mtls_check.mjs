@@ -28,7 +28,7 @@
 import fs from 'node:fs';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { describe, pick, readInput } from './script_io.mjs';
+import { describe, grantParameters, pick, readInput } from './script_io.mjs';
 
 let stage = 'input';
 let agent;
@@ -62,9 +62,7 @@ try {
   const result = { metadata };
 
   stage = 'client_credentials';
-  const parameters = {};
-  if (input.scope) parameters.scope = input.scope;
-  if (input.resource) parameters.resource = input.resource;
+  const parameters = grantParameters(input);
   const token = await client.clientCredentialsGrant(config, parameters);
   result.token = pick(token, ['access_token', 'token_type', 'expires_in', 'scope']);
   const sent = exchanges.find((e) => e.url === metadata.token_endpoint);

@@ -31,3 +31,12 @@ export function pick(source, names) {
   for (const name of names) if (source[name] !== undefined) out[name] = source[name];
   return out;
 }
+
+// The parameters of a client credentials grant the input asks for (scope, resource), as
+// openid-client's clientCredentialsGrant takes them.
+export function grantParameters(input) {
+  const parameters = {};
+  if (input.scope) parameters.scope = input.scope;
+  if (input.resource) parameters.resource = input.resource;
+  return parameters;
+}
