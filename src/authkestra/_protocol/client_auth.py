@@ -8,7 +8,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 from ..errors import ConfigError
 
-__all__ = ["AuthMethod", "basic_credentials", "decode_basic_credentials"]
+__all__ = ["AuthMethod", "basic_credentials", "check_client_id", "decode_basic_credentials"]
 
 
 class AuthMethod(str, enum.Enum):
@@ -87,3 +87,12 @@ def decode_basic_credentials(header_value: str, *, form_encoded: bool = True) ->
     if form_encoded:
         return unquote_plus(user, errors="strict"), unquote_plus(password, errors="strict")
     return user, password
+
+
+def check_client_id(client_id: object) -> str:
+    """``client_id`` if it can name a client: a non-empty string without control characters."""
+    if not isinstance(client_id, str) or not client_id.strip():
+        raise ConfigError("client_id must be a non-empty string")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in client_id):
+        raise ConfigError("client_id must not contain control characters")
+    return client_id

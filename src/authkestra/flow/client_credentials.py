@@ -12,7 +12,7 @@ import httpx
 from .. import __version__
 from .._clock import Clock, SystemClock
 from .._protocol.actions import Operation
-from .._protocol.client_auth import AuthMethod
+from .._protocol.client_auth import AuthMethod, check_client_id
 from .._protocol.context import ProtocolContext
 from .._protocol.discovery import ServerMetadata, discover
 from .._protocol.dpop import DPoPState, dpop_key, generate_dpop_key
@@ -179,10 +179,7 @@ class ClientCredentialsFlow:
         ca_bundle: str | Path | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(client_id, str) or not client_id.strip():
-            raise ConfigError("client_id must be a non-empty string")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in client_id):
-            raise ConfigError("client_id must not contain control characters")
+        check_client_id(client_id)
         method = AuthMethod.parse(auth_method)
         source = to_secret_source(client_secret)
         if method.needs_secret and source is None:

@@ -12,7 +12,7 @@ import httpx
 
 from .._clock import Clock, SystemClock
 from .._protocol.actions import HttpRequest, HttpResponse, Operation, ReadSecret
-from .._protocol.client_auth import AuthMethod
+from .._protocol.client_auth import AuthMethod, check_client_id
 from .._protocol.discovery import discover
 from .._protocol.redact import Redactor
 from .._protocol.responses import parse_json_object, raise_for_failure
@@ -78,10 +78,7 @@ class IntrospectionVerifier:
         for what, url in (("introspection_url", introspection_url), ("issuer", issuer)):
             if url is not None:
                 check_endpoint_url(url, what=what, allow_insecure_http=allow_insecure_http)
-        if not isinstance(client_id, str) or not client_id.strip():
-            raise ConfigError("client_id must be a non-empty string")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in client_id):
-            raise ConfigError("client_id must not contain control characters")
+        check_client_id(client_id)
         self.auth_method = AuthMethod.parse(auth_method)
         if self.auth_method not in _AUTH_METHODS:
             raise ConfigError(
