@@ -223,14 +223,10 @@ class JWKSCache:
     # -- deciding --------------------------------------------------------------------
 
     def _plan(self, kid: str | None, alg: str) -> tuple[Key | None, str]:
-        """(key, what to do): "use" it, "wait" for a fetch, or "refresh" then use the key."""
-        keys = self._keys
-        if keys is not None and self.clock.monotonic() < self._stale_at:
-            # The hot path: fresh keys, no lock (reading two attributes is atomic enough;
-            # a refresh racing with us only makes us use the previous, still valid set).
-            key = keys.find(kid, alg)
-            if key is not None:
-                return key, "use"
+        """(key, what to do): "use" it, "wait" for a fetch, or "refresh" then use the key.
+
+        Called when :meth:`_fresh` (the lock-free hot path) found no key.
+        """
         with self._lock:
             now = self.clock.monotonic()
             if self._flight is not None and (
@@ -306,7 +302,8 @@ class JWKSCache:
     # -- getting a key -----------------------------------------------------------------
 
     def _fresh(self, kid: str | None, alg: str) -> Key | None:
-        """The key from the current, unexpired set: the hot path of _plan, without its tuple."""
+        """The key from the current, unexpired set, without the lock (reading two attributes
+        is atomic enough; a refresh racing with us only makes us use the previous set)."""
         keys = self._keys
         if keys is not None and self.clock.monotonic() < self._stale_at:
             return keys.find(kid, alg)

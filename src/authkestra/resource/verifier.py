@@ -311,10 +311,10 @@ class JWTVerifier:
             raise InvalidToken("the token's kid is not a string")
         return _Header(header, alg, kid, self._signers[alg], segment)
 
-    def _remember(self, header: _Header) -> None:
+    def _remember(self, header: _Header, segment: bytes) -> None:
         """Read tokens with this header by the fast path from now on (its signature held)."""
-        segment, header.segment = header.segment, None
-        if segment is not None and len(self._headers) < _MAX_HEADERS:
+        header.segment = None
+        if len(self._headers) < _MAX_HEADERS:
             self._headers.setdefault(segment, header)
 
     def _finish(self, token: str, parsed: _Parsed, key: Any) -> AccessToken:
@@ -328,7 +328,7 @@ class JWTVerifier:
             raise InvalidToken("the token's signature is not valid")
         if header.segment is not None:
             # Only headers of tokens the issuer signed: forged ones cannot fill the table.
-            self._remember(header)
+            self._remember(header, header.segment)
         access = self._check_claims(claims)
         if self.cache is not None:
             self.cache.put(token, access)
