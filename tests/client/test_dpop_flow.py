@@ -15,7 +15,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authkestra import ClientCredentialsFlow, ConfigError, OAuthError, RetryPolicy
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from authkestra.flow._token_manager import cache_key
 from tests.support.hostile_server import HostileServer, Received, Reply
 

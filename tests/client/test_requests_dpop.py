@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from authkestra import ClientCredentialsFlow, InvalidToken, RetryPolicy
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.asgi import BearerTokenMiddleware
 from tests.support.authkestra_server import AuthkestraServer

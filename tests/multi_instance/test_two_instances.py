@@ -24,7 +24,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from authkestra._protocol.client_assertion import JWT_BEARER
 from tests.support.authkestra_server import AuthkestraServer, cli
 from tests.support.postgres_server import PostgresServer

@@ -217,7 +217,7 @@ CORPUS: list[tuple[str, Build, str]] = [
     ("scope-not-a-string", lambda i: i.token(scope=["read"]), "scope claim is not a string"),
     *[(f"missing-{name}", without(name), f"no {name} claim") for name in RFC9068_CLAIMS],
     # -- the compact form --
-    ("empty", lambda i: "", "no token"),
+    ("empty", lambda i: "", "the token is empty"),
     ("one-part", mangled(lambda t: t.split(".")[0]), "three dot-separated parts"),
     ("two-parts", mangled(lambda t: t.rsplit(".", 1)[0]), "three dot-separated parts"),
     ("four-parts", mangled(lambda t: t + ".AAAA"), "three dot-separated parts"),

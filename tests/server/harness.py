@@ -24,7 +24,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from authkestra._protocol.client_auth import basic_credentials
 from authkestra.server import ServerSettings, create_app
 from authkestra.server.context import ServerContext, build_context

@@ -14,7 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey, OKPKey, RSAKey
 
 from authkestra import ClientCredentialsFlow, RetryPolicy
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from authkestra._protocol.client_assertion import AssertionKey
 from authkestra._protocol.client_auth import basic_credentials
 from authkestra._protocol.dpop import DPoPKey, dpop_key, generate_dpop_key, proof

@@ -22,7 +22,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from tests.server.harness import (
     InProcessServer,
     assert_oauth_error,

@@ -12,7 +12,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authkestra import ConfigError
-from authkestra._jose import jws_registry
+from authkestra._jose.signing import jws_registry
 from authkestra._protocol.dpop import (
     DPoPState,
     NonceStore,

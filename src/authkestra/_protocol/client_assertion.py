@@ -33,21 +33,21 @@ class AssertionKey:
         return f"AssertionKey(alg={self.alg!r}, kid={self.kid!r})"
 
 
-def _joserfc() -> Any:
+def _signing() -> Any:
     try:
-        from joserfc import jwt
+        from .._jose import signing
     except ImportError:  # pragma: no cover - depends on the install
         raise ConfigError(
             "JWT client authentication needs joserfc: pip install 'authkestra[keys]'"
         ) from None
-    return jwt
+    return signing
 
 
 def secret_key(secret: str) -> AssertionKey:
     """The HS256 key ``client_secret_jwt`` signs with: the client secret itself."""
-    from joserfc.jwk import OctKey
+    from .._jose.keys import hmac_key
 
-    return AssertionKey(OctKey.import_key(secret.encode("utf-8")), "HS256")
+    return AssertionKey(hmac_key(secret), "HS256")
 
 
 def client_assertion(
@@ -59,7 +59,7 @@ def client_assertion(
     lifetime: int = ASSERTION_LIFETIME,
 ) -> str:
     """A signed assertion: iss = sub = client id; aud, iat, exp and a new jti."""
-    jwt = _joserfc()
+    signing = _signing()
     header: dict[str, Any] = {"alg": signer.alg, "typ": "JWT"}
     if signer.kid:
         header["kid"] = signer.kid
@@ -71,6 +71,4 @@ def client_assertion(
         "exp": now + lifetime,
         "jti": secrets.token_urlsafe(24),
     }
-    from .._jose import jws_registry
-
-    return str(jwt.encode(header, claims, signer.key, registry=jws_registry(signer.alg)))
+    return str(signing.sign_jwt(header, claims, signer.key))

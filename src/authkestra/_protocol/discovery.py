@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .._json import parse_json_object
 from ..errors import ConfigError, MalformedResponse, ProviderError
 from .actions import HttpRequest, HttpResponse, Operation
 from .context import ProtocolContext
 from .redact import Redactor
-from .responses import parse_json_object, raise_for_failure
+from .responses import raise_for_failure
 from .retry import send_with_retries
 from .urls import check_endpoint_url, metadata_urls
 

@@ -13,7 +13,6 @@ Signing is joserfc's; nothing here is hand-made JOSE.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import re
@@ -23,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._jose import base64url
 from ..errors import ConfigError
 from .client_assertion import AssertionKey
 
@@ -76,9 +76,9 @@ def dpop_key(signer: AssertionKey) -> DPoPKey:
 
 def generate_dpop_key() -> DPoPKey:
     """A new EC P-256 key, for a flow that was given none."""
-    from joserfc.jwk import ECKey
+    from .._jose.keys import generate_key
 
-    return dpop_key(AssertionKey(ECKey.generate_key("P-256", private=True), "ES256"))
+    return dpop_key(AssertionKey(generate_key("ES256"), "ES256"))
 
 
 def htu(url: str) -> str:
@@ -99,8 +99,7 @@ def _origin(url: str) -> str:
 
 def access_token_hash(access_token: str) -> str:
     """``ath``: base64url (no padding) of the SHA-256 of the access token's ASCII."""
-    digest = hashlib.sha256(access_token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return base64url.encode(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
 def proof(
@@ -113,9 +112,7 @@ def proof(
     access_token: str | None = None,
 ) -> str:
     """A DPoP proof JWT for one request (a new ``jti`` on every call)."""
-    from joserfc import jwt
-
-    from .._jose import jws_registry
+    from .._jose.signing import sign_jwt
 
     header = {"typ": "dpop+jwt", "alg": key.alg, "jwk": dict(key.public_jwk)}
     claims: dict[str, Any] = {
@@ -128,7 +125,7 @@ def proof(
         claims["nonce"] = nonce
     if access_token is not None:
         claims["ath"] = access_token_hash(access_token)
-    return str(jwt.encode(header, claims, key.key, registry=jws_registry(key.alg)))
+    return sign_jwt(header, claims, key.key)
 
 
 def is_nonce_challenge(status_code: int, www_authenticate: str | None) -> bool:

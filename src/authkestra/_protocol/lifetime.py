@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 from collections.abc import Callable
 
+from .._jose.compact import peek_claims
 from ..cache.base import CachedToken
 from ..token import Token
 
@@ -24,14 +23,8 @@ def peek_jwt_expiry(access_token: str) -> float | None:
     Used only to schedule renewal when the server sent no ``expires_in``; the
     token's validity is for the resource server to check, not the client.
     """
-    parts = access_token.split(".")
-    if len(parts) != 3 or len(parts[1]) > 16384:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError, RecursionError):
-        return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
+    claims = peek_claims(access_token)
+    exp = claims.get("exp") if claims is not None else None
     if isinstance(exp, bool) or not isinstance(exp, (int, float)):
         return None
     return float(exp)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
+from .._json import parse_json_object
 from ..errors import (
     MalformedResponse,
     ProviderError,
@@ -18,10 +18,10 @@ from ..errors import (
 )
 from ..token import Token
 from .actions import HttpResponse
-from .redact import Redactor, clean_text
+from .redact import Redactor
 from .retry import parse_retry_after
 
-__all__ = ["parse_json_object", "parse_token_response", "raise_for_failure"]
+__all__ = ["parse_token_response", "raise_for_failure"]
 
 logger = logging.getLogger("authkestra")
 
@@ -34,42 +34,6 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 MAX_EXPIRES_IN = 2**31 - 1
 #: Fields kept out of Token.raw: they are credentials.
 _SECRET_FIELDS = frozenset({"access_token", "refresh_token"})
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        # Two members with one name: which one a reader takes differs between parsers.
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate member {clean_text(key, 40)!r}")
-            seen.add(key)
-    return result
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Decode a strict JSON object (UTF-8, no NaN, no duplicate members).
-
-    Raises ValueError with a short reason when the body is anything else.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("the body is not UTF-8") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("the JSON is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the body is not JSON ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"the JSON is {type(value).__name__}, not an object")
-    return value
 
 
 def _excerpt(response: HttpResponse, redact: Redactor) -> str:

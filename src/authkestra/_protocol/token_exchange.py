@@ -6,6 +6,7 @@ import dataclasses
 import hmac
 import logging
 
+from .._json import parse_json_object
 from ..errors import InvalidClient
 from ..token import Token
 from .actions import HttpRequest, HttpResponse, Operation, ReadSecret
@@ -13,7 +14,7 @@ from .client_assertion import AssertionKey, client_assertion, secret_key
 from .client_auth import AuthMethod
 from .context import ProtocolContext
 from .dpop import DPoPState
-from .responses import parse_json_object, parse_token_response
+from .responses import parse_token_response
 from .retry import send_with_retries
 from .token_request import TokenRequestSpec, build_token_request
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,11 +10,13 @@ from typing import Any
 import httpx
 
 from .._clock import Clock, SystemClock
+from .._jose.claims import ClaimError, TimeRules
+from .._json import parse_json_object
 from .._protocol.actions import HttpRequest, HttpResponse, Operation, ReadSecret
 from .._protocol.client_auth import AuthMethod, check_client_id
 from .._protocol.discovery import discover
 from .._protocol.redact import Redactor
-from .._protocol.responses import parse_json_object, raise_for_failure
+from .._protocol.responses import raise_for_failure
 from .._protocol.retry import send_with_retries
 from .._protocol.token_request import build_authenticated_post
 from .._protocol.urls import check_endpoint_url
@@ -100,6 +101,8 @@ class IntrospectionVerifier:
         self.max_token_length = options.count(max_token_length, "max_token_length", positive=True)
         self.cache_ttl = options.seconds(cache_ttl, "cache_ttl")
         self.leeway = options.seconds(leeway, "leeway")
+        #: An active answer's exp and nbf, when it gives them (iat is the issuer's business).
+        self._times = TimeRules(leeway=self.leeway, require=(), names=("exp", "nbf"))
         self.clock: Clock = clock or SystemClock()
         self._ctx, self._drivers = issuer_io(
             clock=self.clock,
@@ -186,24 +189,21 @@ class IntrospectionVerifier:
         if answer.get("active") is not True:
             raise InvalidToken("the issuer says the token is not active")
         now = self.clock.now()
-        exp = answer.get("exp")
+        try:
+            exp, _iat = self._times.check(answer, now.timestamp())
+        except ClaimError as exc:
+            if exc.problem in ("not a number", "out of range"):
+                reason = f"the introspection answer has a malformed {exc.claim}"
+            else:
+                reason = exc.describe("the token")
+            raise InvalidToken(reason) from None
         if exp is not None:
-            if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
-                raise InvalidToken("the introspection answer has a malformed exp")
-            if exp + self.leeway <= now.timestamp():
-                raise InvalidToken("the token has expired")
             try:
                 expires_at = datetime.fromtimestamp(exp, timezone.utc)
             except (OverflowError, OSError, ValueError):  # past year 9999, or past time_t
                 raise InvalidToken("the introspection answer's exp is out of range") from None
         else:
             expires_at = now + timedelta(seconds=self.cache_ttl)
-        if "nbf" in answer:  # active, says the issuer; not before nbf, says the token
-            nbf = answer["nbf"]
-            if isinstance(nbf, bool) or not isinstance(nbf, (int, float)) or not math.isfinite(nbf):
-                raise InvalidToken("the introspection answer has a malformed nbf")
-            if now.timestamp() + self.leeway < nbf:
-                raise InvalidToken("the token is not valid yet (nbf)")
         if self.issuer is not None and "iss" in answer and answer["iss"] != self.issuer:
             raise InvalidToken("the token was issued by another issuer")
         aud = answer.get("aud")

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import logging
@@ -27,46 +26,25 @@ import re
 import threading
 from typing import Any
 
-from joserfc.jwk import ECKey, OKPKey, RSAKey
-
 from .._clock import Clock
+from .._jose.algorithms import PRIVATE_MEMBERS, fits
+from .._jose.keys import Key, UnusableKey, import_public_jwk
+from .._json import parse_json_object
 from .._protocol.actions import HttpRequest, Operation
 from .._protocol.context import ProtocolContext
 from .._protocol.discovery import discover
-from .._protocol.responses import parse_json_object, raise_for_failure
+from .._protocol.responses import raise_for_failure
 from .._protocol.retry import send_with_retries
 from ..errors import AuthError, InvalidToken, MalformedResponse, NetworkError
 from ..flow._drivers import Drivers
 from ..flow._single_flight import Flight
 from ..flow._token_manager import fresh_copy
 
-__all__ = ["ALGORITHM_KEYS", "JWKSCache", "KeySet"]
+__all__ = ["JWKSCache", "KeySet"]
 
 logger = logging.getLogger("authkestra")
 
-Key = ECKey | OKPKey | RSAKey
-
-#: Signature algorithm -> (JWK kty, required curve or None). HMAC is absent on purpose:
-#: a public key must never be usable as an HMAC secret.
-ALGORITHM_KEYS: dict[str, tuple[str, tuple[str, ...] | None]] = {
-    "ES256": ("EC", ("P-256",)),
-    "ES384": ("EC", ("P-384",)),
-    "ES512": ("EC", ("P-521",)),
-    "EdDSA": ("OKP", ("Ed25519", "Ed448")),
-    "Ed25519": ("OKP", ("Ed25519",)),
-    "RS256": ("RSA", None),
-    "RS384": ("RSA", None),
-    "RS512": ("RSA", None),
-    "PS256": ("RSA", None),
-    "PS384": ("RSA", None),
-    "PS512": ("RSA", None),
-}
-#: Two names of one algorithm: RFC 9864's Ed25519 is EdDSA on the Ed25519 curve, so an
-#: Ed25519-curve key published for one verifies the other.
-_SAME_ALGORITHM = {"EdDSA": "Ed25519", "Ed25519": "EdDSA"}
-_IMPORTERS: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
-MIN_RSA_BITS = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,17 +54,6 @@ class _Entry:
     crv: str | None
     alg: str | None
     key: Key
-
-
-def _rsa_bits(modulus: object) -> int:
-    """The size of a JWK's base64url modulus ``n``, in bits (0 when it is not one)."""
-    if not isinstance(modulus, str):
-        return 0
-    try:
-        value = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    except ValueError:
-        return 0
-    return int.from_bytes(value, "big").bit_length()
 
 
 class KeySet:
@@ -113,24 +80,19 @@ class KeySet:
 
     @staticmethod
     def _parse(raw: Any) -> _Entry | None:
-        if not isinstance(raw, dict):
+        if not isinstance(raw, dict) or raw.get("use") not in (None, "sig"):
             return None
-        kty, use = raw.get("kty"), raw.get("use")
-        if not isinstance(kty, str) or kty not in _IMPORTERS or (use is not None and use != "sig"):
-            return None  # "oct" keys never: they would turn HS256 forgeries into valid tokens
-        if kty == "RSA" and _rsa_bits(raw.get("n")) < MIN_RSA_BITS:
-            return None  # refused before import: too weak to trust, and joserfc would warn
-        public = {k: v for k, v in raw.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
+        # Only the public part: an issuer that publishes a private key by mistake still
+        # has its tokens verified (the private members are never read).
+        public = {k: v for k, v in raw.items() if k not in PRIVATE_MEMBERS or k == "k"}
         try:
-            key = _IMPORTERS[kty].import_key(public)
-        except Exception:
-            return None
-        if kty == "RSA" and key.public_key.key_size < MIN_RSA_BITS:
+            key = import_public_jwk(public)  # "oct" keys never: HS256 forgeries would pass
+        except UnusableKey:
             return None
         kid, alg, crv = raw.get("kid"), raw.get("alg"), raw.get("crv")
         return _Entry(
             kid if isinstance(kid, str) else None,
-            kty,
+            str(raw["kty"]),
             crv if isinstance(crv, str) else None,
             alg if isinstance(alg, str) else None,
             key,
@@ -146,19 +108,8 @@ class KeySet:
         return found
 
     def _fitting(self, kid: str | None, alg: str) -> list[_Entry]:
-        kty, curves = ALGORITHM_KEYS[alg]
         entries = self.entries if kid is None else self._by_kid.get(kid, [])
-        return [
-            e
-            for e in entries
-            if e.kty == kty
-            and (curves is None or e.crv in curves)
-            and (
-                e.alg is None
-                or e.alg == alg
-                or (e.crv == "Ed25519" and _SAME_ALGORITHM.get(e.alg) == alg)
-            )
-        ]
+        return [e for e in entries if fits(alg, e.kty, e.crv, e.alg)]
 
     def _find(self, kid: str | None, alg: str) -> Key | None:
         fitting = self._fitting(kid, alg)

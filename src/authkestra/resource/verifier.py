@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -10,17 +9,18 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
-from joserfc.jwa import JWSAlgModel
-from joserfc.jws import JWSRegistry
 
 from .._clock import Clock, SystemClock
+from .._jose.algorithms import ASYMMETRIC
+from .._jose.claims import ClaimError, TimeRules
+from .._jose.compact import MalformedJWS, parse_compact, read_compact
+from .._jose.signing import SignatureAlgorithm, signature_algorithm
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken
 from . import _options as options
 from ._io import issuer_io
-from ._jwt import parse_compact, read_compact
 from .access_token import AccessToken, scope_tokens
-from .jwks import ALGORITHM_KEYS, JWKSCache
+from .jwks import JWKSCache
 from .token_cache import VerifiedTokenCache
 
 __all__ = ["DEFAULT_ALGORITHMS", "RFC9068_CLAIMS", "JWTVerifier"]
@@ -42,26 +42,6 @@ _ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
 #: Most header segments remembered per verifier (forged headers cannot fill memory).
 _MAX_HEADERS = 64
 _UTC = timezone.utc
-#: Integer times below this (in absolute value) are exact as floats.
-_INT_TIME = 2**53
-
-
-def _number(value: Any, name: str) -> float:
-    """A time claim's value as a float; InvalidToken for anything else (null included)."""
-    if type(value) is int:
-        try:
-            return float(value)
-        except OverflowError:  # an integer float cannot hold (over 10**308)
-            raise InvalidToken(f"the token's {name} claim is out of range") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidToken(f"the token's {name} claim is not a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise InvalidToken(f"the token's {name} claim is out of range") from None
-    if not math.isfinite(number):
-        raise InvalidToken(f"the token's {name} claim is not a number")
-    return number
 
 
 def _scopes(claims: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
@@ -105,7 +85,7 @@ class _Header:
         self.header = header
         self.alg = alg
         self.kid = kid
-        self.signer: JWSAlgModel = signer
+        self.signer: SignatureAlgorithm = signer
         #: The header segment (base64url), until the verifier remembers it; then None.
         self.segment: bytes | None = segment
 
@@ -184,10 +164,10 @@ class JWTVerifier:
         if not self.algorithms:
             raise ConfigError("algorithms is empty: no token could ever be accepted")
         for alg in self.algorithms:
-            if alg not in ALGORITHM_KEYS:
+            if alg not in ASYMMETRIC:
                 raise ConfigError(
                     f"algorithm {alg!r} is not allowed: use asymmetric ones"
-                    f" ({', '.join(ALGORITHM_KEYS)}); 'none' and HMAC never verify access tokens"
+                    f" ({', '.join(ASYMMETRIC)}); 'none' and HMAC never verify access tokens"
                 )
         if jwks_url is not None:
             check_endpoint_url(jwks_url, what="jwks_url", allow_insecure_http=allow_insecure_http)
@@ -196,6 +176,7 @@ class JWTVerifier:
         self.issuer = issuer
         self.audiences = frozenset(audiences)
         self.leeway = options.seconds(leeway, "leeway")
+        self._times = TimeRules(leeway=self.leeway)
         self.require_at_jwt_typ = bool(require_at_jwt_typ)
         self.required_claims = options.claim_names(required_claims, "required_claims")
         self._required = frozenset(self.required_claims)
@@ -207,11 +188,7 @@ class JWTVerifier:
         self._headers: dict[bytes, _Header] = {}
         self.max_token_length = options.count(max_token_length, "max_token_length", positive=True)
         self.clock: Clock = clock or SystemClock()
-        self._signers = {
-            alg: JWSRegistry.algorithms[alg]
-            for alg in self.algorithms
-            if alg in JWSRegistry.algorithms
-        }
+        self._signers = {alg: signature_algorithm(alg) for alg in self.algorithms}
         ctx, drivers = issuer_io(
             clock=self.clock,
             timeout=timeout,
@@ -281,9 +258,11 @@ class JWTVerifier:
         return parsed if parsed is not None else self._parse_fully(token)
 
     def _parse_fully(self, token: str) -> _Parsed:
-        parsed = parse_compact(token, max_length=self.max_token_length)
-        head = token.split(".", 1)[0].encode("ascii")  # parse_compact checked it is base64url
-        header = self._check_header(parsed.header, head)
+        try:
+            parsed = parse_compact(token, max_length=self.max_token_length)
+        except MalformedJWS as exc:
+            raise InvalidToken(exc.describe("the token")) from None
+        header = self._check_header(parsed.header, parsed.header_segment)
         return header, parsed.claims, parsed.signing_input, parsed.signature
 
     def _check_header(self, header: dict[str, Any], segment: bytes) -> _Header:
@@ -371,25 +350,11 @@ class JWTVerifier:
 
         clock = self.clock
         now = time.time() if type(clock) is SystemClock else clock.now().timestamp()
-        leeway = self.leeway
-        # Integer times (the usual kind) are compared as they are, which for integers of
-        # this size is the same as comparing float(value); anything else goes through
-        # _number, which says what is wrong with it.
-        if "exp" not in claims:
-            raise InvalidToken("the token has no exp claim")
-        exp: float = claims["exp"]
-        if type(exp) is not int or not -_INT_TIME < exp < _INT_TIME:
-            exp = _number(exp, "exp")
-        if now >= exp + leeway:
-            raise InvalidToken("the token has expired")
-        if "nbf" in claims and now + leeway < _number(claims["nbf"], "nbf"):
-            raise InvalidToken("the token is not valid yet (nbf)")
-        if "iat" in claims:
-            iat: float = claims["iat"]
-            if type(iat) is not int or not -_INT_TIME < iat < _INT_TIME:
-                iat = _number(iat, "iat")
-            if iat > now + leeway:
-                raise InvalidToken("the token was issued in the future (iat)")
+        try:
+            exp = self._times.check(claims, now)[0]
+        except ClaimError as exc:
+            raise InvalidToken(exc.describe("the token")) from None
+        assert exp is not None  # required by the rules
 
         subject, client_id, jwt_id = get("sub"), get("client_id"), get("jti")
         if not (

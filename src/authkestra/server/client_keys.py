@@ -9,7 +9,6 @@ header only picks among those; it never makes a key verify something else.
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import json
 import threading
@@ -17,13 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from .._jose.algorithms import algorithms_for_key
+from .._jose.keys import UnusableKey, import_pem, import_public_jwk
 from .mtls import public_jwk
 
 __all__ = [
-    "PUBLIC_KEY_ALGORITHMS",
-    "SECRET_ALGORITHMS",
     "ClientKey",
     "InvalidJwks",
     "ParsedKeySets",
@@ -33,35 +31,7 @@ __all__ = [
     "parse_jwks",
 ]
 
-#: What ``private_key_jwt`` assertions may be signed with (a key narrows it further).
-PUBLIC_KEY_ALGORITHMS = (
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-    "Ed25519",
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-)
-#: What ``client_secret_jwt`` assertions may be signed with (HMAC under the client secret).
-SECRET_ALGORITHMS = ("HS256", "HS384", "HS512")
-
 MAX_KEYS = 20
-MIN_RSA_BITS = 2048
-_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-_CURVE_ALGORITHMS = {
-    "P-256": frozenset({"ES256"}),
-    "P-384": frozenset({"ES384"}),
-    "P-521": frozenset({"ES512"}),
-    "Ed25519": frozenset({"EdDSA", "Ed25519"}),
-}
-_IMPORTERS: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
-#: JWK members that only a private (or symmetric) key has.
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class InvalidJwks(ValueError):
@@ -77,32 +47,19 @@ class ClientKey:
     algorithms: frozenset[str]
 
 
-def _algorithms(key: Any, data: dict[str, Any]) -> frozenset[str]:
-    kty = data["kty"]
-    if kty == "RSA":
-        allowed = _RSA_ALGORITHMS
-    else:
-        curve = str(data.get("crv"))
-        found = _CURVE_ALGORITHMS.get(curve)
-        if found is None:
-            raise InvalidJwks(f"a {kty} key on curve {curve!r}: not a signing key this server uses")
-        allowed = found
+def _algorithms(data: dict[str, Any]) -> frozenset[str]:
+    """What the key verifies: all its type and curve allow, narrowed to its JWK ``alg``."""
+    kty, curve = data["kty"], data.get("crv")
+    allowed = algorithms_for_key(kty, curve)
+    if not allowed:
+        raise InvalidJwks(f"a {kty} key on curve {curve!r}: not a signing key this server uses")
     alg = data.get("alg")
     if alg is None:
-        return allowed
-    if alg not in allowed:
-        raise InvalidJwks(f"a key whose alg {alg!r} does not fit a {kty} {data.get('crv', '')} key")
-    return frozenset({alg})
-
-
-def _check_rsa_size(modulus: Any) -> None:
-    try:
-        raw = base64.urlsafe_b64decode(str(modulus) + "=" * (-len(str(modulus)) % 4))
-    except (ValueError, binascii.Error):
-        raise InvalidJwks("an RSA key could not be read (its n)") from None
-    bits = int.from_bytes(raw, "big").bit_length()
-    if bits < MIN_RSA_BITS:
-        raise InvalidJwks(f"an RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed")
+        return frozenset(allowed)
+    narrowed = algorithms_for_key(kty, curve, alg)
+    if not narrowed:
+        raise InvalidJwks(f"a key whose alg {alg!r} does not fit a {kty} {curve or ''} key")
+    return frozenset(narrowed)
 
 
 def _parse_key(data: Any, *, check_x5c: bool = False) -> tuple[ClientKey, dict[str, Any]]:
@@ -113,11 +70,6 @@ def _parse_key(data: Any, *, check_x5c: bool = False) -> tuple[ClientKey, dict[s
     """
     if not isinstance(data, dict):
         raise InvalidJwks("a key is not a JSON object")
-    if _PRIVATE_MEMBERS & set(data):
-        raise InvalidJwks("a key holds private or symmetric key material: give public keys only")
-    importer = _IMPORTERS.get(data.get("kty"))  # type: ignore[arg-type]
-    if importer is None:
-        raise InvalidJwks(f"a key of kty {data.get('kty')!r}: use EC, OKP or RSA")
     if data.get("use", "sig") != "sig":
         raise InvalidJwks(f"a key with use {data.get('use')!r}: signing keys have use 'sig'")
     ops = data.get("key_ops")
@@ -126,15 +78,11 @@ def _parse_key(data: Any, *, check_x5c: bool = False) -> tuple[ClientKey, dict[s
     kid = data.get("kid")
     if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):
         raise InvalidJwks("a key's kid must be a non-empty string")
-    if data["kty"] == "RSA":
-        _check_rsa_size(data.get("n"))  # before joserfc, which warns about small keys
     try:
-        key = importer.import_key(data)
-    except Exception as exc:  # joserfc raises several types for bad members
-        raise InvalidJwks(f"a {data['kty']} key could not be read ({type(exc).__name__})") from None
-    if key.is_private:
-        raise InvalidJwks("a key is private: give public keys only")
-    algorithms = _algorithms(key, data)
+        key = import_public_jwk(data)
+    except UnusableKey as exc:
+        raise InvalidJwks(str(exc)) from None
+    algorithms = _algorithms(data)
     if check_x5c and "x5c" in data:
         _check_x5c(data["x5c"], key.thumbprint())
     public = {
@@ -189,13 +137,11 @@ def _load_text(text: str) -> Any:
     if stripped.startswith("-----BEGIN"):
         if "PRIVATE KEY" in stripped:
             raise InvalidJwks("that is a private key: register the public key only")
-        for importer in (ECKey, OKPKey, RSAKey):
-            try:
-                key = importer.import_key(stripped.encode())
-            except Exception:  # noqa: S112 - try the next key type
-                continue
-            return {"keys": [key.as_dict(private=False)]}
-        raise InvalidJwks("the PEM text is not an EC, Ed25519 or RSA public key")
+        try:
+            key = import_pem(stripped.encode())
+        except UnusableKey:
+            raise InvalidJwks("the PEM text is not an EC, Ed25519 or RSA public key") from None
+        return {"keys": [key.as_dict(private=False)]}
     try:
         document = json.loads(stripped)
     except (ValueError, RecursionError):

@@ -14,12 +14,12 @@ are accepted, so every instance sharing the server key accepts every other's.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import time
 from collections.abc import Callable, Sequence
 
+from .._jose import base64url
 from .._protocol.dpop_proof import DPOP_PROOF_ALGS, ProofError, normalized_htu, read_proof
 from ..errors import OAuthError
 from .shared_state import AssertionReplayCache
@@ -53,10 +53,6 @@ def _invalid(description: str) -> InvalidDPoPProof:
     return InvalidDPoPProof("invalid DPoP proof", status_code=400, error_description=description)
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 class DPoPNonces:
     """Time-windowed HMAC nonces: the same on every instance that shares the server key."""
 
@@ -68,7 +64,7 @@ class DPoPNonces:
         self._clock = clock or time.time
 
     def _for(self, window: int) -> str:
-        return _b64url(hmac.new(self._key, str(window).encode(), hashlib.sha256).digest())
+        return base64url.encode(hmac.new(self._key, str(window).encode(), hashlib.sha256).digest())
 
     def current(self) -> str:
         """The nonce to send now."""

@@ -10,35 +10,25 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from joserfc import jwt
-from joserfc.jwk import ECKey, OKPKey, RSAKey
-
-from .._jose import jws_registry
+from .._jose import keys as jose_keys
+from .._jose.keys import Key, import_jwk
+from .._jose.signing import sign_jwt
 from .store import SigningKeyRecord, Store
 
 __all__ = ["ALGORITHMS", "KeyRing", "generate_key", "signing_record"]
 
-Key = ECKey | OKPKey | RSAKey
-
-#: Signing algorithms and how to make a key for each.
+#: The algorithms this server signs its tokens with.
 ALGORITHMS = ("ES256", "EdDSA", "RS256")
 
 
 def generate_key(alg: str) -> tuple[str, str]:
     """A new private key for ``alg``: (kid, private JWK as JSON)."""
-    kid = secrets.token_urlsafe(12)
-    params: Any = {"alg": alg, "use": "sig", "kid": kid}
-    key: Key
-    if alg == "ES256":
-        key = ECKey.generate_key("P-256", params, private=True)
-    elif alg == "EdDSA":
-        key = OKPKey.generate_key("Ed25519", params, private=True)
-    elif alg == "RS256":
-        key = RSAKey.generate_key(2048, params, private=True)
-    else:
+    if alg not in ALGORITHMS:
         raise ValueError(
             f"unsupported signing algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}"
         )
+    kid = secrets.token_urlsafe(12)
+    key = jose_keys.generate_key(alg, {"alg": alg, "use": "sig", "kid": kid})
     return kid, json.dumps(key.as_dict(private=True))
 
 
@@ -109,9 +99,7 @@ class KeyRing:
     def _parse(self, record: SigningKeyRecord) -> Key:
         key = self._parsed.get(record.kid)
         if key is None:
-            data = json.loads(record.private_jwk)
-            importers: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
-            key = importers[data["kty"]].import_key(data)
+            key = import_jwk(json.loads(record.private_jwk))
             self._parsed[record.kid] = key
         return key
 
@@ -153,9 +141,7 @@ class KeyRing:
 
     def sign(self, claims: dict[str, Any]) -> str:
         kid, alg, key = self.signing_key()
-        return jwt.encode(
-            {"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key, registry=jws_registry(alg)
-        )
+        return sign_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key)
 
     def rotate(
         self,

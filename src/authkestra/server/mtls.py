@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import (
     Criticality,
@@ -39,8 +38,8 @@ from cryptography.x509.verification import (
     Store,
     VerificationError,
 )
-from joserfc.jwk import JWKRegistry
 
+from .._jose.keys import import_key_object
 from ..tls import ClientCertificate, certificate_thumbprint
 from .store import ClientRecord
 
@@ -212,16 +211,7 @@ def self_signed_pems(jwks_texts: Iterable[str]) -> list[str]:
 
 def public_jwk(certificate: x509.Certificate) -> Any:
     """The certificate's public key as a joserfc key; ValueError for a kind JOSE lacks."""
-    public_key = certificate.public_key()
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        key_type = "EC"
-    elif isinstance(public_key, rsa.RSAPublicKey):
-        key_type = "RSA"
-    elif isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-        key_type = "OKP"
-    else:
-        raise ValueError("the certificate's key is not an EC, RSA or EdDSA key")
-    return JWKRegistry.import_key(public_key, key_type)  # type: ignore[arg-type]
+    return import_key_object(certificate.public_key())
 
 
 def jwks_for_certificates(pems: Iterable[str]) -> dict[str, Any]:

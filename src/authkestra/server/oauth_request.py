@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import json
 import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .._jose.compact import CompactJWS, MalformedJWS, parse_compact
 from .._protocol.client_assertion import JWT_BEARER
 from .._protocol.client_auth import decode_basic_credentials
 from ..errors import InvalidClient, InvalidRequest
@@ -33,7 +31,6 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_ASSERTION_CHARS = 8192
 #: The client authentication methods that send a signed JWT (RFC 7523 §2.2).
 ASSERTION_METHODS = ("private_key_jwt", "client_secret_jwt")
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def parse_form(body: bytes, content_type: str | None) -> FormParams:
@@ -77,8 +74,15 @@ class ClientAssertion:
     """A client assertion as sent: the compact JWT and its decoded, not yet verified, parts."""
 
     jwt: str
-    header: dict[str, Any]
-    claims: dict[str, Any]
+    jws: CompactJWS
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self.jws.header
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return self.jws.claims
 
     def __repr__(self) -> str:
         return f"ClientAssertion(alg={self.header.get('alg')!r}, kid={self.header.get('kid')!r})"
@@ -164,15 +168,6 @@ def _assertion_failed(description: str) -> InvalidClient:
     return InvalidClient("invalid client assertion", status_code=401, error_description=description)
 
 
-def _json_segment(segment: str) -> dict[str, Any]:
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise ValueError("not base64url")
-    value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
-    return value
-
-
 def _assertion_credentials(
     assertion_type: str | None, assertion: str | None, body_id: str | None
 ) -> ClientCredentials:
@@ -184,16 +179,14 @@ def _assertion_credentials(
         )
     if assertion_type != JWT_BEARER:
         raise _assertion_failed(f"unsupported client_assertion_type; use {JWT_BEARER}")
-    if len(assertion) > MAX_ASSERTION_CHARS or assertion.count(".") != 2:
-        raise _assertion_failed("the client assertion is not a signed JWT")
-    header_part, claims_part, signature = assertion.split(".")
     try:
-        header = _json_segment(header_part)
-        claims = _json_segment(claims_part)
-        if not signature or not _B64URL.fullmatch(signature):
-            raise ValueError("no signature")
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise _assertion_failed("the client assertion is not a signed JWT") from None
+        jws = parse_compact(assertion, max_length=MAX_ASSERTION_CHARS)
+    except MalformedJWS as exc:
+        reason = exc.describe("it", "its")
+        raise _assertion_failed(f"the client assertion is not a signed JWT: {reason}") from None
+    if not jws.signature:
+        raise _assertion_failed("the client assertion is not a signed JWT")
+    header, claims = jws.header, jws.claims
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise _assertion_failed("the client assertion must be signed")
@@ -204,7 +197,7 @@ def _assertion_credentials(
         raise _assertion_failed("the client assertion was made for another client")
     _check_chars(issuer, "")
     method = "client_secret_jwt" if alg.upper().startswith("HS") else "private_key_jwt"
-    return ClientCredentials(issuer, None, method, ClientAssertion(assertion, header, claims))
+    return ClientCredentials(issuer, None, method, ClientAssertion(assertion, jws))
 
 
 def _check_chars(client_id: str, secret: str) -> None:

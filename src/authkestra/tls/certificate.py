@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import hashlib
@@ -12,12 +11,14 @@ from typing import Any
 
 from cryptography import x509
 
+from .._jose import base64url
+
 __all__ = ["ClientCertificate", "certificate_thumbprint", "presented_certificate"]
 
 
 def certificate_thumbprint(der: bytes) -> str:
     """RFC 8705 §3.1 ``x5t#S256``: base64url (no padding) SHA-256 of the DER certificate."""
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode("ascii")
+    return base64url.encode(hashlib.sha256(der).digest())
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -8,7 +8,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..client_keys import PUBLIC_KEY_ALGORITHMS, SECRET_ALGORITHMS
+from ..._jose.algorithms import ASYMMETRIC, HMAC
 from ..context import ServerContext
 from ..dpop import DPOP_SIGNING_ALGS
 
@@ -16,7 +16,7 @@ __all__ = ["health_endpoint", "jwks_endpoint", "metadata_endpoint"]
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"]
 #: What client assertions (private_key_jwt, client_secret_jwt) may be signed with.
-AUTH_SIGNING_ALGS = [*PUBLIC_KEY_ALGORITHMS, *SECRET_ALGORITHMS]
+AUTH_SIGNING_ALGS = [*ASYMMETRIC, *HMAC]
 
 
 #: RFC 8705 §2: offered when the server terminates TLS (certificates can reach it).
