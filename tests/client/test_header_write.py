@@ -1,4 +1,4 @@
-"""The Authorization header write used by flow.auth(): the same result as httpx's own."""
+"""The header write used by flow.auth() (Authorization, DPoP): the same result as httpx's own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from authkestra import Token
 from authkestra.flow import _header_write
-from authkestra.flow._header_write import set_authorization
+from authkestra.flow._header_write import set_credentials
 
 
 class QuietHeaders(httpx.Headers):
@@ -28,12 +28,20 @@ START_STATES: dict[str, list[tuple[str, str]]] = {
     "one, upper case": [("Host", "h"), ("AUTHORIZATION", "x")],
     "two": [("Authorization", "a"), ("Host", "h"), ("authorization", "b"), ("X", "y")],
     "three": [("Authorization", "a"), ("authorization", "b"), ("AUTHORIZATION", "c")],
+    "a stale proof": [("Host", "h"), ("DPoP", "old-proof"), ("Authorization", "DPoP old")],
+    "two stale proofs": [("dpop", "p1"), ("Host", "h"), ("DPoP", "p2")],
 }
 
 
-def _public(start: list[tuple[str, str]], token: Token) -> list[tuple[bytes, bytes]]:
+def _public(
+    start: list[tuple[str, str]], token: Token, proof: str | None = None
+) -> list[tuple[bytes, bytes]]:
     headers = httpx.Headers(start)
     headers["Authorization"] = token.authorization
+    if proof is not None:
+        headers["DPoP"] = proof
+    elif "DPoP" in headers:
+        del headers["DPoP"]
     return headers.raw
 
 
@@ -47,30 +55,35 @@ def test_the_fast_write_is_in_use_with_the_installed_httpx() -> None:
 @pytest.mark.parametrize("token_type", ["Bearer", "DPoP"])
 def test_same_headers_as_httpx_setitem(state: str, token_type: str) -> None:
     token = Token("abc.DEF-123_~+/=", token_type=token_type)
+    proof = "a.proof.jwt" if token_type == "DPoP" else None
     headers = httpx.Headers(START_STATES[state])
-    set_authorization(headers, token)
-    assert headers.raw == _public(START_STATES[state], token)
+    set_credentials(headers, token, proof)
+    assert headers.raw == _public(START_STATES[state], token, proof)
+    assert headers.get_list("DPoP") == ([proof] if proof else [])
     assert headers.get_list("authorization") == [f"{token_type} abc.DEF-123_~+/="]
     # and again, as a retry with a fresh token does
     fresh = Token("fresh-token", token_type=token_type)
-    set_authorization(headers, fresh)
+    set_credentials(headers, fresh)
     assert headers["Authorization"] == f"{token_type} fresh-token"
     assert len(headers.get_list("Authorization")) == 1
 
 
 @pytest.mark.parametrize("state", sorted(START_STATES))
-def test_public_path_when_the_probe_fails(state: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("proof", [None, "a.proof.jwt"])
+def test_public_path_when_the_probe_fails(
+    state: str, proof: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_header_write, "FAST_PATH", False)
-    token = Token("tok")
+    token = Token("tok", token_type="DPoP" if proof else "Bearer")
     headers = httpx.Headers(START_STATES[state])
-    set_authorization(headers, token)
-    assert headers.raw == _public(START_STATES[state], token)
+    set_credentials(headers, token, proof)
+    assert headers.raw == _public(START_STATES[state], token, proof)
 
 
 def test_subclass_goes_through_its_own_setitem() -> None:
     QuietHeaders.writes = 0
     headers = QuietHeaders({"Host": "h"})
-    set_authorization(headers, Token("tok"))
+    set_credentials(headers, Token("tok"))
     assert QuietHeaders.writes == 1
     assert headers["authorization"] == "Bearer tok"
 
@@ -80,7 +93,7 @@ def test_non_ascii_token_goes_through_httpx() -> None:
     token = Token("t\u00e9st")
     assert token.authorization_bytes is None
     headers = httpx.Headers({"Host": "h"})
-    set_authorization(headers, token)
+    set_credentials(headers, token)
     assert headers.raw == _public([("Host", "h")], token)
 
 
@@ -106,7 +119,7 @@ def test_a_request_sent_through_a_client_carries_exactly_one_header() -> None:
 
     class FixedAuth(httpx.Auth):
         def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-            set_authorization(request.headers, Token("tok-1"))
+            set_credentials(request.headers, Token("tok-1"))
             yield request
 
     with httpx.Client(transport=httpx.MockTransport(answer), auth=FixedAuth()) as client:

@@ -131,3 +131,37 @@ def test_auth_reprs_hide_tokens(token_server: TokenServer) -> None:
     flow = make_flow(token_server)
     flow.get_token_sync()
     assert "tok-1" not in repr(flow.auth()) and "tok-1" not in repr(flow.requests_auth())
+
+
+@pytest.mark.parametrize("library", ["httpx", "requests"])
+def test_a_stale_dpop_header_never_goes_with_a_bearer_token(
+    token_server: TokenServer, api: Api, library: str
+) -> None:
+    """A DPoP header left on a request (reused, or set by hand) is dropped by both adapters:
+    a proof next to a Bearer token would make the API refuse it (RFC 9449 §7.2)."""
+    flow = make_flow(token_server)
+    stale = {"DPoP": "left.over.proof"}
+    if library == "httpx":
+        with httpx.Client(auth=flow.auth(["read"])) as client:
+            assert client.get(f"{api.server.url}/x", headers=stale).status_code == 200
+    else:
+        with requests.Session() as session:
+            answer = session.get(f"{api.server.url}/x", headers=stale, auth=flow.requests_auth())
+            assert answer.status_code == 200
+    (received,) = api.server.received
+    assert "dpop" not in received.headers
+    assert received.headers["authorization"] == "Bearer tok-1"
+
+
+def test_both_adapters_renew_through_the_same_token(token_server: TokenServer, api: Api) -> None:
+    """A token refused by the API is dropped once for the flow: the other adapter sees the
+    fresh one too, without a fetch of its own."""
+    flow = make_flow(token_server)
+    with httpx.Client(auth=flow.auth(["read"])) as client, requests.Session() as session:
+        assert client.get(f"{api.server.url}/x").status_code == 200
+        api.revoked.add("tok-1")
+        assert client.get(f"{api.server.url}/x").status_code == 200  # renewed: tok-2
+        answer = session.get(f"{api.server.url}/x", auth=flow.requests_auth(["read"]))
+        assert answer.status_code == 200
+    assert api.tokens_seen[-1] == "Bearer tok-2"
+    assert token_server.requests == 2

@@ -375,7 +375,7 @@ def test_unreachable_endpoint_fails_with_network_error(clock: FakeClock) -> None
 
 def _wait_for_renewal_in_flight(flow: ClientCredentialsFlow) -> None:
     eventually(
-        lambda: any(s.flight is not None for s in flow._tokens._slots.values()),
+        lambda: any(s.flight is not None for s in flow._tokens.tokens._slots.values()),
         "a renewal in flight",
     )
 

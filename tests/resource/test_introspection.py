@@ -173,7 +173,7 @@ def test_the_cache_never_outlives_the_token(endpoint: Endpoint, clock: FakeClock
 
 def test_exp_and_nbf_are_checked_within_the_leeway(endpoint: Endpoint, clock: FakeClock) -> None:
     now = int(clock.now().timestamp())
-    verifier = make(endpoint, cache_ttl=0)
+    verifier = make(endpoint, cache_ttl=0, negative_cache_ttl=0)
     for exp, nbf in ((now - 29, now), (now + 300, now + 29)):  # within 30 s of skew
         endpoint.answer = endpoint.active(exp=exp, nbf=nbf)
         assert verifier.verify_sync("opaque-token-1").client_id == "billing-service"
@@ -187,27 +187,37 @@ def test_exp_and_nbf_are_checked_within_the_leeway(endpoint: Endpoint, clock: Fa
         endpoint.answer = {**endpoint.active(), "nbf": nbf}
         with pytest.raises(InvalidToken, match="malformed nbf"):
             verifier.verify_sync("opaque-token-1")
-    strict = make(endpoint, cache_ttl=0, leeway=0)
+    strict = make(endpoint, cache_ttl=0, negative_cache_ttl=0, leeway=0)
     endpoint.answer = endpoint.active(exp=now)
     with pytest.raises(InvalidToken, match="expired"):
         strict.verify_sync("opaque-token-1")
 
 
-def test_inactive_answers_are_not_cached(endpoint: Endpoint) -> None:
+def test_inactive_answers_are_cached_briefly(endpoint: Endpoint, clock: FakeClock) -> None:
+    """A dead token replayed again and again costs one request per negative_cache_ttl."""
     endpoint.answer = {"active": False}
     verifier = make(endpoint)
     for _ in range(3):
         with pytest.raises(InvalidToken, match="not active"):
             verifier.verify_sync("t")
-    assert len(endpoint.requests) == 3
+        with pytest.raises(InvalidToken, match="not active"):
+            anyio.run(verifier.verify, "t")
+    assert len(endpoint.requests) == 1
+    clock.advance(5)
+    endpoint.answer = endpoint.active()
+    assert verifier.verify_sync("t").client_id == "billing-service"
+    assert len(endpoint.requests) == 2
 
 
 def test_cache_ttl_zero_turns_the_cache_off(endpoint: Endpoint) -> None:
-    verifier = make(endpoint, cache_ttl=0)
-    assert verifier.cache is None
+    verifier = make(endpoint, cache_ttl=0, negative_cache_ttl=0)
     for _ in range(3):
         verifier.verify_sync("t")
-    assert len(endpoint.requests) == 3
+    endpoint.answer = {"active": False}
+    for _ in range(3):
+        with pytest.raises(InvalidToken, match="not active"):
+            verifier.verify_sync("t")
+    assert len(endpoint.requests) == 6
 
 
 @pytest.mark.parametrize(
@@ -416,3 +426,92 @@ def test_errors_never_contain_the_token(
             assert TOKEN[:12] not in text  # not even cut short
         if error is not MalformedResponse:  # that one does not quote the body
             assert "***" in str(exc)
+
+
+# -- one request per token at a time ---------------------------------------------------------
+
+
+def test_concurrent_checks_of_one_token_make_one_request(endpoint: Endpoint) -> None:
+    """100 coroutines verifying one token while its introspection is in flight: one request."""
+    import threading
+
+    release = threading.Event()
+    answer = json.dumps(endpoint.answer)
+
+    def held(request: Received) -> Reply:
+        release.wait(10)
+        return Reply(200, answer)
+
+    endpoint.server.script = held
+    verifier = make(endpoint)
+    outcomes: list[Any] = []
+
+    async def main() -> None:
+        async def check() -> None:
+            outcomes.append(await verifier.verify("opaque-token-1"))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(100):
+                group.start_soon(check)
+            slot = verifier._answers.slot("opaque-token-1")
+            for _ in range(1000):  # until every follower waits on the leader's request
+                flight = slot.flight
+                if flight is not None and len(flight._wakers) == 99:
+                    break
+                await anyio.sleep(0.01)
+            release.set()
+
+    try:
+        anyio.run(main)
+    finally:
+        release.set()
+    assert len(endpoint.requests) == 1
+    assert len(outcomes) == 100 and all(o is outcomes[0] for o in outcomes)
+
+
+def test_threads_checking_one_token_share_its_request(endpoint: Endpoint) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    release = threading.Event()
+    answer = json.dumps(endpoint.answer)
+
+    def held(request: Received) -> Reply:
+        release.wait(10)
+        return Reply(200, answer)
+
+    endpoint.server.script = held
+    verifier = make(endpoint)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(verifier.verify_sync, "opaque-token-2") for _ in range(8)]
+        slot = verifier._answers.slot("opaque-token-2")
+        for _ in range(1000):
+            if slot.flight is not None and len(endpoint.server.received) == 1:
+                break
+            threading.Event().wait(0.01)
+        release.set()
+        results = [f.result(timeout=10) for f in futures]
+    assert len(endpoint.requests) == 1
+    assert {r.jwt_id for r in results} == {"jti-1"}
+
+
+def test_remembered_tokens_are_bounded(endpoint: Endpoint) -> None:
+    verifier = make(endpoint, max_cached_tokens=3)
+    for n in range(10):
+        verifier.verify_sync(f"token-{n}")
+    assert len(verifier._answers) == 3
+    verifier.verify_sync("token-9")  # the newest are kept
+    assert len(endpoint.requests) == 10
+    verifier.verify_sync("token-0")  # the oldest went first
+    assert len(endpoint.requests) == 11
+
+
+def test_failures_to_reach_the_endpoint_are_not_remembered(endpoint: Endpoint) -> None:
+    endpoint.reply = Reply(503, "")
+    verifier = make(endpoint)
+    with pytest.raises(ProviderError):
+        verifier.verify_sync("t")
+    asked = len(endpoint.requests)  # a 503 is retried once
+    endpoint.reply = None
+    assert verifier.verify_sync("t").client_id == "billing-service"
+    assert len(endpoint.requests) == asked + 1

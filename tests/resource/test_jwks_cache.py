@@ -475,8 +475,8 @@ def test_unusable_keys_are_skipped_not_fatal(
     for name in ("ed", "rs", "weak-rs"):
         with pytest.raises(InvalidToken, match="key set"):
             verifier.verify_sync(issuer.token(name))
-    assert verifier.jwks._keys is not None
-    assert verifier.jwks._keys.kids() == ["es-1"]
+    assert verifier.jwks.keys is not None
+    assert verifier.jwks.keys.kids() == ["es-1"]
 
 
 def test_hs256_cannot_use_an_oct_key_even_if_published(
@@ -626,8 +626,10 @@ def test_a_fetch_whose_leader_never_ends_is_given_up_for_lost(
     past the longest a fetch can take, its flight is abandoned and fetched again."""
     verifier = make_verifier(cache_tokens=False)
     verifier.verify_sync(issuer.token("es"))
-    flight, leader = verifier.jwks._join(waited_for=False)  # a leader that never runs
-    assert leader
+    store = verifier.jwks.store
+    slot = store.slot("jwks")
+    flight, leader, _ = store._join(slot, slot.generation, force=True)  # a leader that never runs
+    assert flight is not None and leader
     clock.advance(verifier.jwks.ctx.policy.total_timeout + 6)
     issuer.published.append(keys()["attacker-rs"].public_jwk())  # a new key to fetch for
     assert verifier.verify_sync(issuer.token("attacker-rs")).client_id == "billing-service"
@@ -685,7 +687,7 @@ def test_a_cancelled_fetch_does_not_fail_the_callers_waiting_for_it(
             group.start_soon(lead)
             await until(lambda: issuer.jwks_requests == 1)  # the leader's request is held
             group.start_soon(follow)
-            flight = verifier.jwks._flight
+            flight = verifier.jwks.store.slot("jwks").flight
             assert flight is not None
             await until(lambda: bool(flight._wakers))  # the follower waits on that fetch
             leader.cancel()

@@ -437,4 +437,4 @@ def test_verify_with_every_kid_forged_fetches_once(
         with pytest.raises(InvalidToken, match="key set"):
             verifier.verify_sync(issuer.token(header={"kid": f"forged-{n}"}))
     assert issuer.jwks_requests == 1
-    assert verifier.jwks._keys is not None and len(verifier.jwks._keys._found) == 1
+    assert verifier.jwks.keys is not None and len(verifier.jwks.keys._found) == 1

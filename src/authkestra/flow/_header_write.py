@@ -1,4 +1,4 @@
-"""Writing the ``Authorization`` header into an ``httpx.Request``, at the least cost.
+"""Writing a token's headers (``Authorization``, ``DPoP``) into an ``httpx.Request``, at least cost.
 
 ``httpx.Headers.__setitem__`` encodes the name and the value, lower-cases the
 name and scans every header on each call: over half of what authenticating a
@@ -21,10 +21,11 @@ import httpx
 
 from ..token import Token
 
-__all__ = ["FAST_PATH", "set_authorization"]
+__all__ = ["FAST_PATH", "set_credentials"]
 
 _NAME = b"Authorization"
 _LOOKUP = b"authorization"
+_PROOF = b"dpop"
 
 
 def _probe() -> bool:
@@ -53,21 +54,34 @@ def _probe() -> bool:
 FAST_PATH = _probe()
 
 
-def set_authorization(headers: httpx.Headers, token: Token) -> None:
-    """Set ``Authorization: <token_type> <access_token>`` on ``headers``, replacing any."""
+def set_credentials(headers: httpx.Headers, token: Token, proof: str | None = None) -> None:
+    """Set ``Authorization: <token_type> <access_token>`` (replacing any), and ``DPoP`` to
+    ``proof`` -- or remove a ``DPoP`` header left from another request when there is none."""
     value = token.authorization_bytes
+    stale_proof = False
     if FAST_PATH and value is not None and type(headers) is httpx.Headers:
         entries = headers._list
         found = -1
         for index, entry in enumerate(entries):
-            if entry[1] == _LOOKUP:
+            name = entry[1]
+            if name == _LOOKUP:
                 if found >= 0:
                     break  # several: let httpx collapse them
                 found = index
+            elif name == _PROOF:
+                stale_proof = True
         else:
             if found >= 0:
                 entries[found] = (_NAME, _LOOKUP, value)  # a retry, or a reused request
             else:
                 entries.append((_NAME, _LOOKUP, value))
+            if proof is not None:
+                headers["DPoP"] = proof
+            elif stale_proof:
+                del headers["DPoP"]
             return
     headers["Authorization"] = token.authorization
+    if proof is not None:
+        headers["DPoP"] = proof
+    elif "DPoP" in headers:
+        del headers["DPoP"]

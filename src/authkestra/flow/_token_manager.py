@@ -3,14 +3,10 @@
 Every ``get_token`` call lands here. The hot path is a dict lookup and a clock
 read. Everything else happens once per token lifetime:
 
-- **one fetch in flight** per key: the first caller that needs a token leads
-  (:class:`~authkestra.flow._single_flight.Flight`), every other thread or
-  coroutine waits for its outcome, token or error;
-- **refresh ahead**: past its renewal point (75-85% of the lifetime) a token is
-  still served at once while one background fetch replaces it;
-- **back-off**: after a failed fetch, no new fetch starts for a growing,
-  jittered interval; callers that have no usable token get the failure again
-  at once instead of hammering the server;
+- **one fetch in flight** per key, **refresh ahead** (past 75-85% of the
+  lifetime a token is still served while one background fetch replaces it) and
+  **back-off** after a failure (a growing, jittered interval: 1 s doubling to
+  60 s): the refresh-ahead cache of :mod:`authkestra._io.refresh`;
 - **shared backends**: before asking the server, the leader looks in the
   :class:`~authkestra.cache.TokenCache` and, if other processes share it, takes
   its lock so one process in the fleet fetches and the others adopt its token.
@@ -19,29 +15,25 @@ read. Everything else happens once per token lifetime:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import copy
 import hashlib
 import json
 import logging
 import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from .._clock import Clock
+from .._io.drivers import AsyncDriver, SyncDriver
+from .._io.refresh import Entry, RefreshingCache, Slot
 from .._protocol.actions import Call, Operation, Sleep
 from .._protocol.lifetime import plan_lifetime
 from .._protocol.token_request import TokenRequestSpec
 from ..cache.base import CachedToken, TokenCache
-from ..errors import AuthError, NetworkError
+from ..errors import AuthError
 from ..token import Token
-from ._drivers import AsyncDriver, SyncDriver
-from ._single_flight import Flight
 from .events import TokenEvent, TokenEventHook, TokenEventKind
 
-__all__ = ["TokenManager", "cache_key", "fresh_copy"]
+__all__ = ["TokenManager", "cache_key"]
 
 logger = logging.getLogger("authkestra")
 
@@ -71,45 +63,17 @@ def cache_key(where: str, spec: TokenRequestSpec, *, dpop_jkt: str | None = None
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-class _Entry:
-    """A usable token and its deadlines on the monotonic clock."""
+class TokenEntry(Entry[Token]):
+    """A usable token: its deadlines on the monotonic clock, its record and where it came from."""
 
-    __slots__ = ("record", "refresh_at", "token", "usable_until")
+    __slots__ = ("record", "source")
 
-    def __init__(self, record: CachedToken, clock: Clock) -> None:
+    def __init__(self, record: CachedToken, source: str, clock: Clock) -> None:
         # Store times are wall-clock (shared across machines); convert once to monotonic.
         offset = clock.monotonic() - clock.now().timestamp()
+        super().__init__(record.token, record.refresh_after + offset, record.expires_at + offset)
         self.record = record
-        self.token = record.token
-        self.refresh_at = record.refresh_after + offset
-        self.usable_until = record.expires_at + offset
-
-
-class _Slot:
-    """The state of one cache key."""
-
-    __slots__ = (
-        "entry",
-        "failures",
-        "flight",
-        "generation",
-        "last_error",
-        "lock",
-        "not_before",
-        "stale",
-    )
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.entry: _Entry | None = None
-        #: Counts the tokens this slot has held: a forced refresh waits for a newer one.
-        self.generation = 0
-        self.flight: Flight | None = None
-        self.failures = 0
-        self.not_before = 0.0
-        self.last_error: AuthError | None = None
-        #: An access token reported bad (a 401): never adopted again from a backend.
-        self.stale: str | None = None
+        self.source = source
 
 
 class TokenManager:
@@ -130,8 +94,6 @@ class TokenManager:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._fetch = fetch
-        self._sync = sync_driver
-        self._async = async_driver
         self.cache = cache
         self.clock = clock
         self.default_ttl = default_ttl
@@ -139,215 +101,63 @@ class TokenManager:
         self.client_id = client_id
         self.on_event = on_event
         self.rng = rng
-        self._slots: dict[str, _Slot] = {}
-        self._slots_lock = threading.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: The request behind each key (a key is a hash of it).
+        self._specs: dict[str, TokenRequestSpec] = {}
+        #: An access token reported bad (a 401), per key: never adopted again from a backend.
+        self._stale: dict[str, str] = {}
+        self.tokens: RefreshingCache[str, Token] = RefreshingCache(
+            fetch=self._acquire,
+            sync_driver=sync_driver,
+            async_driver=async_driver,
+            clock=clock.monotonic,
+            wait_timeout=wait_timeout,
+            # A leader may wait for another process's lock, then fetch: twice a fetch at most.
+            max_flight=2 * wait_timeout,
+            backoff=self._backoff,
+            what="token request",
+            on_hit=self._hit if on_event is not None else None,
+            on_miss=self._miss,
+            on_obtained=self._obtained,
+            on_failed=self._failed,
+        )
 
-    # -- the hot path ------------------------------------------------------------------
+        # What the flow calls on every request: the cache's own methods, no layer between.
+        self.cached = self.tokens.cached
+        self.get_sync = self.tokens.get_sync
+        self.get_async = self.tokens.get_async
 
-    def slot(self, key: str) -> _Slot:
-        """The state of ``key``, made on first use and kept for the manager's life."""
-        slot = self._slots.get(key)
-        if slot is None:
-            with self._slots_lock:
-                slot = self._slots.setdefault(key, _Slot())
-        return slot
+    # -- what the flow calls -----------------------------------------------------------
 
-    def cached(self, key: str, spec: TokenRequestSpec, *, in_async: bool) -> Token | None:
-        """The token to serve right now without waiting, or None."""
-        slot = self._slots.get(key)
-        entry = slot.entry if slot is not None else None
-        if entry is None:
-            return None
-        now = self.clock.monotonic()
-        if now >= entry.usable_until:
-            return None
-        if now >= entry.refresh_at and slot is not None:
-            flight = slot.flight
-            if flight is None or flight.orphaned():
-                self._refresh_in_background(slot, key, spec, in_async=in_async)
-        if self.on_event is not None:
-            self._emit(TokenEventKind.CACHE_HIT, spec, key, entry.token)
-        return entry.token
+    def register(self, key: str, spec: TokenRequestSpec) -> None:
+        """Make ``key`` stand for the token ``spec`` asks for (before any call with it)."""
+        self._specs.setdefault(key, spec)
 
-    # -- waiting for a token -------------------------------------------------------------
+    def register_slot(self, key: str) -> Slot[Token]:
+        """The state of a registered ``key``, for a holder that reads its entry directly."""
+        return self.tokens.slot(key)
 
-    def get_sync(self, key: str, spec: TokenRequestSpec, *, force: bool = False) -> Token:
-        if not force:
-            token = self.cached(key, spec, in_async=False)
-            if token is not None:
-                return token
-        slot = self.slot(key)
-        started = slot.generation
-        self._emit(TokenEventKind.CACHE_MISS, spec, key)
-        while True:
-            flight, leader, token = self._join(slot, started, force)
-            if token is not None:
-                return token
-            assert flight is not None
-            if leader:
-                self._lead_sync(slot, key, spec, flight, background=False, force=force)
-            elif not flight.wait_sync(self.wait_timeout):
-                raise self._stuck(slot, flight)
-            if not flight.abandoned:
-                return self._outcome(flight)
+    def invalidate(self, key: str, token: Token | None) -> bool:
+        """Drop the token for ``key`` (only if it is ``token``, when given); True if dropped."""
+        wanted = token.access_token if token is not None else None
+        dropped = self.tokens.invalidate(
+            key, None if wanted is None else lambda held: held.access_token == wanted
+        )
+        if dropped is None:
+            return False
+        self._stale[key] = dropped.access_token
+        return True
 
-    async def get_async(self, key: str, spec: TokenRequestSpec, *, force: bool = False) -> Token:
-        if not force:
-            token = self.cached(key, spec, in_async=True)
-            if token is not None:
-                return token
-        slot = self.slot(key)
-        started = slot.generation
-        self._emit(TokenEventKind.CACHE_MISS, spec, key)
-        while True:
-            flight, leader, token = self._join(slot, started, force)
-            if token is not None:
-                return token
-            assert flight is not None
-            if leader:
-                await self._lead_async(slot, key, spec, flight, background=False, force=force)
-            elif not await flight.wait_async(self.wait_timeout):
-                raise self._stuck(slot, flight)
-            if not flight.abandoned:
-                return self._outcome(flight)
+    # -- fetching (sans-I/O) -------------------------------------------------------------
 
-    def _join(
-        self, slot: _Slot, started: int, force: bool
-    ) -> tuple[Flight | None, bool, Token | None]:
-        """Under the slot lock: a usable token, the flight to wait for, or a new flight to lead."""
-        with slot.lock:
-            now = self.clock.monotonic()
-            entry = slot.entry
-            # A forced refresh accepts only a token obtained after it was asked for.
-            if (
-                entry is not None
-                and now < entry.usable_until
-                and (not force or slot.generation > started)
-            ):
-                return None, False, entry.token
-            current = self._live_flight(slot)
-            if current is not None:
-                return current, False, None
-            if now < slot.not_before and slot.last_error is not None:
-                # Backing off: answer with the last failure rather than hammer the server.
-                raise fresh_copy(slot.last_error)
-            slot.flight = Flight()
-            return slot.flight, True, None
-
-    @staticmethod
-    def _live_flight(slot: _Slot) -> Flight | None:
-        """The slot's flight, unless its leader is gone (we were forked, or its loop closed)."""
-        flight = slot.flight
-        if flight is not None and flight.orphaned():
-            slot.flight = None
-            flight.finish(abandoned=True)
-            return None
-        return flight
-
-    def _stuck(self, slot: _Slot, flight: Flight) -> NetworkError:
-        """A leader that outlived every deadline will not finish: let the next caller start anew."""
-        with slot.lock:
-            if slot.flight is flight:
-                slot.flight = None
-        flight.finish(abandoned=True)
-        return NetworkError("timed out waiting for the token request in flight")
-
-    @staticmethod
-    def _outcome(flight: Flight) -> Token:
-        if flight.error is not None:
-            raise fresh_copy(flight.error)
-        assert isinstance(flight.value, Token)
-        return flight.value
-
-    # -- leading a fetch -------------------------------------------------------------------
-
-    def _lead_sync(
-        self,
-        slot: _Slot,
-        key: str,
-        spec: TokenRequestSpec,
-        flight: Flight,
-        *,
-        background: bool,
-        force: bool,
-    ) -> None:
-        try:
-            record, source = self._sync.run(self._acquire(slot, key, spec, force=force))
-        except AuthError as exc:
-            self._failed(slot, key, spec, flight, exc, background=background)
-        except BaseException:
-            self._abandon(slot, flight)
-            raise
-        else:
-            self._succeeded(
-                slot=slot, key=key, spec=spec, flight=flight, record=record, source=source
-            )
-
-    async def _lead_async(
-        self,
-        slot: _Slot,
-        key: str,
-        spec: TokenRequestSpec,
-        flight: Flight,
-        *,
-        background: bool,
-        force: bool,
-    ) -> None:
-        with contextlib.suppress(RuntimeError):  # trio has no asyncio loop to close on us
-            flight.loop = asyncio.get_running_loop()
-        try:
-            record, source = await self._async.run(self._acquire(slot, key, spec, force=force))
-        except AuthError as exc:
-            self._failed(slot, key, spec, flight, exc, background=background)
-        except BaseException:
-            # Cancelled: the followers retry on their own rather than inherit a cancellation.
-            self._abandon(slot, flight)
-            raise
-        else:
-            self._succeeded(
-                slot=slot, key=key, spec=spec, flight=flight, record=record, source=source
-            )
-
-    def _refresh_in_background(
-        self, slot: _Slot, key: str, spec: TokenRequestSpec, *, in_async: bool
-    ) -> None:
-        with slot.lock:
-            if self._live_flight(slot) is not None or self.clock.monotonic() < slot.not_before:
-                return
-            flight = slot.flight = Flight()
-        loop: asyncio.AbstractEventLoop | None = None
-        if in_async:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None  # trio: renew in a thread instead
-        if loop is not None:
-            flight.loop = loop
-            task = loop.create_task(
-                self._lead_async(slot, key, spec, flight, background=True, force=False)
-            )
-            self._tasks.add(task)  # a strong reference, or the loop may drop the task
-            task.add_done_callback(self._tasks.discard)
-        else:
-            thread = threading.Thread(
-                target=self._lead_sync,
-                args=(slot, key, spec, flight),
-                kwargs={"background": True, "force": False},
-                name="authkestra-refresh",
-                daemon=True,
-            )
-            thread.start()
-
-    def _acquire(
-        self, slot: _Slot, key: str, spec: TokenRequestSpec, *, force: bool
-    ) -> Operation[tuple[CachedToken, str]]:
+    def _acquire(self, key: str, force: bool) -> Operation[Entry[Token]]:
         """Find a usable token in the backend, or fetch one (once for the fleet) and store it."""
+        spec = self._specs[key]
         cache = self.cache
         started_wall = self.clock.now().timestamp()
+        stale = self._stale.get(key)
 
         def usable(record: CachedToken | None) -> bool:
-            if record is None or record.token.access_token == slot.stale:
+            if record is None or record.token.access_token == stale:
                 return False
             if record.obtained_at > started_wall:
                 return True  # written after we asked: the freshest there is
@@ -359,7 +169,7 @@ class TokenManager:
         record = yield from self._cache_call(load, "read")
         if usable(record):
             assert record is not None
-            return record, "cache"
+            return TokenEntry(record, "cache", self.clock)
 
         deadline = self.clock.monotonic() + self.wait_timeout
         pause = 0.02
@@ -374,8 +184,8 @@ class TokenManager:
                         record = yield from self._cache_call(load, "read")
                         if usable(record):
                             assert record is not None
-                            return record, "cache"
-                    return (yield from self._fetch_and_store(key, spec)), "network"
+                            return TokenEntry(record, "cache", self.clock)
+                    return (yield from self._fetch_and_store(key, spec))
                 finally:
                     if lock is not None:
                         # Released inline, so it is released even if this operation is abandoned.
@@ -392,20 +202,20 @@ class TokenManager:
             record = yield from self._cache_call(load, "read")
             if usable(record):
                 assert record is not None
-                return record, "cache"
+                return TokenEntry(record, "cache", self.clock)
             if self.clock.monotonic() >= deadline:
                 logger.warning(
                     "authkestra: no token from the process holding the cache lock; fetching"
                 )
-                return (yield from self._fetch_and_store(key, spec)), "network"
+                return (yield from self._fetch_and_store(key, spec))
 
-    def _fetch_and_store(self, key: str, spec: TokenRequestSpec) -> Operation[CachedToken]:
+    def _fetch_and_store(self, key: str, spec: TokenRequestSpec) -> Operation[Entry[Token]]:
         token = yield from self._fetch(spec)
         record = plan_lifetime(
             token, self.clock.now().timestamp(), default_ttl=self.default_ttl, rng=self.rng
         )
         yield from self._cache_call(lambda: self.cache.save(key, record), "write")
-        return record
+        return TokenEntry(record, "network", self.clock)
 
     def _cache_call(self, func: Callable[[], Any], what: str) -> Operation[Any]:
         """Run a backend call; on failure log it and answer None (the caller falls back)."""
@@ -420,55 +230,31 @@ class TokenManager:
             )
             return None
 
-    # -- outcomes --------------------------------------------------------------------------
+    def _backoff(self, failures: int, _error: AuthError) -> float:
+        ceiling = min(FAILURE_BACKOFF_MAX, FAILURE_BACKOFF_BASE * 2 ** (failures - 1))
+        return float(ceiling * (0.5 + 0.5 * self.rng()))
 
-    def _succeeded(
-        self,
-        *,
-        slot: _Slot,
-        key: str,
-        spec: TokenRequestSpec,
-        flight: Flight,
-        record: CachedToken,
-        source: str,
-    ) -> None:
-        entry = _Entry(record, self.clock)
-        with slot.lock:
-            previous = slot.entry
-            slot.entry = entry
-            slot.generation += 1
-            slot.failures = 0
-            slot.not_before = 0.0
-            slot.last_error = None
-            slot.flight = None
-        flight.finish(record.token)
+    # -- what happened -----------------------------------------------------------------
+
+    def _hit(self, key: str, token: Token) -> None:
+        self._emit(TokenEventKind.CACHE_HIT, key, token)
+
+    def _miss(self, key: str) -> None:
+        self._emit(TokenEventKind.CACHE_MISS, key)
+
+    def _obtained(self, key: str, entry: Entry[Token], previous: Entry[Token] | None) -> None:
+        assert isinstance(entry, TokenEntry)
         kind = TokenEventKind.REFRESHED if previous is not None else TokenEventKind.ACQUIRED
         logger.debug(
             "authkestra: token %s for client %r from %s (usable for %.0fs)",
             kind.value,
             self.client_id,
-            source,
+            entry.source,
             entry.usable_until - self.clock.monotonic(),
         )
-        self._emit(kind, spec, key, record.token, source=source)
+        self._emit(kind, key, entry.value, source=entry.source)
 
-    def _failed(
-        self,
-        slot: _Slot,
-        key: str,
-        spec: TokenRequestSpec,
-        flight: Flight,
-        error: AuthError,
-        *,
-        background: bool,
-    ) -> None:
-        with slot.lock:
-            slot.failures += 1
-            ceiling = min(FAILURE_BACKOFF_MAX, FAILURE_BACKOFF_BASE * 2 ** (slot.failures - 1))
-            slot.not_before = self.clock.monotonic() + ceiling * (0.5 + 0.5 * self.rng())
-            slot.last_error = error
-            slot.flight = None
-        flight.finish(error=error)
+    def _failed(self, key: str, error: AuthError, background: bool) -> None:
         kind = TokenEventKind.REFRESH_FAILED if background else TokenEventKind.FETCH_FAILED
         log = logger.warning if background else logger.info
         log(
@@ -477,34 +263,11 @@ class TokenManager:
             self.client_id,
             error,
         )
-        self._emit(kind, spec, key, error=error)
-
-    @staticmethod
-    def _abandon(slot: _Slot, flight: Flight) -> None:
-        with slot.lock:
-            if slot.flight is flight:
-                slot.flight = None
-        flight.finish(abandoned=True)
-
-    def invalidate(self, key: str, token: Token | None) -> bool:
-        """Drop the token for ``key`` (only if it is ``token``, when given); True if dropped."""
-        slot = self._slots.get(key)
-        if slot is None:
-            return False
-        with slot.lock:
-            entry = slot.entry
-            if entry is None or (
-                token is not None and entry.token.access_token != token.access_token
-            ):
-                return False
-            slot.entry = None
-            slot.stale = entry.token.access_token
-            return True
+        self._emit(kind, key, error=error)
 
     def _emit(
         self,
         kind: TokenEventKind,
-        spec: TokenRequestSpec,
         key: str,
         token: Token | None = None,
         *,
@@ -514,10 +277,11 @@ class TokenManager:
         hook = self.on_event
         if hook is None:
             return
+        spec = self._specs.get(key)
         event = TokenEvent(
             kind=kind,
             client_id=self.client_id,
-            scopes=spec.scopes,
+            scopes=spec.scopes if spec is not None else (),
             cache_key=key,
             expires_at=token.expires_at if token is not None else None,
             source=source,
@@ -527,11 +291,3 @@ class TokenManager:
             hook(event)
         except Exception:
             logger.exception("authkestra: the on_event hook raised; ignored")
-
-
-def fresh_copy(error: AuthError) -> AuthError:
-    """A copy to raise: one exception object raised in many threads would share a traceback."""
-    clone = copy.copy(error)
-    clone.__traceback__ = None
-    clone.__cause__ = error.__cause__
-    return clone

@@ -11,6 +11,7 @@ import httpx
 
 from .. import __version__
 from .._clock import Clock, SystemClock
+from .._io.drivers import Drivers
 from .._protocol.actions import Operation
 from .._protocol.client_auth import AuthMethod, check_client_id
 from .._protocol.context import ProtocolContext
@@ -32,13 +33,13 @@ from ..cache.memory import MemoryCache
 from ..errors import ConfigError
 from ..secrets import SecretLike, SecretSource, to_secret_source
 from ..token import Token
-from ._drivers import Drivers
 from ._token_manager import TokenManager, cache_key
 from .client_tls import ClientCertLike, flow_ssl_context
 from .environment import flow_arguments_from_env
 from .events import TokenEventHook
 from .httpx_auth import BearerAuth
 from .private_key import PrivateKeyLike, load_private_key
+from .token_source import TokenSource
 
 if TYPE_CHECKING:
     from .requests_auth import RequestsBearerAuth
@@ -322,12 +323,12 @@ class ClientCredentialsFlow:
         skips the cached token and fetches a new one. Raises a subclass of
         :class:`authkestra.AuthError` on failure.
         """
-        key, spec = self._resolve(scopes, audience, resource)
+        key = self._resolve(scopes, audience, resource)[0]
         if not force_refresh:
-            token = self._tokens.cached(key, spec, in_async=True)
+            token = self._tokens.cached(key, in_async=True)
             if token is not None:
                 return token
-        return await self._tokens.get_async(key, spec, force=force_refresh)
+        return await self._tokens.get_async(key, force=force_refresh)
 
     def get_token_sync(
         self,
@@ -338,12 +339,12 @@ class ClientCredentialsFlow:
         force_refresh: bool = False,
     ) -> Token:
         """Blocking twin of :meth:`get_token`, for scripts, cron jobs and sync web apps."""
-        key, spec = self._resolve(scopes, audience, resource)
+        key = self._resolve(scopes, audience, resource)[0]
         if not force_refresh:
-            token = self._tokens.cached(key, spec, in_async=False)
+            token = self._tokens.cached(key, in_async=False)
             if token is not None:
                 return token
-        return self._tokens.get_sync(key, spec, force=force_refresh)
+        return self._tokens.get_sync(key, force=force_refresh)
 
     def invalidate(
         self,
@@ -378,7 +379,7 @@ class ClientCredentialsFlow:
         request's method and URL, and answers the API's ``use_dpop_nonce``
         challenge with one retry carrying the nonce.
         """
-        return BearerAuth(self, scopes, audience=audience, resource=resource)
+        return BearerAuth(self.token_source(scopes, audience=audience, resource=resource))
 
     def requests_auth(
         self,
@@ -395,7 +396,22 @@ class ClientCredentialsFlow:
         """
         from .requests_auth import RequestsBearerAuth
 
-        return RequestsBearerAuth(self, scopes, audience=audience, resource=resource)
+        return RequestsBearerAuth(self.token_source(scopes, audience=audience, resource=resource))
+
+    def token_source(
+        self,
+        scopes: ScopesLike = None,
+        *,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+    ) -> TokenSource:
+        """This flow's token for these parameters, as an HTTP integration uses it.
+
+        :meth:`auth` and :meth:`requests_auth` are built on it; so can your own
+        integration for another HTTP library (see :class:`~authkestra.flow.TokenSource`).
+        """
+        key, spec = self._resolve(scopes, audience, resource)
+        return TokenSource(self._tokens, key, spec.scopes, clock=self.clock, dpop=self._dpop)
 
     def __repr__(self) -> str:
         where = (
@@ -426,6 +442,7 @@ class ClientCredentialsFlow:
         spec = self._spec(scopes, audience, resource)
         jkt = self._dpop.key.thumbprint if self._dpop is not None else None
         resolved = (cache_key(self._where, spec, dpop_jkt=jkt), spec)
+        self._tokens.register(*resolved)
         if memo is not None and len(self._specs) < 256:
             self._specs[memo] = resolved
         return resolved

@@ -1,20 +1,20 @@
-"""``requests`` auth from a flow: bearer header, and one retry with a fresh token on 401.
+"""``requests`` auth from a flow's token: one retry with a fresh token on 401, DPoP included.
 
-A DPoP-bound token (RFC 9449) goes as ``Authorization: DPoP ...`` with a
-``DPoP`` proof made for each request sent, retries included; the API's
-``use_dpop_nonce`` challenge is answered with one retry carrying its nonce.
-A request is sent again only when its body can be: bytes, text or none.
+The decisions are :mod:`authkestra._protocol.api_auth`'s, as for httpx; this
+module reads and writes requests' objects for it. requests calls the auth once
+per call and then a response hook for every answer, redirects included: the
+hook drives the decision, and sends what it asks for again on the same
+connection (as requests' own digest auth does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._protocol.dpop import DPoPState, is_nonce_challenge
-from .._protocol.params import ScopesLike
+from .._protocol.api_auth import Renew, after_answer, authorize, needs_decision
 from ..errors import ConfigError
 from ..token import Token
+from .token_source import TokenSource
 
 try:
     import requests
@@ -25,127 +25,123 @@ except ImportError:  # pragma: no cover - depends on the install
         "flow.requests_auth() needs requests: pip install 'authkestra[requests]'"
     ) from None
 
-if TYPE_CHECKING:
-    from .client_credentials import ClientCredentialsFlow
-
 __all__ = ["RequestsBearerAuth"]
 
 
-def _replayable(request: requests.PreparedRequest) -> bool:
-    # A file or generator body was consumed by the first attempt: it cannot be sent again.
-    return isinstance(request.body, (bytes, str, type(None)))
+class _Requests:
+    """What the decision needs of requests (:class:`~authkestra._protocol.api_auth.HttpLibrary`)."""
+
+    @staticmethod
+    def method(request: requests.PreparedRequest) -> str:
+        return request.method or "GET"
+
+    @staticmethod
+    def url(request: requests.PreparedRequest) -> str:
+        return request.url or ""
+
+    @staticmethod
+    def replayable(request: requests.PreparedRequest) -> bool:
+        # A file or generator body was consumed by the first attempt: it cannot be sent again.
+        return isinstance(request.body, (bytes, str, type(None)))
+
+    @staticmethod
+    def has_authorization(request: requests.PreparedRequest) -> bool:
+        return "Authorization" in request.headers
+
+    @staticmethod
+    def set_credentials(request: requests.PreparedRequest, token: Token, proof: str | None) -> None:
+        request.headers["Authorization"] = token.authorization
+        if proof is not None:
+            request.headers["DPoP"] = proof
+        else:
+            request.headers.pop("DPoP", None)
+
+    @staticmethod
+    def drop_proof(request: requests.PreparedRequest) -> None:
+        request.headers.pop("DPoP", None)
+
+    @staticmethod
+    def status(response: requests.Response) -> int:
+        return response.status_code
+
+    @staticmethod
+    def header(response: requests.Response, name: str) -> str | None:
+        value: str | None = response.headers.get(name)
+        return value
+
+    @staticmethod
+    def request_of(response: requests.Response) -> requests.PreparedRequest:
+        return response.request
+
+    @staticmethod
+    def is_redirect(response: requests.Response) -> bool:
+        return bool(response.is_redirect)
 
 
-def _asks_for_nonce(response: requests.Response) -> bool:
-    return is_nonce_challenge(response.status_code, response.headers.get("WWW-Authenticate"))
+REQUESTS = _Requests()
 
 
 class RequestsBearerAuth(AuthBase):
     """Made by :meth:`ClientCredentialsFlow.requests_auth`."""
 
-    def __init__(
-        self,
-        flow: ClientCredentialsFlow,
-        scopes: ScopesLike = None,
-        *,
-        audience: Any,
-        resource: str | Iterable[str] | Any | None,
-    ) -> None:
-        self.flow = flow
-        self.scopes = scopes
-        self.options = {"audience": audience, "resource": resource}
-        self._dpop: DPoPState | None = flow._dpop
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self.flow.get_token_sync(self.scopes, **self.options)
-        self._authorize(request, token)
-        first = request
+        token = self.source.get_sync()
+        authorize(REQUESTS, request, token, self.source)
+        sent = request
 
         def on_response(response: requests.Response, **kwargs: Any) -> requests.Response:
-            return self._on_response(response, token, first, kwargs)
+            if not needs_decision(response.status_code, token):
+                return response
+            return self._decide(sent, response, token, kwargs)
 
         request.register_hook("response", on_response)
         return request
 
-    def _proves(self, token: Token) -> bool:
-        return self._dpop is not None and token.token_type == "DPoP"
-
-    def _authorize(self, request: requests.PreparedRequest, token: Token) -> None:
-        """Set the Authorization header, and a new DPoP proof for a DPoP-bound token."""
-        request.headers["Authorization"] = token.authorization
-        if self._dpop is not None and token.token_type == "DPoP":
-            request.headers["DPoP"] = self._dpop.proof(
-                request.method or "GET",
-                request.url or "",
-                now=int(self.flow.clock.now().timestamp()),
-                access_token=token.access_token,
-            )
-        else:
-            request.headers.pop("DPoP", None)
-
-    def _observe(self, response: requests.Response) -> bool:
-        """Remember the API's ``DPoP-Nonce``; True when it sent one."""
-        assert self._dpop is not None
-        return self._dpop.observe(response.request.url or "", response.headers)
-
-    def _on_response(
+    def _decide(
         self,
+        sent: requests.PreparedRequest,
         response: requests.Response,
         token: Token,
-        first: requests.PreparedRequest,
         kwargs: dict[str, Any],
     ) -> requests.Response:
-        request = response.request
-        proves = self._proves(token)
-        if response.is_redirect:
-            if proves:
-                # requests builds the next hop from these requests, and does not call the auth
-                # again: a proof names one method and URL and is good once, so it must not go
-                # along. The next hop is answered 401 for lack of one, and proved below.
-                request.headers.pop("DPoP", None)
-                first.headers.pop("DPoP", None)
-            return response
-        fresh_nonce = proves and self._observe(response)
-        # requests drops Authorization on a redirect to another host: never put it back.
-        if (
-            response.status_code != 401
-            or "Authorization" not in request.headers
-            or not _replayable(request)
-        ):
-            return response
-        unproved = "DPoP" not in request.headers  # its proof was dropped at a redirect
-        if proves and (unproved or (fresh_nonce and _asks_for_nonce(response))):
-            response = self._resend(response, token, kwargs)
-            self._observe(response)
-            if response.status_code != 401:
+        decision = after_answer(REQUESTS, sent, response, token, self.source)
+        answer: Any = None
+        while True:
+            try:
+                action = decision.send(answer)
+            except StopIteration:
                 return response
-        if _asks_for_nonce(response):
-            return response  # answered once already, or there is no nonce to answer with
-        self.flow.invalidate(self.scopes, token=token, **self.options)
-        fresh = self.flow.get_token_sync(self.scopes, **self.options)
-        if fresh.access_token == token.access_token:
-            return response
-        return self._resend(response, fresh, kwargs)
+            if isinstance(action, Renew):
+                answer = self.source.renew_sync(action.stale)
+            else:
+                answer = response = self._resend(response, action.request, action.token, kwargs)
 
     def _resend(
-        self, response: requests.Response, token: Token, kwargs: dict[str, Any]
+        self,
+        response: requests.Response,
+        request: requests.PreparedRequest,
+        token: Token,
+        kwargs: dict[str, Any],
     ) -> requests.Response:
-        """Send ``response``'s request again with ``token`` (and a new proof), as requests'
-        digest auth does: on the same connection, cookies the answer set included."""
+        """Send ``request`` again with ``token`` (and a new proof), on the connection that
+        answered ``response``, with the cookies that answer set."""
         response.content  # noqa: B018 - read the body so the connection can be reused
         response.close()
-        retry = response.request.copy()
+        retry = request.copy()
         if retry._cookies is not None:
             extract_cookies_to_jar(retry._cookies, response.request, response.raw)
             retry.prepare_cookies(retry._cookies)
-        # Sent straight through the adapter, so no hook runs for it: the retries stay the
-        # ones counted in _on_response (one for a nonce or a proof, one for a fresh token).
+        # Sent straight through the adapter, so no hook runs for it: the decision that asked
+        # for it gets the answer, and the retries stay the ones it counts.
         retry.hooks = {"response": []}
-        self._authorize(retry, token)
+        authorize(REQUESTS, retry, token, self.source)
         new_response: requests.Response = response.connection.send(retry, **kwargs)
         new_response.history = [*response.history, response]
         new_response.request = retry
         return new_response
 
     def __repr__(self) -> str:
-        return f"RequestsBearerAuth(client_id={self.flow.client_id!r}, scopes={self.scopes!r})"
+        return f"RequestsBearerAuth(scopes={self.source.scopes!r})"

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from .._clock import Clock, SystemClock
+from .._io.refresh import Entry, RefreshingCache
 from .._jose.claims import ClaimError, TimeRules
 from .._json import parse_json_object
 from .._protocol.actions import HttpRequest, HttpResponse, Operation, ReadSecret
@@ -20,12 +21,11 @@ from .._protocol.responses import raise_for_failure
 from .._protocol.retry import send_with_retries
 from .._protocol.token_request import build_authenticated_post
 from .._protocol.urls import check_endpoint_url
-from ..errors import ConfigError, InvalidToken, MalformedResponse
+from ..errors import AuthError, ConfigError, InvalidToken, MalformedResponse
 from ..secrets import Secret, SecretLike, to_secret_source
 from . import _options as options
-from ._io import issuer_io
+from ._issuer_io import issuer_io
 from .access_token import AccessToken, scope_tokens
-from .token_cache import VerifiedTokenCache
 
 __all__ = ["IntrospectionVerifier"]
 
@@ -48,11 +48,17 @@ class IntrospectionVerifier:
     (the default) or ``client_secret_post`` (``client_secret`` may be a str, a
     :class:`~authkestra.Secret`, a source or a callable, as for
     :class:`~authkestra.ClientCredentialsFlow`). Error messages never contain
-    the secret or the token being introspected. Active answers are
-    remembered for ``cache_ttl`` seconds (short: a revoked token is accepted
-    at most that long); inactive ones are not remembered. An active answer's
-    ``exp`` and ``nbf``, when given, are checked too, within ``leeway`` seconds
-    of clock skew.
+    the secret or the token being introspected. An active answer's ``exp`` and
+    ``nbf``, when given, are checked too, within ``leeway`` seconds of clock skew.
+
+    One request per token at a time: concurrent checks of one token share one
+    introspection request. Active answers are remembered for ``cache_ttl``
+    seconds (short: a revoked token is accepted at most that long), never past
+    the token's ``exp``; refusals (inactive, expired, another audience) for
+    ``negative_cache_ttl`` seconds, so a replayed dead token does not cost a
+    request each time. Failures to reach the endpoint are not remembered. At
+    most ``max_cached_tokens`` tokens are remembered (the oldest go first);
+    ``cache_ttl=0`` and ``negative_cache_ttl=0`` turn either off.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class IntrospectionVerifier:
         auth_method: str | AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
         audience: str | Iterable[str] | None = None,
         cache_ttl: float = 30.0,
+        negative_cache_ttl: float = 5.0,
         leeway: float = 30.0,
         max_cached_tokens: int = 10_000,
         max_token_length: int = 16_384,
@@ -100,6 +107,7 @@ class IntrospectionVerifier:
             self.audiences = frozenset(options.audience_names(audience))
         self.max_token_length = options.count(max_token_length, "max_token_length", positive=True)
         self.cache_ttl = options.seconds(cache_ttl, "cache_ttl")
+        self.negative_cache_ttl = options.seconds(negative_cache_ttl, "negative_cache_ttl")
         self.leeway = options.seconds(leeway, "leeway")
         #: An active answer's exp and nbf, when it gives them (iat is the issuer's business).
         self._times = TimeRules(leeway=self.leeway, require=(), names=("exp", "nbf"))
@@ -113,36 +121,37 @@ class IntrospectionVerifier:
             async_http_client=async_http_client,
             secret_source=source,
         )
-        self.cache = (
-            VerifiedTokenCache(
-                options.count(max_cached_tokens, "max_cached_tokens"), self.cache_ttl, self.clock
-            )
-            if self.cache_ttl > 0
-            else None
+        drivers = self._drivers
+        self._answers: RefreshingCache[str, AccessToken] = RefreshingCache(
+            fetch=self._fetch,
+            sync_driver=drivers.sync,
+            async_driver=drivers.async_,
+            clock=self.clock.monotonic,
+            wait_timeout=self._ctx.policy.total_timeout + 5,
+            backoff=self._remember_refusal,
+            max_slots=max(1, options.count(max_cached_tokens, "max_cached_tokens")),
+            what="introspection request",
         )
 
     async def verify(self, token: str) -> AccessToken:
         """The token as the issuer describes it, or :class:`~authkestra.InvalidToken`."""
-        hit = self._cached(token)
-        if hit is not None:
-            return hit
-        answer = await self._drivers.async_.run(self._introspect(token))
-        return self._accept(token, answer)
+        return await self._answers.get_async(_checked(token, self.max_token_length))
 
     def verify_sync(self, token: str) -> AccessToken:
         """Blocking twin of :meth:`verify`."""
-        hit = self._cached(token)
-        if hit is not None:
-            return hit
-        answer = self._drivers.sync.run(self._introspect(token))
-        return self._accept(token, answer)
+        return self._answers.get_sync(_checked(token, self.max_token_length))
 
-    def _cached(self, token: str) -> AccessToken | None:
-        if not isinstance(token, str) or not token or len(token) > self.max_token_length:
-            raise InvalidToken("no token, or a token too long to be one")
-        if any(ord(ch) < 0x21 or ord(ch) > 0x7E for ch in token):
-            raise InvalidToken("the token has characters a bearer token cannot have")
-        return self.cache.get(token) if self.cache is not None else None
+    def _fetch(self, token: str, _force: bool) -> Operation[Entry[AccessToken]]:
+        """Ask the endpoint about ``token``; the answer, kept for at most ``cache_ttl``."""
+        answer = yield from self._introspect(token)
+        access = self._accept(answer)
+        left = access.expires_at.timestamp() - self.clock.now().timestamp()
+        until = self.clock.monotonic() + max(0.0, min(self.cache_ttl, left))
+        return Entry(access, until, until)
+
+    def _remember_refusal(self, _failures: int, error: AuthError) -> float:
+        """How long a failed check of one token is answered from memory."""
+        return self.negative_cache_ttl if isinstance(error, InvalidToken) else 0.0
 
     def _introspect(self, token: str) -> Operation[dict[str, Any]]:
         ctx = self._ctx
@@ -185,7 +194,7 @@ class IntrospectionVerifier:
                 f"{what} sent an invalid answer: {reason}", status_code=response.status_code
             ) from None
 
-    def _accept(self, token: str, answer: dict[str, Any]) -> AccessToken:
+    def _accept(self, answer: dict[str, Any]) -> AccessToken:
         if answer.get("active") is not True:
             raise InvalidToken("the issuer says the token is not active")
         now = self.clock.now()
@@ -223,7 +232,7 @@ class IntrospectionVerifier:
             raise MalformedResponse(
                 "the introspection answer has a malformed scope", status_code=200
             )
-        access = AccessToken(
+        return AccessToken(
             subject=answer.get("sub") if isinstance(answer.get("sub"), str) else None,
             client_id=answer.get("client_id") if isinstance(answer.get("client_id"), str) else None,
             scopes=scope_tokens(scope),
@@ -233,12 +242,18 @@ class IntrospectionVerifier:
             issuer=answer.get("iss") if isinstance(answer.get("iss"), str) else self.issuer,
             claims=answer,
         )
-        if self.cache is not None:
-            self.cache.put(token, access)
-        return access
 
     def __repr__(self) -> str:
         return f"IntrospectionVerifier(url={self.url!r}, client_id={self.client_id!r})"
+
+
+def _checked(token: str, max_length: int) -> str:
+    """``token`` if it can be a bearer token (RFC 6750 §2.1); refused unasked otherwise."""
+    if not isinstance(token, str) or not token or len(token) > max_length:
+        raise InvalidToken("no token, or a token too long to be one")
+    if any(ord(ch) < 0x21 or ord(ch) > 0x7E for ch in token):
+        raise InvalidToken("the token has characters a bearer token cannot have")
+    return token
 
 
 def _masked(response: HttpResponse, redact: Redactor) -> HttpResponse:

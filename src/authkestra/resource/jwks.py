@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import re
@@ -27,6 +25,8 @@ import threading
 from typing import Any
 
 from .._clock import Clock
+from .._io.drivers import Drivers
+from .._io.refresh import Entry, RefreshingCache
 from .._jose.algorithms import PRIVATE_MEMBERS, fits
 from .._jose.keys import Key, UnusableKey, import_public_jwk
 from .._json import parse_json_object
@@ -35,10 +35,7 @@ from .._protocol.context import ProtocolContext
 from .._protocol.discovery import discover
 from .._protocol.responses import raise_for_failure
 from .._protocol.retry import send_with_retries
-from ..errors import AuthError, InvalidToken, MalformedResponse, NetworkError
-from ..flow._drivers import Drivers
-from ..flow._single_flight import Flight
-from ..flow._token_manager import fresh_copy
+from ..errors import AuthError, InvalidToken, MalformedResponse
 
 __all__ = ["JWKSCache", "KeySet"]
 
@@ -135,8 +132,19 @@ class KeySet:
         return [e.kid for e in self.entries]
 
 
+#: The one key of a JWKS cache's refreshing store: an issuer has one key set.
+_KEY_SET = "jwks"
+
+
 class JWKSCache:
-    """Keys of one issuer, shared by every verification (sync and async)."""
+    """Keys of one issuer, shared by every verification (sync and async).
+
+    The key set lives in a :class:`~authkestra._io.refresh.RefreshingCache`: one
+    fetch in flight, refreshed ahead in the background after ``max_age``, kept
+    serving when a refresh fails (tried again after ``cooldown``). What is this
+    cache's own: a token whose ``kid`` the set lacks makes it fetch the set again
+    -- at most once per ``cooldown`` after the last such fetch.
+    """
 
     def __init__(
         self,
@@ -151,218 +159,99 @@ class JWKSCache:
     ) -> None:
         self.issuer = issuer
         self.jwks_url = jwks_url
-        self.drivers = drivers
         self.ctx = ctx
         self.clock = clock
         self.max_age = max_age
         self.cooldown = cooldown
-        self._lock = threading.Lock()
-        self._keys: KeySet | None = None
-        self._stale_at = float("-inf")
-        self._last_attempt = float("-inf")
-        #: The last fetch a request waited for (the first one, or one for a kid the set
-        #: did not have): unknown kids are refetched at most once per cooldown after it.
+        #: When a fetch a request waited for (the first one, or one for a kid the set did not
+        #: have) last began: unknown kids are refetched at most once per cooldown after it.
         #: Scheduled refreshes do not count: one made a moment before the issuer rotates
         #: its key must not leave the new key's tokens refused for a cooldown.
         self._last_kid_fetch = float("-inf")
-        self._last_error: AuthError | None = None
-        self._flight: Flight | None = None
-        self._flight_started = float("-inf")
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()
         self.fetches = 0
+        longest = ctx.policy.total_timeout + 5
+        self.store: RefreshingCache[str, KeySet] = RefreshingCache(
+            fetch=self._fetch,
+            sync_driver=drivers.sync,
+            async_driver=drivers.async_,
+            clock=clock.monotonic,
+            wait_timeout=longest,
+            max_flight=longest,
+            backoff=lambda _failures, _error: cooldown,
+            what="key set request",
+            on_failed=self._failed,
+        )
 
-    # -- deciding --------------------------------------------------------------------
+    @property
+    def keys(self) -> KeySet | None:
+        """The key set held now (fresh or not), or None before the first fetch."""
+        entry = self.store.current(_KEY_SET)
+        return entry.value if entry is not None else None
 
-    def _plan(self, kid: str | None, alg: str) -> tuple[Key | None, str]:
-        """(key, what to do): "use" it, "wait" for a fetch, or "refresh" then use the key.
+    # -- getting a key -----------------------------------------------------------------
 
-        Called when :meth:`_fresh` (the lock-free hot path) found no key.
-        """
+    def key_sync(self, kid: str | None, alg: str) -> Key:
+        """The issuer's key for a token's ``kid`` and ``alg``; InvalidToken if it has none."""
+        keys = self.store.cached(_KEY_SET, in_async=False)
+        if keys is not None:
+            key = keys.find(kid, alg)
+            if key is not None:
+                return key
+        if self._may_fetch(keys):
+            try:
+                keys = self.store.get_sync(_KEY_SET, force=keys is not None)
+            except AuthError:
+                if keys is None:
+                    raise  # no keys at all: the issuer's failure, not the token's
+        assert keys is not None
+        return self._pick(keys, kid, alg)
+
+    async def key_async(self, kid: str | None, alg: str) -> Key:
+        """:meth:`key_sync` for coroutines."""
+        keys = self.store.cached(_KEY_SET, in_async=True)
+        if keys is not None:
+            key = keys.find(kid, alg)
+            if key is not None:
+                return key
+        if self._may_fetch(keys):
+            try:
+                keys = await self.store.get_async(_KEY_SET, force=keys is not None)
+            except AuthError:
+                if keys is None:
+                    raise
+        assert keys is not None
+        return self._pick(keys, kid, alg)
+
+    def _may_fetch(self, keys: KeySet | None) -> bool:
+        """Whether a request may wait for a fetch: the first one, one in flight already (or
+        lost), or a refetch for an unknown kid once the cooldown since the last has passed."""
         with self._lock:
+            if self.store.fetch_pending(_KEY_SET):
+                return True
             now = self.clock.monotonic()
-            if self._flight is not None and (
-                self._flight.orphaned()
-                or now - self._flight_started > self.ctx.policy.total_timeout + 5
-            ):
-                # Its leader is gone (we were forked, or its event loop closed or stopped
-                # running it): past the longest a fetch can take, nobody will finish it.
-                self._flight.finish(abandoned=True)
-                self._flight = None
-                self._last_attempt = self._last_kid_fetch = float("-inf")
-            cooled = now - self._last_attempt >= self.cooldown
-            if self._keys is None:
-                if not cooled and self._last_error is not None and self._flight is None:
-                    raise fresh_copy(self._last_error)
-                return None, "wait"
-            key = self._keys.find(kid, alg)
-            if key is None:
-                if now - self._last_kid_fetch >= self.cooldown or self._flight is not None:
-                    return None, "wait"
-                raise self._keys.missing(kid, alg)
-            if now >= self._stale_at and cooled and self._flight is None:
-                return key, "refresh"
-            return key, "use"
+            if keys is not None and now - self._last_kid_fetch < self.cooldown:
+                return False
+            self._last_kid_fetch = now
+            return True
 
-    def _join(self, *, waited_for: bool) -> tuple[Flight, bool]:
-        with self._lock:
-            if self._flight is not None:
-                return self._flight, False
-            self._flight = Flight()
-            self._last_attempt = self._flight_started = self.clock.monotonic()
-            if waited_for:
-                self._last_kid_fetch = self._last_attempt
-            return self._flight, True
-
-    def _done(
-        self,
-        flight: Flight,
-        keys: KeySet | None,
-        max_age: float | None,
-        error: AuthError | None,
-        *,
-        abandoned: bool = False,
-    ) -> None:
-        with self._lock:
-            if keys is not None:
-                self._keys = keys
-                self._stale_at = self.clock.monotonic() + (
-                    max_age if max_age is not None else self.max_age
-                )
-                self._last_error = None
-            else:
-                self._last_error = error
-            if self._flight is flight:  # a flight given up for lost may end after another began
-                self._flight = None
-        flight.finish(keys, error, abandoned=abandoned)
-        if error is not None:
-            logger.warning("authkestra: fetching the JWKS of %s failed: %s", self.issuer, error)
-
-    def _after_fetch(self, kid: str | None, alg: str) -> Key:
-        with self._lock:
-            keys, error = self._keys, self._last_error
-        if keys is None:
-            if error is not None:
-                raise fresh_copy(error)
-            # Not the token's fault: the fetch we waited for took too long.
-            raise NetworkError(f"the keys of {self.issuer} could not be fetched in time")
+    @staticmethod
+    def _pick(keys: KeySet, kid: str | None, alg: str) -> Key:
         key = keys.find(kid, alg)
         if key is None:
             raise keys.missing(kid, alg)
         return key
 
-    # -- getting a key -----------------------------------------------------------------
-
-    def _fresh(self, kid: str | None, alg: str) -> Key | None:
-        """The key from the current, unexpired set, without the lock (reading two attributes
-        is atomic enough; a refresh racing with us only makes us use the previous set)."""
-        keys = self._keys
-        if keys is not None and self.clock.monotonic() < self._stale_at:
-            return keys.find(kid, alg)
-        return None
-
-    def key_sync(self, kid: str | None, alg: str) -> Key:
-        key = self._fresh(kid, alg)
-        if key is not None:
-            return key
-        while True:
-            key, action = self._plan(kid, alg)
-            if action == "use":
-                assert key is not None
-                return key
-            flight, leader = self._join(waited_for=action == "wait")
-            if action == "refresh":
-                assert key is not None
-                if leader:
-                    self._refresh_in_thread(flight)
-                return key
-            if leader:
-                self._lead_sync(flight)
-            else:
-                flight.wait_sync(self.ctx.policy.total_timeout + 5)
-                if flight.abandoned:
-                    continue  # its leader was cancelled: fetch again ourselves
-            return self._after_fetch(kid, alg)
-
-    async def key_async(self, kid: str | None, alg: str) -> Key:
-        key = self._fresh(kid, alg)
-        if key is not None:
-            return key
-        while True:
-            key, action = self._plan(kid, alg)
-            if action == "use":
-                assert key is not None
-                return key
-            flight, leader = self._join(waited_for=action == "wait")
-            if action == "refresh":
-                assert key is not None
-                if leader and not self._refresh_on_loop(flight):
-                    await self._lead_async(flight)  # no asyncio loop (trio): refresh here
-                return key
-            if leader:
-                await self._lead_async(flight)
-            else:
-                await flight.wait_async(self.ctx.policy.total_timeout + 5)
-                if flight.abandoned:
-                    continue  # its leader was cancelled: fetch again ourselves
-            return self._after_fetch(kid, alg)
-
-    def _refresh_in_thread(self, flight: Flight) -> None:
-        """Lead ``flight`` in a thread of its own; if none can be started, give it up."""
-        thread = threading.Thread(
-            target=self._lead_sync, args=(flight,), name="authkestra-jwks", daemon=True
-        )
-        try:
-            thread.start()
-        except RuntimeError:  # no more threads: the next due request tries again
-            self._done(flight, None, None, None, abandoned=True)
-
-    def _refresh_on_loop(self, flight: Flight) -> bool:
-        """Lead ``flight`` in a task of the running asyncio loop; False without one."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        # Set before the task runs: if the loop closes before it starts, the flight is
-        # seen as orphaned (see _plan) instead of waited for.
-        flight.loop = loop
-        task = loop.create_task(self._lead_async(flight))
-        self._tasks.add(task)  # a task nobody holds may be collected before it ends
-        task.add_done_callback(self._tasks.discard)
-        return True
-
     def wait_idle(self, timeout: float) -> bool:
         """Block until no fetch is in flight (a background refresh included); False on timeout."""
-        with self._lock:
-            flight = self._flight
-        return flight is None or flight.wait_sync(timeout)
+        return self.store.wait_idle(_KEY_SET, timeout)
 
-    def _lead_sync(self, flight: Flight) -> None:
-        try:
-            keys, max_age = self.drivers.sync.run(self._fetch())
-        except AuthError as exc:
-            self._done(flight, None, None, exc)
-        except BaseException:
-            self._done(flight, None, None, None, abandoned=True)
-            raise
-        else:
-            self._done(flight, keys, max_age, None)
-
-    async def _lead_async(self, flight: Flight) -> None:
-        with contextlib.suppress(RuntimeError):  # trio: no asyncio loop to close on us
-            flight.loop = asyncio.get_running_loop()
-        try:
-            keys, max_age = await self.drivers.async_.run(self._fetch())
-        except AuthError as exc:
-            self._done(flight, None, None, exc)
-        except BaseException:
-            self._done(flight, None, None, None, abandoned=True)
-            raise
-        else:
-            self._done(flight, keys, max_age, None)
+    def _failed(self, _key: str, error: AuthError, _background: bool) -> None:
+        logger.warning("authkestra: fetching the JWKS of %s failed: %s", self.issuer, error)
 
     # -- fetching (sans-I/O) -------------------------------------------------------------
 
-    def _fetch(self) -> Operation[tuple[KeySet, float | None]]:
+    def _fetch(self, _key: str, _force: bool) -> Operation[Entry[KeySet]]:
         self.fetches += 1
         url = self.jwks_url
         if url is None:
@@ -395,9 +284,10 @@ class JWKSCache:
             raise MalformedResponse(
                 f"{what} sent an invalid JWKS: {exc}", status_code=response.status_code
             ) from None
-        max_age = None
+        max_age = self.max_age
         match = _MAX_AGE.search(response.headers.get("cache-control", ""))
         if match:
             # Honour a shorter max-age, within reason; never longer than ours.
             max_age = min(self.max_age, max(self.cooldown, float(match.group(1))))
-        return keys, max_age
+        # Kept until replaced: a refresh that fails leaves these keys serving.
+        return Entry(keys, self.clock.monotonic() + max_age, float("inf"))

@@ -18,7 +18,7 @@ from .._jose.signing import SignatureAlgorithm, signature_algorithm
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken
 from . import _options as options
-from ._io import issuer_io
+from ._issuer_io import issuer_io
 from .access_token import AccessToken, scope_tokens
 from .jwks import JWKSCache
 from .token_cache import VerifiedTokenCache

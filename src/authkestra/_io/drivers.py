@@ -20,7 +20,7 @@ import httpx
 from .._protocol.actions import Action, Call, HttpRequest, Operation, ReadSecret, Sleep
 from ..errors import AuthError, ConfigError, NetworkError
 from ..secrets import CallableSecret, SecretSource, secret_text
-from ._transport import AsyncTransport, SyncTransport
+from .transport import AsyncTransport, SyncTransport
 
 __all__ = ["AsyncDriver", "Drivers", "SyncDriver"]
 

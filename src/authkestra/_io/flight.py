@@ -1,9 +1,10 @@
-"""One token fetch in flight, awaited by any mix of threads and coroutines."""
+"""One fetch in flight (a token, a key set, an answer), awaited by threads and coroutines alike."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import threading
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import anyio
 
 from ..errors import AuthError
 
-__all__ = ["Flight"]
+__all__ = ["Flight", "fresh_copy"]
 
 
 def _waker(callback: Callable[[], None]) -> Callable[[], None]:
@@ -47,7 +48,10 @@ class Flight:
     followers then try again themselves.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, started: float = 0.0) -> None:
+        #: When it began (the cache's monotonic clock): a leader past the longest a fetch
+        #: can take (an event loop that stopped running it) is given up for lost.
+        self.started = started
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._wakers: list[Callable[[], None]] = []
@@ -94,3 +98,16 @@ class Flight:
         with anyio.move_on_after(within):
             await event.wait()
         return self._done.is_set()
+
+    @property
+    def done(self) -> bool:
+        """True once it has an outcome (or was given up)."""
+        return self._done.is_set()
+
+
+def fresh_copy(error: AuthError) -> AuthError:
+    """A copy to raise: one exception object raised in many threads would share a traceback."""
+    clone = copy.copy(error)
+    clone.__traceback__ = None
+    clone.__cause__ = error.__cause__
+    return clone

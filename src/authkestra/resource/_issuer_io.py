@@ -6,10 +6,10 @@ import httpx
 
 from .. import __version__
 from .._clock import Clock
+from .._io.drivers import Drivers
 from .._protocol.context import ProtocolContext
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
-from ..flow._drivers import Drivers
 from ..secrets import SecretSource
 from . import _options as options
 
