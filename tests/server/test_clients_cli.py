@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from authkestra import AuthMethod
 from authkestra.cli import Environment, main
 from authkestra.errors import InvalidClient
 from authkestra.server.client_auth import ClientDirectory
@@ -503,10 +504,10 @@ def test_unknown_client_costs_a_hash_and_a_compare(
         calls.clear()
         hashed.clear()
         with pytest.raises(InvalidClient):
-            directory.authenticate(ClientCredentials(client_id, "wrong", "client_secret_basic"))
+            directory.authenticate(ClientCredentials(client_id, "wrong", AuthMethod.CLIENT_SECRET_BASIC))
         assert len(calls) == 1, client_id
         assert hashed == ["wrong"]
-    assert directory.authenticate(ClientCredentials("known", "right", "client_secret_basic"))
+    assert directory.authenticate(ClientCredentials("known", "right", AuthMethod.CLIENT_SECRET_BASIC))
     store.close()
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 
 from ..errors import ConfigError
+from .scope import is_scope_token
 
 __all__ = [
     "RESERVED_PARAMS",
@@ -16,9 +16,6 @@ __all__ = [
 ]
 
 ScopesLike = str | Iterable[str] | None
-
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 #: Parameters the flow sets itself; extra_params may not override them.
 RESERVED_PARAMS = frozenset(
@@ -50,7 +47,7 @@ def normalize_scopes(scopes: ScopesLike) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise ConfigError(f"scopes must be strings, got {type(item).__name__}")
         for token in item.split():
-            if not _SCOPE_TOKEN.fullmatch(token):
+            if not is_scope_token(token):
                 raise ConfigError(
                     f"scope {token!r} has characters RFC 6749 §3.3 does not allow"
                     " (quotes, backslashes, non-ASCII or control characters)"

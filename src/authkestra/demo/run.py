@@ -20,8 +20,8 @@ from ..flow.client_credentials import ClientCredentialsFlow
 from ..resource.verifier import JWTVerifier
 from ..server.app import create_app
 from ..server.context import build_context
+from ..server.registration import ClientSpec, Registry
 from ..server.settings import ServerSettings
-from ..server.store import new_secret
 from .api import REQUIRED_SCOPE, create_demo_api
 
 __all__ = ["run_demo"]
@@ -80,15 +80,16 @@ def run_demo(out: TextIO) -> int:
         ctx = build_context(settings)
         step(f"1. Authorization server: {settings.effective_issuer()} (SQLite store in {workdir})")
 
-        service_secret = new_secret()
-        ctx.store.create_client(
-            "demo-reporting-job",
-            secret_hash=ctx.hasher.hash(service_secret),
-            auth_method="client_secret_basic",
-            scopes=(REQUIRED_SCOPE, "reports:write"),
-            audiences=(API_AUDIENCE,),
-            default_scopes=(REQUIRED_SCOPE,),
+        issued = Registry(ctx.store, settings).create(
+            ClientSpec(
+                "demo-reporting-job",
+                scopes=(REQUIRED_SCOPE, "reports:write"),
+                audiences=(API_AUDIENCE,),
+                default_scopes=(REQUIRED_SCOPE,),
+            )
         )
+        service_secret = issued.secret
+        assert service_secret is not None
         step("2. Registered client demo-reporting-job (scopes reports:read reports:write)")
 
         with _serving(create_app(settings, context=ctx), port) as issuer:

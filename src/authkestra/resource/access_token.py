@@ -8,20 +8,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["AccessToken", "scope_tokens"]
+__all__ = ["AccessToken"]
 
 _set = object.__setattr__
-
-
-def scope_tokens(scope: str) -> tuple[str, ...]:
-    """The scopes of a ``scope`` string: separated by spaces, and by nothing else (RFC 6749 §3.3).
-
-    ``str.split()`` would also split on tabs, control characters and Unicode spaces:
-    "read", a no-break space and "admin" would grant ``admin``.
-    """
-    scopes = scope.split(" ")
-    # Several spaces in a row, or around: rare, so the common case builds no generator.
-    return tuple(s for s in scopes if s) if "" in scopes else tuple(scopes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,13 +19,14 @@ from .._protocol.discovery import discover
 from .._protocol.redact import Redactor
 from .._protocol.responses import raise_for_failure
 from .._protocol.retry import send_with_retries
+from .._protocol.scope import split_scope
 from .._protocol.token_request import build_authenticated_post
 from .._protocol.urls import check_endpoint_url
 from ..errors import AuthError, ConfigError, InvalidToken, MalformedResponse
 from ..secrets import Secret, SecretLike, to_secret_source
 from . import _options as options
 from ._issuer_io import issuer_io
-from .access_token import AccessToken, scope_tokens
+from .access_token import AccessToken
 
 __all__ = ["IntrospectionVerifier"]
 
@@ -235,7 +236,7 @@ class IntrospectionVerifier:
         return AccessToken(
             subject=answer.get("sub") if isinstance(answer.get("sub"), str) else None,
             client_id=answer.get("client_id") if isinstance(answer.get("client_id"), str) else None,
-            scopes=scope_tokens(scope),
+            scopes=split_scope(scope),
             audience=audience,
             expires_at=expires_at,
             jwt_id=answer.get("jti") if isinstance(answer.get("jti"), str) else None,

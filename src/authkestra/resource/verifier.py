@@ -15,11 +15,12 @@ from .._jose.algorithms import ASYMMETRIC
 from .._jose.claims import ClaimError, TimeRules
 from .._jose.compact import MalformedJWS, parse_compact, read_compact
 from .._jose.signing import SignatureAlgorithm, signature_algorithm
+from .._protocol.scope import split_scope
 from .._protocol.urls import check_endpoint_url
 from ..errors import ConfigError, InvalidToken
 from . import _options as options
 from ._issuer_io import issuer_io
-from .access_token import AccessToken, scope_tokens
+from .access_token import AccessToken
 from .jwks import JWKSCache
 from .token_cache import VerifiedTokenCache
 
@@ -55,7 +56,7 @@ def _scopes(claims: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...
             continue
         value = claims[name]
         if isinstance(value, str):
-            return scope_tokens(value)
+            return split_scope(value)
         if name == "scope":  # RFC 9068 §2.2.3: a string, always
             raise InvalidToken("the token's scope claim is not a string")
         if not (isinstance(value, list) and all(isinstance(s, str) and s for s in value)):
@@ -376,7 +377,7 @@ class JWTVerifier:
             subject=subject,
             client_id=client_id,
             scopes=(
-                scope_tokens(scope)
+                split_scope(scope)
                 if type(scope) is str and self._scope_first
                 else _scopes(claims, self.scope_claims)
             ),

@@ -33,6 +33,7 @@ from .._jose.algorithms import ASYMMETRIC, HMAC
 from .._jose.claims import ClaimError, TimeRules
 from .._jose.keys import hmac_key
 from .._jose.signing import verify_signature
+from .._protocol.client_auth import AuthMethod
 from ..errors import InvalidClient
 from .client_keys import ClientKey, ParsedKeySets, matching_keys
 from .jwks_uri import JwksUriError, RemoteKeySets
@@ -118,7 +119,7 @@ class AssertionVerifier:
         alg = assertion.header.get("alg")
         if not isinstance(alg, str):
             return False
-        if client.auth_method == "client_secret_jwt":
+        if client.method is AuthMethod.CLIENT_SECRET_JWT:
             if alg not in HMAC:
                 return False
             # Every current secret (a rotated-out one works through its grace period).
@@ -126,7 +127,7 @@ class AssertionVerifier:
             for secret in self._secret_keys(client):
                 verified |= self._verify(assertion, secret, alg)
             return verified
-        if client.auth_method != "private_key_jwt" or alg not in ASYMMETRIC:
+        if client.method is not AuthMethod.PRIVATE_KEY_JWT or alg not in ASYMMETRIC:
             return False
         kid = assertion.header.get("kid")
         if kid is not None and not isinstance(kid, str):

@@ -7,9 +7,9 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from .._protocol.client_auth import AuthMethod
 from ..errors import InvalidClient
-from .mtls import TLS_METHODS
-from .oauth_request import ASSERTION_METHODS, ClientCredentials
+from .oauth_request import ClientCredentials
 from .secret_hashing import SecretHasher
 from .store import ClientRecord, Store
 
@@ -82,7 +82,7 @@ class ClientDirectory:
         if credentials.assertion is not None:
             return self._authenticate_assertion(credentials)
         client = self.lookup(credentials.client_id)
-        if client is not None and client.auth_method in TLS_METHODS:
+        if client is not None and client.method.uses_tls:
             return self._authenticate_certificate(client, credentials, certificate)
         now = datetime.now(timezone.utc)
         hashes = (
@@ -95,7 +95,7 @@ class ClientDirectory:
             client is None
             or not client.enabled
             or credentials.secret is None  # only confidential clients get tokens here
-            or credentials.method != client.auth_method
+            or credentials.method is not client.method
             or not secret_ok
         ):
             raise _copy(_FAILED)
@@ -113,7 +113,7 @@ class ClientDirectory:
         self.hasher.matches(credentials.secret or "", [])
         if (
             not client.enabled
-            or credentials.method != "none"
+            or credentials.method is not AuthMethod.NONE
             or certificate is None
             or self.mtls is None
             or not self.mtls.authenticates(client, certificate)
@@ -132,10 +132,10 @@ class ClientDirectory:
         if (
             client is None
             or not client.enabled
-            or client.auth_method not in ASSERTION_METHODS
+            or not client.method.uses_assertion
             # The header's alg names the method; it must be the client's (HS256 for a
             # private_key_jwt client is refused here, before any key is touched).
-            or credentials.method != client.auth_method
+            or credentials.method is not client.method
             or not verifier.verify_signature(client, assertion)
         ):
             raise _copy(_FAILED)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any
 
+from .._protocol.scope import is_scope_token, split_scope
 from ..errors import InvalidRequest, InvalidScope, InvalidTarget, UnsupportedGrantType
 from .keys import KeyRing
 from .oauth_request import FormParams, single
@@ -14,16 +14,13 @@ from .store import ClientRecord
 
 __all__ = ["issue_token"]
 
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-
 
 def _granted_scopes(client: ClientRecord, requested: str | None) -> tuple[str, ...]:
     if requested is None:
         return client.default_scopes if client.default_scopes is not None else client.scopes
-    # RFC 6749 §3.3: scope tokens are separated by spaces (%x20), not by any whitespace.
-    scopes = tuple(dict.fromkeys(s for s in requested.split(" ") if s))
+    scopes = tuple(dict.fromkeys(split_scope(requested)))
     for scope in scopes:
-        if not _SCOPE_TOKEN.fullmatch(scope) or scope not in client.scopes:
+        if not is_scope_token(scope) or scope not in client.scopes:
             raise InvalidScope(
                 "scope not allowed",
                 status_code=400,

@@ -40,12 +40,12 @@ from cryptography.x509.verification import (
 )
 
 from .._jose.keys import import_key_object
+from .._protocol.client_auth import AuthMethod
 from ..tls import ClientCertificate, certificate_thumbprint
 from .store import ClientRecord
 
 __all__ = [
     "SUBJECT_KINDS",
-    "TLS_METHODS",
     "ClientCAs",
     "MutualTLS",
     "TLSSubject",
@@ -56,8 +56,6 @@ __all__ = [
 
 logger = logging.getLogger("authkestra.server")
 
-#: The client authentication methods of RFC 8705 §2.
-TLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 #: RFC 8705 §2.1.2: how a tls_client_auth client names its certificate (exactly one).
 SUBJECT_KINDS = ("subject_dn", "san_dns", "san_uri", "san_ip", "san_email")
 
@@ -239,9 +237,9 @@ class MutualTLS:
 
     def authenticates(self, client: ClientRecord, certificate: ClientCertificate) -> bool:
         """Whether ``certificate`` authenticates ``client`` by the client's TLS method."""
-        if client.auth_method == "self_signed_tls_client_auth":
+        if client.auth_method == AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
             return certificate.der in _x5c_ders(client.jwks or "")
-        if client.auth_method != "tls_client_auth" or client.tls_client_auth is None:
+        if client.auth_method != AuthMethod.TLS_CLIENT_AUTH or client.tls_client_auth is None:
             return False
         if self.client_cas is None or not self.client_cas.verifies(certificate):
             return False

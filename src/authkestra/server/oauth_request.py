@@ -9,11 +9,10 @@ from urllib.parse import parse_qsl
 
 from .._jose.compact import CompactJWS, MalformedJWS, parse_compact
 from .._protocol.client_assertion import JWT_BEARER
-from .._protocol.client_auth import decode_basic_credentials
+from .._protocol.client_auth import AuthMethod, decode_basic_credentials
 from ..errors import InvalidClient, InvalidRequest
 
 __all__ = [
-    "ASSERTION_METHODS",
     "ClientAssertion",
     "ClientCredentials",
     "FormParams",
@@ -29,8 +28,6 @@ _VSCHAR = re.compile(r"[\x20-\x7e]*")
 MAX_CLIENT_ID_CHARS = 128
 #: Longer client assertions are refused unread (ours are well under 1 KiB; RSA-4096 ~ 1.2 KiB).
 MAX_ASSERTION_CHARS = 8192
-#: The client authentication methods that send a signed JWT (RFC 7523 §2.2).
-ASSERTION_METHODS = ("private_key_jwt", "client_secret_jwt")
 
 
 def parse_form(body: bytes, content_type: str | None) -> FormParams:
@@ -98,11 +95,11 @@ class ClientCredentials:
 
     client_id: str
     secret: str | None
-    method: str  # client_secret_basic | client_secret_post | none | private_key_jwt | ...
+    method: AuthMethod
     assertion: ClientAssertion | None = None
 
     def __repr__(self) -> str:
-        return f"ClientCredentials({self.client_id!r}, {self.method})"
+        return f"ClientCredentials({self.client_id!r}, {self.method.value})"
 
 
 def client_credentials(authorization: str | None, params: FormParams) -> ClientCredentials:
@@ -151,7 +148,7 @@ def client_credentials(authorization: str | None, params: FormParams) -> ClientC
                 error_description="client_id in the body differs from the Authorization header",
             )
         _check_chars(client_id, secret)
-        return ClientCredentials(client_id, secret, "client_secret_basic")
+        return ClientCredentials(client_id, secret, AuthMethod.CLIENT_SECRET_BASIC)
     if body_id is None:
         raise InvalidClient(
             "no client authentication",
@@ -160,8 +157,8 @@ def client_credentials(authorization: str | None, params: FormParams) -> ClientC
         )
     _check_chars(body_id, body_secret or "")
     if body_secret is not None:
-        return ClientCredentials(body_id, body_secret, "client_secret_post")
-    return ClientCredentials(body_id, None, "none")
+        return ClientCredentials(body_id, body_secret, AuthMethod.CLIENT_SECRET_POST)
+    return ClientCredentials(body_id, None, AuthMethod.NONE)
 
 
 def _assertion_failed(description: str) -> InvalidClient:
@@ -196,7 +193,9 @@ def _assertion_credentials(
     if body_id is not None and body_id != issuer:
         raise _assertion_failed("the client assertion was made for another client")
     _check_chars(issuer, "")
-    method = "client_secret_jwt" if alg.upper().startswith("HS") else "private_key_jwt"
+    method = (
+        AuthMethod.CLIENT_SECRET_JWT if alg.upper().startswith("HS") else AuthMethod.PRIVATE_KEY_JWT
+    )
     return ClientCredentials(issuer, None, method, ClientAssertion(assertion, jws))
 
 

@@ -11,22 +11,20 @@ from starlette.responses import JSONResponse, Response
 from ..._jose.algorithms import ASYMMETRIC, HMAC
 from ..context import ServerContext
 from ..dpop import DPOP_SIGNING_ALGS
+from ..registration import SUPPORTED_AUTH_METHODS
 
 __all__ = ["health_endpoint", "jwks_endpoint", "metadata_endpoint"]
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"]
 #: What client assertions (private_key_jwt, client_secret_jwt) may be signed with.
 AUTH_SIGNING_ALGS = [*ASYMMETRIC, *HMAC]
-
-
-#: RFC 8705 §2: offered when the server terminates TLS (certificates can reach it).
-TLS_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"]
 
 
 def metadata(ctx: ServerContext) -> dict[str, Any]:
     issuer = ctx.issuer
     tls = ctx.settings.tls_cert is not None
-    methods = AUTH_METHODS + TLS_AUTH_METHODS if tls else AUTH_METHODS
+    # RFC 8705 §2: the certificate methods only when the server terminates TLS (certificates
+    # can reach it).
+    methods = [m.value for m in SUPPORTED_AUTH_METHODS if tls or not m.uses_tls]
     document: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime
+
+from ..._protocol.client_auth import AuthMethod
 
 __all__ = ["ClientRecord", "SecretHash", "SigningKeyRecord"]
 
@@ -41,6 +44,11 @@ class ClientRecord:
     #: as JSON text ``{"subject_dn": ...}`` or ``{"san_dns" | "san_uri" | "san_ip" |
     #: "san_email": ...}``. Self-signed certificates are kept in ``jwks`` (as ``x5c``).
     tls_client_auth: str | None = None
+
+    @functools.cached_property
+    def method(self) -> AuthMethod:
+        """:attr:`auth_method` as an :class:`~authkestra.AuthMethod`."""
+        return AuthMethod(self.auth_method)
 
     def __repr__(self) -> str:
         return f"ClientRecord({self.client_id!r}, {self.auth_method}, enabled={self.enabled})"

@@ -15,6 +15,7 @@ from sqlalchemy import CursorResult, Engine, create_engine, delete, event, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..._protocol.client_auth import AuthMethod
 from .models import (
     ClientRow,
     ClientSecretRow,
@@ -201,7 +202,7 @@ class Store:
         with self.session() as session:
             rows = session.scalars(
                 select(ClientRow.jwks).where(
-                    ClientRow.auth_method == "self_signed_tls_client_auth",
+                    ClientRow.auth_method == AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH.value,
                     ClientRow.enabled.is_(True),
                 )
             ).all()
