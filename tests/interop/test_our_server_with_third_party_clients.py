@@ -91,7 +91,7 @@ OTHER_ALG = "EdDSA"
 
 def start(alg: str | None, kinds: tuple[str, ...]) -> Deployment:
     """A server (``alg``: its signing algorithm) with those of the CLIENTS registered."""
-    server = AuthkestraServer(extra_env={"AUTHKESTRA_SIGNING_ALG": alg} if alg else None)
+    server = AuthkestraServer(extra_env={"AUTHKESTRA_SERVER_SIGNING_ALG": alg} if alg else None)
     try:
         with ThreadPoolExecutor() as pool:
             futures = {kind: pool.submit(register, server, *CLIENTS[kind]) for kind in kinds}

@@ -3,7 +3,7 @@
 DPoP (RFC 9449): npm openid-client 6 (``randomDPoPKeyPair``, ``getDPoPHandle``,
 ``clientCredentialsGrant`` and ``fetchProtectedResource`` with the handle) gets DPoP-bound
 tokens, with proof keys of each algorithm the server advertises, from a server that does
-not ask for nonces and from one that requires them (``AUTHKESTRA_DPOP_REQUIRE_NONCE``); it
+not ask for nonces and from one that requires them (``AUTHKESTRA_SERVER_DPOP_REQUIRE_NONCE``); it
 then calls an API behind our ``BearerTokenMiddleware`` (uvicorn, in this process) with the
 token and a proof, and the same token is refused there without its proof.
 
@@ -216,7 +216,7 @@ def dpop_server() -> Iterator[DPoPDeployment]:
 @pytest.fixture(scope="module")
 def nonce_server() -> Iterator[DPoPDeployment]:
     """Every proof at the token endpoint must carry a nonce the server handed out."""
-    yield from dpop_deployment({"AUTHKESTRA_DPOP_REQUIRE_NONCE": "true"})
+    yield from dpop_deployment({"AUTHKESTRA_SERVER_DPOP_REQUIRE_NONCE": "true"})
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ class KeyHost:
 
 
 #: The CLI checks a --jwks-uri as the server would fetch it: under the same test setting.
-INSECURE_JWKS_URI = {"AUTHKESTRA_ALLOW_INSECURE_JWKS_URI": "true"}
+INSECURE_JWKS_URI = {"AUTHKESTRA_SERVER_ALLOW_INSECURE_JWKS_URI": "true"}
 
 
 def create(server: AuthkestraServer, name: str, *args: str) -> dict[str, Any]:

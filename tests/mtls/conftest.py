@@ -69,7 +69,7 @@ def tls_server(
     server = AuthkestraServer(
         tls=(server_cert.cert_path, server_cert.key_path, pki.ca.cert_path),
         ca_bundle=pki.ca.cert_path,
-        extra_env={"AUTHKESTRA_TLS_TRUST_REFRESH": "0.5"},
+        extra_env={"AUTHKESTRA_SERVER_TLS_TRUST_REFRESH": "0.5"},
     )
     try:
         yield server

@@ -350,7 +350,7 @@ def test_self_signed_clients_without_any_client_ca(
         db=db,
         tls=(server_cert.cert_path, server_cert.key_path, None),
         ca_bundle=pki.ca.cert_path,
-        extra_env={"AUTHKESTRA_TLS_TRUST_REFRESH": "0.5"},
+        extra_env={"AUTHKESTRA_SERVER_TLS_TRUST_REFRESH": "0.5"},
     )
     try:
         token = flow_for(

@@ -37,12 +37,12 @@ ISSUER = "https://auth.multi-instance.example.test"
 #: Every request of the suite comes from 127.0.0.1, and failed attempts are part of the
 #: tests: the address limit must not get in the way (the per-client one is tested below).
 COMMON_ENV = {
-    "AUTHKESTRA_ISSUER": ISSUER,
-    "AUTHKESTRA_MAX_FAILURES_PER_ADDRESS": "1000000",
+    "AUTHKESTRA_SERVER_ISSUER": ISSUER,
+    "AUTHKESTRA_SERVER_MAX_FAILURES_PER_ADDRESS": "1000000",
 }
 #: Polling through a server's client cache records failures for that client; keep them
 #: from tripping the per-client limit in the tests that are not about it.
-LENIENT_ENV = {**COMMON_ENV, "AUTHKESTRA_MAX_FAILURES_PER_CLIENT": "100000"}
+LENIENT_ENV = {**COMMON_ENV, "AUTHKESTRA_SERVER_MAX_FAILURES_PER_CLIENT": "100000"}
 #: Far above the servers' 2 s caches: only a real failure to converge takes this long.
 EVENTUALLY = 30.0
 
@@ -415,8 +415,8 @@ def test_failed_attempts_on_a_and_b_count_together(
     db = postgres_server.create_database(unique("limits").replace("-", "_"))
     env = {
         **COMMON_ENV,
-        "AUTHKESTRA_MAX_FAILURES_PER_CLIENT": str(limit),
-        "AUTHKESTRA_FAILURE_WINDOW": str(window),
+        "AUTHKESTRA_SERVER_MAX_FAILURES_PER_CLIENT": str(limit),
+        "AUTHKESTRA_SERVER_FAILURE_WINDOW": str(window),
     }
     a, b = start_pair(db, redis_server.url, env)
     try:

@@ -288,7 +288,7 @@ def test_bad_format_is_a_usage_error(tmp_path: Path, command: list[str]) -> None
     assert "--format" in err
 
 
-# -- --db and AUTHKESTRA_DB ------------------------------------------------------------------
+# -- --db and AUTHKESTRA_SERVER_DB --------------------------------------------------------
 
 
 COMMANDS = [
@@ -314,12 +314,12 @@ def _keys(db: str) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
 def test_every_command_uses_authkestra_db_and_db_wins(tmp_path: Path, command: list[str]) -> None:
-    """Store a (AUTHKESTRA_DB) has the client "svc"; store b (--db) is empty."""
+    """Store a (AUTHKESTRA_SERVER_DB) has the client "svc"; store b (--db) is empty."""
     a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
     create(a, "svc")
     if command == ["keys", "list"]:
         run("keys", "rotate", "--db", a)
-    environ = {"AUTHKESTRA_DB": a}
+    environ = {"AUTHKESTRA_SERVER_DB": a}
     by_env = run(*command, environ=environ)
     by_flag = run(*command, "--db", b, environ=environ)
     name = " ".join(command[:2])
@@ -355,23 +355,23 @@ def test_disable_through_authkestra_db_reaches_that_store(tmp_path: Path) -> Non
     a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
     create(a, "svc")
     create(b, "svc")
-    assert run("clients", "disable", "svc", environ={"AUTHKESTRA_DB": a})[0] == 0
+    assert run("clients", "disable", "svc", environ={"AUTHKESTRA_SERVER_DB": a})[0] == 0
     assert [c["enabled"] for c in _list(a)] == [False]
     assert [c["enabled"] for c in _list(b)] == [True]
 
 
 def test_keys_rotate_through_authkestra_db_reaches_that_store(tmp_path: Path) -> None:
     a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
-    assert run("keys", "rotate", "--keep-old-for", "60", environ={"AUTHKESTRA_DB": a})[0] == 0
-    assert len(json.loads(run("keys", "list", environ={"AUTHKESTRA_DB": a})[1])) == 2
-    assert json.loads(run("keys", "list", "--db", b, environ={"AUTHKESTRA_DB": a})[1]) == []
+    assert run("keys", "rotate", "--keep-old-for", "60", environ={"AUTHKESTRA_SERVER_DB": a})[0] == 0
+    assert len(json.loads(run("keys", "list", environ={"AUTHKESTRA_SERVER_DB": a})[1])) == 2
+    assert json.loads(run("keys", "list", "--db", b, environ={"AUTHKESTRA_SERVER_DB": a})[1]) == []
 
 
 def test_the_process_environment_is_not_read_behind_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     leak = tmp_path / "leak.db"
-    monkeypatch.setenv("AUTHKESTRA_DB", f"sqlite:///{leak}")
+    monkeypatch.setenv("AUTHKESTRA_SERVER_DB", f"sqlite:///{leak}")
     monkeypatch.chdir(tmp_path)
     code, _, err = run("clients", "create", "svc", environ={})
     assert code == 0, err
@@ -409,7 +409,7 @@ def test_store_holds_only_keyed_hashes(server: InProcessServer) -> None:
 def test_configured_secret_key_is_used_and_not_stored(tmp_path: Path) -> None:
     key = "k" * 32
     db = f"sqlite:///{tmp_path}/authkestra.db"
-    environ = {"AUTHKESTRA_SECRET_KEY": key, "AUTHKESTRA_DB": db}
+    environ = {"AUTHKESTRA_SERVER_SECRET_KEY": key, "AUTHKESTRA_SERVER_DB": db}
     code, out, err = run("clients", "create", "svc", "--format", "json", environ=environ)
     assert code == 0, err
     secret = json.loads(out)["client_secret"]
@@ -423,7 +423,7 @@ def test_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "hmac.key"
     key_file.write_text("f" * 40 + "\n")
     db = f"sqlite:///{tmp_path}/authkestra.db"
-    environ = {"AUTHKESTRA_SECRET_KEY_FILE": str(key_file), "AUTHKESTRA_DB": db}
+    environ = {"AUTHKESTRA_SERVER_SECRET_KEY_FILE": str(key_file), "AUTHKESTRA_SERVER_DB": db}
     code, out, err = run("clients", "create", "svc", "--format", "json", environ=environ)
     assert code == 0, err
     secret = json.loads(out)["client_secret"]
@@ -434,10 +434,10 @@ def test_key_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "environ",
     [
-        {"AUTHKESTRA_SECRET_KEY": "short"},
-        {"AUTHKESTRA_SECRET_KEY_FILE": "/nonexistent/hmac.key"},
-        {"AUTHKESTRA_SIGNING_ALG": "HS256"},
-        {"AUTHKESTRA_CACHE_SECONDS": "soon"},
+        {"AUTHKESTRA_SERVER_SECRET_KEY": "short"},
+        {"AUTHKESTRA_SERVER_SECRET_KEY_FILE": "/nonexistent/hmac.key"},
+        {"AUTHKESTRA_SERVER_SIGNING_ALG": "HS256"},
+        {"AUTHKESTRA_SERVER_CACHE_SECONDS": "soon"},
     ],
 )
 def test_bad_settings_are_a_config_error_not_a_crash(
@@ -456,7 +456,7 @@ def test_short_key_file_is_a_config_error(tmp_path: Path) -> None:
     key_file.write_text("short\n")
     code, _, err = run(
         "clients", "list", "--db", f"sqlite:///{tmp_path}/x.db",
-        environ={"AUTHKESTRA_SECRET_KEY_FILE": str(key_file)},
+        environ={"AUTHKESTRA_SERVER_SECRET_KEY_FILE": str(key_file)},
     )  # fmt: skip
     assert code == 3
     assert "16 bytes" in err

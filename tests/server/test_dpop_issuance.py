@@ -287,7 +287,7 @@ def _register(server: AuthkestraServer) -> tuple[str, str]:
 
 @pytest.mark.parametrize("require_nonce", [False, True], ids=["no-nonce", "nonce"])
 def test_the_flow_gets_a_dpop_token_from_a_real_server(require_nonce: bool) -> None:
-    env = {"AUTHKESTRA_DPOP_REQUIRE_NONCE": "true"} if require_nonce else {}
+    env = {"AUTHKESTRA_SERVER_DPOP_REQUIRE_NONCE": "true"} if require_nonce else {}
     srv = AuthkestraServer(extra_env=env)
     try:
         client = _register(srv)

@@ -32,9 +32,9 @@ API = "https://api.example.test/"
 def real() -> Iterator[AuthkestraServer]:
     server = AuthkestraServer(
         extra_env={
-            "AUTHKESTRA_MAX_FAILURES_PER_CLIENT": "3",
-            "AUTHKESTRA_MAX_FAILURES_PER_ADDRESS": "1000",
-            "AUTHKESTRA_FAILURE_WINDOW": "2",
+            "AUTHKESTRA_SERVER_MAX_FAILURES_PER_CLIENT": "3",
+            "AUTHKESTRA_SERVER_MAX_FAILURES_PER_ADDRESS": "1000",
+            "AUTHKESTRA_SERVER_FAILURE_WINDOW": "2",
         }
     )
     yield server
@@ -114,7 +114,7 @@ def test_the_library_gets_a_token_that_verifies_introspects_and_revokes(
 def test_the_console_script_registers_a_client_the_server_accepts(real: AuthkestraServer) -> None:
     result = cli(
         "clients", "create", "from-cli", "--scope", "read", "--format", "json",
-        env={"AUTHKESTRA_DB": real.db},
+        env={"AUTHKESTRA_SERVER_DB": real.db},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

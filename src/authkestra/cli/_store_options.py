@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +23,7 @@ DbOption = Annotated[
         "--db",
         metavar="URL",
         help="Store URL: sqlite:///PATH (default sqlite:///authkestra.db) or"
-        " postgresql://... [env: AUTHKESTRA_DB]",
+        " postgresql://... [env: AUTHKESTRA_SERVER_DB]",
     ),
 ]
 
@@ -38,33 +39,17 @@ def server_settings(env: Environment, **flags: Any) -> ServerSettings:
     """Server settings from the environment, flags overriding (None means "not given")."""
     try:
         from pydantic import ValidationError
-        from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
         from ..server.settings import ServerSettings
     except ImportError:
         raise fail(env, "the server needs its extras: pip install 'authkestra[server]'") from None
 
-    class _FromEnvironment(ServerSettings):
-        # The variables come from env.environ (below), never from the process's os.environ.
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings,)
-
-    values: dict[str, Any] = {}
-    for name in ServerSettings.model_fields:
-        raw = env.environ.get("AUTHKESTRA_" + name.upper())
-        if raw:
-            values[name] = raw
-    values.update({k: v for k, v in flags.items() if v is not None})
     try:
-        settings = _FromEnvironment(**values)
+        with warnings.catch_warnings(record=True) as deprecated:
+            warnings.simplefilter("always", FutureWarning)
+            settings = ServerSettings.from_environment(env.environ, **flags)
+        for warning in deprecated:
+            env.stderr.write(f"authkestra: warning: {warning.message}\n")
         settings.hmac_key_from_settings()  # a missing or short key file: said now, not mid-command
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -76,7 +61,7 @@ def server_settings(env: Environment, **flags: Any) -> ServerSettings:
 
 
 def open_store(env: Environment, db: str | None) -> tuple[ServerSettings, Store]:
-    """The migrated store named by ``--db`` (or AUTHKESTRA_DB, or the default)."""
+    """The migrated store named by ``--db`` (or AUTHKESTRA_SERVER_DB, or the default)."""
     from ..server.store import Store
 
     settings = server_settings(env, db=db)

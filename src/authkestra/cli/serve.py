@@ -59,8 +59,10 @@ def serve(
 ) -> None:
     """Run the authorization server (token, metadata, JWKS, introspection, revocation).
 
-    Every setting can also come from AUTHKESTRA_<NAME> variables (AUTHKESTRA_DB,
-    AUTHKESTRA_REDIS, AUTHKESTRA_ISSUER, AUTHKESTRA_SECRET_KEY_FILE, ...).
+    Every setting can also come from AUTHKESTRA_SERVER_<NAME> variables
+    (AUTHKESTRA_SERVER_DB, AUTHKESTRA_SERVER_REDIS, AUTHKESTRA_SERVER_ISSUER,
+    AUTHKESTRA_SERVER_SECRET_KEY_FILE, ...). No client variable (AUTHKESTRA_ISSUER,
+    AUTHKESTRA_SIGNING_ALG, ...) changes how the server starts.
     """
     env: Environment = ctx.obj
     settings = server_settings(

@@ -10,9 +10,31 @@ from .._protocol.client_auth import AuthMethod
 from ..errors import ConfigError
 from ..secrets import FileSecret, Secret
 
-__all__ = ["ENV_PREFIX", "flow_arguments_from_env"]
+__all__ = ["CLIENT_VARIABLES", "ENV_PREFIX", "flow_arguments_from_env"]
 
 ENV_PREFIX = "AUTHKESTRA_"
+#: Every variable a client reads (after ``AUTHKESTRA_``): ``from_env`` and ``authkestra
+#: token``. The server's have a prefix of their own (``AUTHKESTRA_SERVER_``).
+CLIENT_VARIABLES = (
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "CLIENT_SECRET_FILE",
+    "TOKEN_URL",
+    "ISSUER",
+    "SCOPES",
+    "AUTH_METHOD",
+    "AUDIENCE",
+    "RESOURCE",
+    "PRIVATE_KEY_FILE",
+    "KEY_ID",
+    "SIGNING_ALG",
+    "CLIENT_CERT_FILE",
+    "CLIENT_KEY_FILE",
+    "CA_BUNDLE",
+    "DPOP",
+    "DPOP_KEY_FILE",
+    "TOKEN_CACHE",
+)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:

@@ -50,12 +50,13 @@ def create_app(
 ) -> Starlette:
     """The authorization server as an ASGI app.
 
-    ``settings`` default to ``ServerSettings()`` (``AUTHKESTRA_*`` environment).
+    ``settings`` default to the ``AUTHKESTRA_SERVER_*`` environment
+    (:meth:`ServerSettings.from_environment <authkestra.server.ServerSettings.from_environment>`).
     The store is opened, migrated and given a signing key at startup -- or pass
     a ``context`` built with :func:`~authkestra.server.context.build_context`,
     which the app then uses (and leaves open) as it is.
     """
-    settings = settings or ServerSettings()
+    settings = settings or ServerSettings.from_environment()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,5 +97,5 @@ def create_app(
 
 
 def create_app_from_environment() -> Starlette:
-    """``create_app()`` with settings from ``AUTHKESTRA_*`` variables (uvicorn workers use this)."""
-    return create_app(ServerSettings())
+    """``create_app()`` with settings from the environment (uvicorn workers use this)."""
+    return create_app(ServerSettings.from_environment())

@@ -1,7 +1,7 @@
 """Mutual TLS (RFC 8705): clients that authenticate with a certificate, and bound tokens.
 
 Two methods (§2): ``tls_client_auth`` -- a certificate from a CA the server
-trusts (``AUTHKESTRA_TLS_CLIENT_CA``), whose subject DN or one subject
+trusts (``AUTHKESTRA_SERVER_TLS_CLIENT_CA``), whose subject DN or one subject
 alternative name is the one registered for the client -- and
 ``self_signed_tls_client_auth`` -- a certificate registered with the client
 itself (an ``x5c`` member of its JWK Set), matched by its SHA-256 thumbprint.

@@ -1,29 +1,48 @@
-"""Server settings: ``AUTHKESTRA_*`` environment variables, flags, or code."""
+"""Server settings: ``AUTHKESTRA_SERVER_*`` environment variables, flags, or code.
+
+The server's variables have a prefix of their own, so that nothing a client
+reads (``AUTHKESTRA_ISSUER``, ``AUTHKESTRA_SIGNING_ALG``: the issuer to get
+tokens from, the algorithm to sign assertions with) changes how the server
+starts. Until the next release the server also reads its old names,
+``AUTHKESTRA_<NAME>``, with a warning each -- except those two, whose old names
+mean something else to a client.
+"""
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["DEFAULT_DB", "ServerSettings"]
+__all__ = ["COLLIDING_LEGACY_NAMES", "DEFAULT_DB", "ENV_PREFIX", "LEGACY_PREFIX", "ServerSettings"]
 
 #: The embedded default store: a SQLite file in the working directory.
 DEFAULT_DB = "sqlite:///authkestra.db"
 #: The shortest HMAC key for client secrets (what SecretHasher accepts).
 MIN_SECRET_KEY_BYTES = 16
+#: ``AUTHKESTRA_SERVER_DB``, ``AUTHKESTRA_SERVER_PORT``, ...
+ENV_PREFIX = "AUTHKESTRA_SERVER_"
+#: What the server read before (deprecated; read with a warning until the next release).
+LEGACY_PREFIX = "AUTHKESTRA_"
+#: Settings whose old name is a client variable: never read from the old name.
+COLLIDING_LEGACY_NAMES = frozenset({"issuer", "signing_alg"})
 
 
 class ServerSettings(BaseSettings):
     """Everything ``authkestra serve`` and ``create_app()`` can be told.
 
-    Each field is also read from ``AUTHKESTRA_<NAME>`` (for example
-    ``AUTHKESTRA_DB``, ``AUTHKESTRA_REDIS``, ``AUTHKESTRA_ISSUER``).
+    Each field is also read from ``AUTHKESTRA_SERVER_<NAME>`` (for example
+    ``AUTHKESTRA_SERVER_DB``, ``AUTHKESTRA_SERVER_REDIS``,
+    ``AUTHKESTRA_SERVER_ISSUER``); :meth:`from_environment` reads the old
+    names too, for one release.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AUTHKESTRA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     issuer: str | None = Field(
         default=None,
@@ -144,8 +163,38 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"secret_key must be at least {MIN_SECRET_KEY_BYTES} bytes")
         return value
 
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ServerSettings:
+        """Settings from ``environ`` (default ``os.environ``), ``overrides`` winning.
+
+        ``AUTHKESTRA_SERVER_<NAME>`` variables; where one is unset, its old name
+        ``AUTHKESTRA_<NAME>`` (but for :data:`COLLIDING_LEGACY_NAMES`), with a
+        ``FutureWarning`` naming the new one. Empty variables and None overrides
+        count as unset. ``pydantic.ValidationError`` for a value that does not fit.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            value = env.get(ENV_PREFIX + name.upper())
+            if not value and name not in COLLIDING_LEGACY_NAMES:
+                value = env.get(LEGACY_PREFIX + name.upper())
+                if value:
+                    warnings.warn(
+                        f"{LEGACY_PREFIX}{name.upper()} is deprecated for the server: set"
+                        f" {ENV_PREFIX}{name.upper()} (the old name is read until the next"
+                        " release)",
+                        FutureWarning,
+                        stacklevel=2,
+                    )
+            if value:
+                values[name] = value
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return _Given(**values)
+
     def to_environment(self, **overrides: object) -> dict[str, str]:
-        """These settings as ``AUTHKESTRA_*`` variables (for worker processes)."""
+        """These settings as ``AUTHKESTRA_SERVER_*`` variables (for worker processes)."""
         values = {**self.model_dump(), **overrides}
         values["issuer"] = self.effective_issuer()
         env: dict[str, str] = {}
@@ -158,7 +207,7 @@ class ServerSettings(BaseSettings):
                 text = "true" if value else "false"
             else:
                 text = str(value)
-            env[f"AUTHKESTRA_{name.upper()}"] = text
+            env[f"{ENV_PREFIX}{name.upper()}"] = text
         return env
 
     def effective_issuer(self) -> str:
@@ -181,3 +230,19 @@ class ServerSettings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
         return None
+
+
+class _Given(ServerSettings):
+    """Settings from the values given only: :meth:`ServerSettings.from_environment` has read
+    the environment it was handed, and the process's own must not be read again."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
