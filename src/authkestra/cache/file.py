@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -14,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .base import CachedToken, TokenCache
 
 __all__ = ["FileCache"]
@@ -25,10 +24,12 @@ class FileCache(TokenCache):
     """Tokens in a JSON file readable only by its owner (mode 0600).
 
     Writes are atomic (a temporary file renamed over the old one), so a reader
-    never sees half a file; ``lock()`` is an ``flock`` on ``PATH.lock``, so of
-    several processes that need a new token at once, one fetches it. The file
-    holds access tokens: keep it in a directory only the service's user can
-    read. A corrupt or foreign file is ignored and replaced, never trusted.
+    never sees half a file; ``lock()`` is a lock on ``PATH.lock`` (``filelock``:
+    ``flock`` on POSIX, ``msvcrt`` locking on Windows, released by the system if
+    its holder dies), so of several processes that need a new token at once, one
+    fetches it. The file holds access tokens: keep it in a directory only the
+    service's user can read. A corrupt or foreign file is ignored and replaced,
+    never trusted; on POSIX, so is one that others can read.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -43,7 +44,8 @@ class FileCache(TokenCache):
         except FileNotFoundError:
             return {}
         with os.fdopen(fd, "rb") as fh:
-            if os.fstat(fh.fileno()).st_mode & 0o077:
+            # Windows reports no group/other permission bits to check.
+            if os.name == "posix" and os.fstat(fh.fileno()).st_mode & 0o077:
                 logger.warning("authkestra: ignoring token cache %s: readable by others", self.path)
                 return {}
             data = fh.read(4 * 1024 * 1024)
@@ -58,7 +60,8 @@ class FileCache(TokenCache):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
-            os.fchmod(fd, 0o600)
+            if hasattr(os, "fchmod"):  # POSIX; mkstemp made it 0600 already, said again
+                os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(records, fh, separators=(",", ":"))
                 fh.flush()
@@ -73,14 +76,8 @@ class FileCache(TokenCache):
     def _exclusive(self) -> Iterator[None]:
         # Read-modify-write under a short lock so two writers do not drop each other's keys.
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(
-            self.path.with_name(self.path.name + ".write-lock"), os.O_CREAT | os.O_RDWR, 0o600
-        )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _file_lock(self.path.with_name(self.path.name + ".write-lock")):
             yield
-        finally:
-            os.close(fd)
 
     def load(self, key: str) -> CachedToken | None:
         return CachedToken.parse_alive(self._read_all().get(key))
@@ -103,27 +100,33 @@ class FileCache(TokenCache):
 
     @contextlib.contextmanager
     def lock(self, key: str, ttl: float) -> Iterator[bool]:
-        """An ``flock`` on the lock file; False if another process holds it.
+        """The lock file's lock, without waiting; False if another process holds it.
 
-        The kernel releases an flock when its holder dies, so ``ttl`` is not
-        needed to recover from a crash here.
+        The system releases it when its holder dies, so ``ttl`` is not needed to
+        recover from a crash here.
         """
+        from filelock import Timeout
+
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        lock = _file_lock(self.lock_path)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    yield False
-                    return
-                raise
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            lock.acquire(blocking=False)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
         finally:
-            os.close(fd)
+            lock.release()
 
     def __repr__(self) -> str:
         return f"FileCache({str(self.path)!r})"
+
+
+def _file_lock(path: Path) -> Any:
+    """A cross-process lock on ``path`` (a file only its owner may open)."""
+    try:
+        from filelock import FileLock
+    except ImportError:  # pragma: no cover - a dependency of authkestra
+        raise ConfigError("FileCache needs filelock: pip install filelock") from None
+    return FileLock(str(path), mode=0o600, thread_local=False)
