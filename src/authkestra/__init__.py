@@ -8,8 +8,7 @@ The public API; everything else is internal and may change::
     token = await flow.get_token(["read", "write"])
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import (
     AuthError,
     ConfigError,

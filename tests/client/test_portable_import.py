@@ -16,6 +16,7 @@ def _run(code: str, cwd: Path, *flags: str) -> str:
         capture_output=True,
         text=True,
         cwd=cwd,
+        check=False,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

@@ -30,7 +30,8 @@ from authkestra import ClientCredentialsFlow, RetryPolicy
 from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.asgi import BearerTokenMiddleware
 from authkestra.resource.fastapi import require_scopes
-from authkestra.resource.starlette import BearerTokenBackend, on_auth_error, requires_scopes
+from authkestra.resource.starlette import BearerTokenBackend, on_auth_error
+from authkestra.resource.starlette import require_scopes as starlette_require_scopes
 from authkestra.tls.uvicorn import uvicorn_tls_options
 from tests.mtls.conftest import client_context
 from tests.mtls.test_mtls_server import register
@@ -186,7 +187,7 @@ def test_an_unbound_token_needs_no_certificate(
 
 
 def _starlette_app(verifier: JWTVerifier) -> Starlette:
-    @requires_scopes("read")
+    @starlette_require_scopes("read")
     async def endpoint(request: Request) -> JSONResponse:
         return JSONResponse({"client_id": request.user.access_token.client_id})
 

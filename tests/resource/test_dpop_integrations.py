@@ -26,7 +26,8 @@ from authkestra.resource.asgi import BearerTokenMiddleware
 from authkestra.resource.dpop import DPOP_ALGORITHMS, DPoPChecker, InvalidDPoPProof
 from authkestra.resource.fastapi import require_scopes
 from authkestra.resource.presentation import HOLDER_CHECKED_KEY, Presentation, check_holder_async
-from authkestra.resource.starlette import BearerTokenBackend, on_auth_error, requires_scopes
+from authkestra.resource.starlette import BearerTokenBackend, on_auth_error
+from authkestra.resource.starlette import require_scopes as starlette_require_scopes
 from tests.resource.conftest import MakeVerifier
 from tests.resource.support import TestIssuer
 from tests.resource.test_dpop_checks import URL, asgi_app, bound, call, now
@@ -34,7 +35,7 @@ from tests.support.clock import FakeClock
 
 
 def starlette_app(verifier: Any, checker: DPoPChecker) -> Starlette:
-    @requires_scopes("read")
+    @starlette_require_scopes("read")
     async def orders(request: Request) -> JSONResponse:
         return JSONResponse({"client_id": request.user.access_token.client_id})
 

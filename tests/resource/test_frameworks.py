@@ -33,8 +33,8 @@ from authkestra.resource.starlette import (
     BearerTokenBackend,
     TokenUser,
     on_auth_error,
-    requires_scopes,
 )
+from authkestra.resource.starlette import require_scopes as starlette_require_scopes
 from tests.resource.conftest import MakeVerifier
 from tests.resource.support import DROP, TestIssuer, sign_compact
 from tests.support.clock import FakeClock
@@ -63,7 +63,7 @@ def fastapi_app(verifier: Any) -> FastAPI:
 
 
 def starlette_app(verifier: Any) -> Starlette:
-    @requires_scopes("read")
+    @starlette_require_scopes("read")
     async def orders(request: Request) -> Response:
         user = request.user
         assert isinstance(user, TokenUser)
@@ -505,29 +505,29 @@ def test_scope_arguments_that_are_not_one_scope_are_config_errors(scopes: tuple[
     with pytest.raises(ConfigError, match="scope"):
         require_scopes(*scopes)
     with pytest.raises(ConfigError, match="scope"):
-        requires_scopes(*scopes)
+        starlette_require_scopes(*scopes)
 
 
-# -- Starlette's requires_scopes on every kind of endpoint ---------------------------------
+# -- Starlette's require_scopes on every kind of endpoint ---------------------------------
 
 
 def starlette_endpoints(verifier: Any) -> Starlette:
-    """``requires_scopes("read")`` on a sync function, an HTTPEndpoint and a WebSocket."""
+    """``starlette_require_scopes("read")`` on a sync function, an HTTPEndpoint and a WebSocket."""
 
-    @requires_scopes("read")
+    @starlette_require_scopes("read")
     def sync_orders(request: Request) -> Response:
         return JSONResponse(who(request.user.access_token))
 
     class Orders(HTTPEndpoint):
-        @requires_scopes("read")
+        @starlette_require_scopes("read")
         async def get(self, request: Request) -> Response:
             return JSONResponse(who(request.user.access_token))
 
-        @requires_scopes("read")
+        @starlette_require_scopes("read")
         def post(self, request: Request) -> Response:
             return JSONResponse(who(request.user.access_token))
 
-    @requires_scopes("read")
+    @starlette_require_scopes("read")
     async def feed(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_text(websocket.user.access_token.client_id)
@@ -563,7 +563,7 @@ def request(app: Any, method: str, path: str, authorization: str | None) -> http
 @pytest.mark.parametrize(
     ("method", "path"), [("GET", "/sync"), ("GET", "/endpoint"), ("POST", "/endpoint")]
 )
-def test_starlette_requires_scopes_on_sync_functions_and_endpoint_methods(
+def test_starlette_require_scopes_on_sync_functions_and_endpoint_methods(
     issuer: TestIssuer, make_verifier: MakeVerifier, method: str, path: str
 ) -> None:
     app = starlette_endpoints(make_verifier())
@@ -634,7 +634,7 @@ def open_websocket(app: Any, authorization: str | None = None) -> tuple[Any, ...
     return ("accepted", sent[1]["text"])
 
 
-def test_starlette_requires_scopes_on_a_websocket(
+def test_starlette_require_scopes_on_a_websocket(
     issuer: TestIssuer, make_verifier: MakeVerifier
 ) -> None:
     app = starlette_endpoints(make_verifier())

@@ -2,8 +2,67 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import warnings
+
+import pytest
+
 import authkestra
 from authkestra import errors
+
+#: Every public module and exactly what it exports. A change here is a change of the public
+#: API: deliberate, documented, and (for a removal or a rename) with a deprecated alias.
+PUBLIC: dict[str, list[str]] = {
+    "authkestra": [
+        "AuthError", "AuthMethod", "ClientCredentialsFlow", "ConfigError", "EnvSecret",
+        "FileSecret", "InsufficientScope", "InvalidClient", "InvalidGrant", "InvalidRequest",
+        "InvalidScope", "InvalidTarget", "InvalidToken", "MalformedResponse", "NetworkError",
+        "OAuthError", "ProviderError", "RateLimited", "RetryPolicy", "Secret", "SecretSource",
+        "Token", "UnauthorizedClient", "UnsupportedGrantType", "__version__",
+    ],
+    "authkestra.errors": [
+        "AuthError", "ConfigError", "InsufficientScope", "InvalidClient", "InvalidGrant",
+        "InvalidRequest", "InvalidScope", "InvalidTarget", "InvalidToken", "MalformedResponse",
+        "NetworkError", "OAUTH_ERRORS", "OAuthError", "ProviderError", "RateLimited",
+        "UnauthorizedClient", "UnsupportedGrantType", "oauth_error_from_wire",
+    ],
+    "authkestra.secrets": [
+        "EnvSecret", "FileSecret", "Secret", "SecretLike", "SecretSource", "to_secret_source",
+    ],
+    "authkestra.token": ["Token"],
+    "authkestra.flow": [
+        "AuthMethod", "ClientCredentialsFlow", "RetryPolicy", "ServerMetadata", "TokenSource",
+    ],
+    "authkestra.flow.events": ["TokenEvent", "TokenEventHook", "TokenEventKind"],
+    "authkestra.cache": ["CachedToken", "FileCache", "MemoryCache", "RedisCache", "TokenCache"],
+    "authkestra.resource": [
+        "AccessToken", "DEFAULT_ALGORITHMS", "InsufficientScope", "IntrospectionVerifier",
+        "InvalidToken", "JWTVerifier", "TokenVerifier",
+    ],
+    "authkestra.resource.asgi": ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"],
+    "authkestra.resource.dpop": [
+        "DPOP_ALGORITHMS", "DPoPChecker", "InvalidDPoPProof", "ReplayCache", "ReplaySetFull",
+        "ReplayStore", "bound_thumbprint", "check_dpop",
+    ],
+    "authkestra.resource.fastapi": ["VERIFIER_STATE_KEY", "require_scopes"],
+    "authkestra.resource.redis_replay": ["RedisReplayCache"],
+    "authkestra.resource.starlette": [
+        "BearerTokenBackend", "TokenUser", "on_auth_error", "require_scopes",
+    ],
+    "authkestra.server": ["ServerSettings", "create_app"],
+    "authkestra.tls": ["ClientCertificate", "certificate_thumbprint", "presented_certificate"],
+    "authkestra.tls.uvicorn": ["TLSExtensionHTTPProtocol", "tls_extension", "uvicorn_tls_options"],
+    "authkestra.cli": ["COMMANDS", "Environment", "app", "main"],
+    "authkestra.demo": ["run_demo"],
+}  # fmt: skip
+#: Packages that are parts of the server, not API: their names may change.
+INTERNAL_PACKAGES = {
+    "authkestra.server.endpoints",
+    "authkestra.server.store",
+    "authkestra.server.store.migrations",
+    "authkestra.server.store.migrations.versions",
+}
 
 ERROR_TREE = {
     "AuthError": Exception,
@@ -25,11 +84,42 @@ ERROR_TREE = {
 }
 
 
-def test_all_is_curated_and_importable() -> None:
-    assert sorted(authkestra.__all__) == sorted(set(authkestra.__all__))
-    for name in authkestra.__all__:
-        assert hasattr(authkestra, name), name
-    assert {"ClientCredentialsFlow", "Token", "Secret", "RetryPolicy"} <= set(authkestra.__all__)
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_every_public_module_exports_exactly_its_list(name: str) -> None:
+    module = importlib.import_module(name)
+    assert sorted(module.__all__) == sorted(PUBLIC[name])
+    assert len(set(module.__all__)) == len(module.__all__)
+    for exported in module.__all__:
+        assert hasattr(module, exported), f"{name}.{exported}"
+
+
+def test_every_public_package_is_listed() -> None:
+    packages = {
+        info.name
+        for info in pkgutil.walk_packages(authkestra.__path__, "authkestra.")
+        if info.ispkg and not any(part.startswith("_") for part in info.name.split("."))
+    }
+    assert packages - INTERNAL_PACKAGES <= set(PUBLIC)
+
+
+def test_flow_metadata_is_a_public_type() -> None:
+    import typing
+
+    from authkestra.flow import ClientCredentialsFlow, ServerMetadata
+
+    hints = typing.get_type_hints(ClientCredentialsFlow.metadata.fget)
+    assert hints["return"] == ServerMetadata | None
+
+
+def test_the_renamed_starlette_decorator_keeps_its_old_name_for_a_release() -> None:
+    from authkestra.resource import starlette
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decorate = starlette.requires_scopes("read")
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert "require_scopes" in str(caught[0].message)
+    assert callable(decorate)
 
 
 def test_error_tree() -> None:
@@ -59,3 +149,19 @@ def test_flow_importable_from_both_places() -> None:
     from authkestra.flow import ClientCredentialsFlow
 
     assert ClientCredentialsFlow is authkestra.ClientCredentialsFlow
+
+
+def test_the_benchmarks_use_the_public_api_only() -> None:
+    """bench/ measures what users get: it imports public modules, nothing private."""
+    import ast
+    import pathlib
+
+    bench = pathlib.Path(__file__).resolve().parents[2] / "bench"
+    used: set[str] = set()
+    for path in bench.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("authkestra"):
+                used.add(str(node.module))
+            elif isinstance(node, ast.Import):
+                used.update(a.name for a in node.names if a.name.startswith("authkestra"))
+    assert used and used <= set(PUBLIC), used - set(PUBLIC)

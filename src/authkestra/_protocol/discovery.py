@@ -19,7 +19,12 @@ __all__ = ["ServerMetadata", "discover", "parse_metadata"]
 
 @dataclasses.dataclass(frozen=True)
 class ServerMetadata:
-    """An authorization server's metadata; ``endpoint`` is the one that was asked for, checked."""
+    """An authorization server's metadata (RFC 8414), as discovered and checked.
+
+    ``issuer`` is exactly the configured one; ``endpoint`` is the endpoint the
+    discovery was for (``token_endpoint``, ``jwks_uri``...), checked to be fit
+    for credentials; ``raw`` is the whole document, for any other member.
+    """
 
     issuer: str
     endpoint: str

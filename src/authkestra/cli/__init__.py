@@ -22,7 +22,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from .. import __version__
+from .._version import __version__
 from . import clients, demo, keys, serve, token
 from .exit_codes import ExitCode
 

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..resource._protocol import TokenVerifier
+from ..resource import TokenVerifier
 from ..resource.access_token import AccessToken
 from ..resource.asgi import BearerTokenMiddleware
 

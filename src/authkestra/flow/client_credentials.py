@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .. import __version__
 from .._clock import Clock, SystemClock
 from .._io.drivers import Drivers
 from .._protocol.actions import Operation
@@ -25,9 +24,10 @@ from .._protocol.params import (
 )
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
-from .._protocol.token_exchange import AssertionSettings, request_token
+from .._protocol.token_fetch import AssertionSettings, request_token
 from .._protocol.token_request import TokenRequestSpec
 from .._protocol.urls import check_endpoint_url
+from .._version import __version__
 from ..cache.base import TokenCache
 from ..cache.memory import MemoryCache
 from ..errors import ConfigError

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-from .. import __version__
 from .._clock import Clock
 from .._io.drivers import Drivers
 from .._protocol.context import ProtocolContext
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
+from .._version import __version__
 from ..secrets import SecretSource
 from . import _options as options
 

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ..errors import AuthError, ConfigError
+from ._integration import TokenVerifier, check_scopes, scope_names
 from ._options import name_list
-from ._protocol import TokenVerifier, check_scopes, scope_names
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
 from .rfc6750 import refusal

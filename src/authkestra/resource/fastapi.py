@@ -8,7 +8,7 @@ from fastapi import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection
 
 from ..errors import AuthError, ConfigError
-from ._protocol import TokenVerifier, check_scopes, scope_names
+from ._integration import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -18,13 +19,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
 from ..errors import AuthError, ConfigError
-from ._protocol import TokenVerifier, check_scopes, scope_names
+from ._integration import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
 from .rfc6750 import POLICY_VIOLATION, close_reason, refusal
 
-__all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "requires_scopes"]
+__all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "require_scopes"]
 
 
 class TokenUser(BaseUser):
@@ -65,7 +66,7 @@ class BearerTokenBackend(AuthenticationBackend):
     ``Authorization`` (400: more than one header, whitespace inside the token) is
     refused by ``on_auth_error``.
     ``request.auth.scopes`` holds the token's scopes, so Starlette's own
-    ``@requires`` works; :func:`requires_scopes` adds RFC 6750 answers.
+    ``@requires`` works; :func:`require_scopes` adds RFC 6750 answers.
 
     Bound tokens are checked as by :class:`~authkestra.resource.asgi.BearerTokenMiddleware`:
     DPoP-bound ones need the DPoP scheme and a proof (checked by ``dpop``),
@@ -109,7 +110,7 @@ def on_auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
-def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+def require_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
     """Decorate an endpoint: it runs only for a verified token with every one of ``scopes``.
 
     Over HTTP: 401 without a verified token, 403 without the scopes, with RFC 6750
@@ -119,7 +120,7 @@ def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
     is the argument that is an ``HTTPConnection``. Each scope is a non-empty string
     (ConfigError otherwise, here).
     """
-    required = scope_names(scopes, "requires_scopes")
+    required = scope_names(scopes, "require_scopes")
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         if not _is_async(endpoint):
@@ -149,6 +150,17 @@ def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
     return decorate
 
 
+def requires_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+    """Deprecated name of :func:`require_scopes` (the name the FastAPI integration uses too)."""
+    warnings.warn(
+        "authkestra.resource.starlette.requires_scopes is now require_scopes;"
+        " the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return require_scopes(*scopes)
+
+
 def _is_async(endpoint: Callable[..., Any]) -> bool:
     while isinstance(endpoint, functools.partial):
         endpoint = endpoint.func
@@ -162,7 +174,7 @@ def _connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection
     for value in (*args, *kwargs.values()):
         if isinstance(value, HTTPConnection):
             return value
-    raise ConfigError("requires_scopes: the endpoint was not given a request or websocket")
+    raise ConfigError("require_scopes: the endpoint was not given a request or websocket")
 
 
 def _verdict(
