@@ -10,7 +10,7 @@ PEERS  := tests/interop/peers
 # Servers the suite runs for real are installed from Debian when missing (root or sudo).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test check lint typecheck install peers servers demo bench clean
+.PHONY: test check lint typecheck bench-smoke install peers servers demo bench clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -24,10 +24,12 @@ $(PEERS)/node_modules/.installed: $(PEERS)/package-lock.json
 	cd $(PEERS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# redis-server, and PostgreSQL's server binaries (initdb, pg_ctl): the tests start their own.
+# redis-server, and PostgreSQL's server binaries (initdb, pg_ctl): the tests start their own;
+# wrk, the load generator of the server benchmarks.
 servers:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && \
@@ -41,7 +43,16 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-check: lint typecheck
+# Every benchmark, seconds-long (--smoke): a benchmark that no longer runs fails the build.
+BENCHES := $(sort $(wildcard bench/[a-z]*.py))
+bench-smoke: install peers servers
+	@for script in $(BENCHES); do \
+		echo "bench-smoke: $$script"; \
+		out=$$($(BIN)/python $$script --smoke 2>&1) || { \
+			echo "$$out" | tail -40; echo "bench-smoke: $$script failed"; exit 1; }; \
+	done
+
+check: lint typecheck bench-smoke
 
 test: install peers servers check
 	$(BIN)/pytest
@@ -52,7 +63,8 @@ demo: install
 # Side-by-side benchmarks (several minutes; results go in bench/README.md).
 bench: install peers servers
 	bench/run_client.sh
-	$(BIN)/python bench/verify_bench.py
+	$(BIN)/python bench/verifier_throughput.py --breakdown
+	$(BIN)/python bench/server_throughput.py
 
 clean:
 	rm -rf $(VENV) $(PEERS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

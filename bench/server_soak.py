@@ -1,6 +1,7 @@
 """Soak: ``authkestra serve`` under a steady token request rate for a long time.
 
-Run: .venv/bin/python bench/soak.py [--minutes 10] [--rate 500]
+Run: .venv/bin/python bench/server_soak.py [--minutes 10] [--rate 500]
+     .venv/bin/python bench/server_soak.py --smoke   (3 seconds: does it work?)
 
 wrk paces its connections (a Lua ``delay``) to about ``--rate`` requests per
 second against one server process; every 30 s the server's resident memory
@@ -44,7 +45,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="3 seconds: does the soak work?")
     args = parser.parse_args()
+    if args.smoke:
+        args.minutes, args.rate = 0.05, 50
     with tempfile.TemporaryDirectory(prefix="authkestra-soak-") as tmp:
         db = f"sqlite:///{tmp}/soak.db"
         created = json.loads(
@@ -135,6 +139,8 @@ def main() -> None:
         f"non-2xx: {non2xx.group(1) if non2xx else 0}; socket errors: {socket_errors.group(0) if socket_errors else 'none'}"
     )
     print(f"server stderr lines: {len(stderr.splitlines())}")
+    if not requests or non2xx:
+        sys.exit("the soak made no request, or got error answers")
     print(
         "RSS over time (MiB): " + ", ".join(f"{t / 60:.1f}m={kib / 1024:.1f}" for t, kib in samples)
     )

@@ -1,6 +1,7 @@
 """Token endpoint throughput: ``authkestra serve`` vs npm oidc-provider, side by side, under wrk.
 
-Run: .venv/bin/python bench/server_bench.py [--duration 20] [--threads 2] [--connections 32]
+Run: .venv/bin/python bench/server_throughput.py [--duration 20] [--threads 2] [--connections 32]
+     .venv/bin/python bench/server_throughput.py --smoke   (a second each: does it work?)
 
 Both servers issue ES256-signed RFC 9068 JWT access tokens to a
 client_secret_basic client for the same scope and resource; wrk (Debian's
@@ -144,7 +145,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--smoke", action="store_true", help="one second per server: does the benchmark work?"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.duration, args.connections = 1, 4
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with open("/proc/cpuinfo") as fh:
@@ -196,6 +202,9 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=20)
+    for label, r, _typ in results:
+        if not r["rps"] or r["non2xx"]:
+            sys.exit(f"{label}: {r['rps']:.0f} tokens/s, {r['non2xx']:.0f} non-2xx answers")
     base = results[0][1]["rps"]
     print("| server | tokens/s | vs oidc-provider | non-2xx | p99 latency | socket errors | typ |")
     print("|---|---|---|---|---|---|---|")
