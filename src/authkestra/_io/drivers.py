@@ -7,11 +7,12 @@ They differ only in how they wait: everything the operation decides is in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -25,20 +26,62 @@ from .transport import AsyncTransport, SyncTransport
 __all__ = ["AsyncDriver", "Drivers", "SyncDriver"]
 
 T = TypeVar("T")
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 
-def _step(op: Operation[T], value: Any, error: Exception | None) -> tuple[bool, Any]:
-    """Advance ``op`` by one action: (False, action) or (True, its return value)."""
-    try:
-        action = op.throw(error) if error is not None else op.send(value)
-    except StopIteration as stop:
-        return True, stop.value
-    return False, action
+class _Run:
+    """One operation being run: the action it asks for, and what came of the last one."""
+
+    __slots__ = ("action", "error", "op", "value")
+
+    def __init__(self, op: Operation[Any]) -> None:
+        self.op = op
+        self.action: Any = None
+        self.value: Any = None
+        self.error: Exception | None = None
+
+    def next(self) -> bool:
+        """Hand the last outcome in; True with the next ``action``, False (the operation's
+        result in ``value``) once it is done."""
+        try:
+            if self.error is not None:
+                self.action = self.op.throw(self.error)
+            else:
+                self.action = self.op.send(self.value)
+        except StopIteration as stop:
+            self.value = stop.value
+            return False
+        self.value = self.error = None
+        return True
+
+    def failed(self, exc: Exception) -> None:
+        """The action raised: thrown into the operation when it handles such failures
+        itself (network errors, cache failures), raised to the caller otherwise."""
+        if not (isinstance(exc, NetworkError) or isinstance(self.action, Call)):
+            raise exc
+        self.error = exc
 
 
-def _thrown_in(action: Action, exc: Exception) -> bool:
-    """Which failures the operation handles itself: network errors, cache failures."""
-    return isinstance(exc, NetworkError) or isinstance(action, Call)
+class _Client(Generic[C]):
+    """An operation's HTTP client: the injected one, or one made on first use (``made``,
+    for the driver to close: an operation served from a cache opens no connection)."""
+
+    __slots__ = ("factory", "injected", "made")
+    injected: C | None
+    factory: Callable[[], C]
+    made: C | None
+
+    def __init__(self, injected: C | None, factory: Callable[[], C]) -> None:
+        self.injected = injected
+        self.factory = factory
+        self.made = None
+
+    def __call__(self) -> C:
+        if self.injected is not None:
+            return self.injected
+        if self.made is None:
+            self.made = self.factory()
+        return self.made
 
 
 def _source_failed(exc: Exception) -> ConfigError:
@@ -69,33 +112,29 @@ class SyncDriver:
         self.sleep = sleep
 
     def run(self, op: Operation[T]) -> T:
-        own: httpx.Client | None = None
-        try:
-            value: Any = None
-            error: Exception | None = None
-            while True:
-                done, action = _step(op, value, error)
-                if done:
-                    return action  # type: ignore[no-any-return]
-                value, error = None, None
+        with self._session() as client:
+            run = _Run(op)
+            while run.next():
                 try:
-                    if isinstance(action, HttpRequest):
-                        client = self.client
-                        if client is None:
-                            own = own or self.client_factory()
-                            client = own
-                        value = self.transport.send(client, action)
-                    else:
-                        value = self._perform(action)
+                    run.value = self._perform(run.action, client)
                 except Exception as exc:
-                    if not _thrown_in(action, exc):
-                        raise
-                    error = exc
-        finally:
-            if own is not None:
-                own.close()
+                    run.failed(exc)
+            return run.value  # type: ignore[no-any-return]
 
-    def _perform(self, action: Action) -> Any:
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Callable[[], httpx.Client]]:
+        """The operation's HTTP client: the injected one, or one made on first use and
+        closed at the end (an operation served from a cache opens no connection)."""
+        client = _Client(self.client, self.client_factory)
+        try:
+            yield client
+        finally:
+            if client.made is not None:
+                client.made.close()
+
+    def _perform(self, action: Action, client: Callable[[], httpx.Client]) -> Any:
+        if isinstance(action, HttpRequest):
+            return self.transport.send(client(), action)
         if isinstance(action, Sleep):
             self.sleep(action.seconds)
             return None
@@ -153,34 +192,29 @@ class AsyncDriver:
         self.secret_source = secret_source
 
     async def run(self, op: Operation[T]) -> T:
-        own: httpx.AsyncClient | None = None
-        try:
-            value: Any = None
-            error: Exception | None = None
-            while True:
-                done, action = _step(op, value, error)
-                if done:
-                    return action  # type: ignore[no-any-return]
-                value, error = None, None
+        async with self._session() as client:
+            run = _Run(op)
+            while run.next():
                 try:
-                    if isinstance(action, HttpRequest):
-                        client = self.client
-                        if client is None:
-                            own = own or self.client_factory()
-                            client = own
-                        value = await self.transport.send(client, action)
-                    else:
-                        value = await self._perform(action)
+                    run.value = await self._perform(run.action, client)
                 except Exception as exc:
-                    if not _thrown_in(action, exc):
-                        raise
-                    error = exc
-        finally:
-            if own is not None:
-                with anyio.CancelScope(shield=True):
-                    await own.aclose()
+                    run.failed(exc)
+            return run.value  # type: ignore[no-any-return]
 
-    async def _perform(self, action: Action) -> Any:
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+        """:meth:`SyncDriver._session` for async clients."""
+        client = _Client(self.client, self.client_factory)
+        try:
+            yield client
+        finally:
+            if client.made is not None:
+                with anyio.CancelScope(shield=True):
+                    await client.made.aclose()
+
+    async def _perform(self, action: Action, client: Callable[[], httpx.AsyncClient]) -> Any:
+        if isinstance(action, HttpRequest):
+            return await self.transport.send(client(), action)
         if isinstance(action, Sleep):
             await anyio.sleep(action.seconds)
             return None

@@ -82,7 +82,19 @@ class _Step:
     force: bool
 
 
-Hook = Callable[..., None]
+@dataclasses.dataclass(frozen=True)
+class _Done:
+    """A get's outcome: the value."""
+
+    value: Any
+
+
+def _advance(steps: Generator[_Step, Any, Any], answer: Any) -> _Step | _Done:
+    """The next thing a get needs of its driver, or its outcome."""
+    try:
+        return steps.send(answer)
+    except StopIteration as done:
+        return _Done(done.value)
 
 
 class RefreshingCache(Generic[K, V]):
@@ -158,45 +170,46 @@ class RefreshingCache(Generic[K, V]):
 
     # -- waiting for a value ---------------------------------------------------------------
 
-    def get_sync(self, key: K, *, force: bool = False) -> V:
-        """The value for ``key``, fetched if need be (``force``: newer than the one held)."""
-        if not force:
-            value = self.cached(key, in_async=False)
-            if value is not None:
-                return value
-        steps = self._get(key, force)
-        answer: Any = None
-        while True:
-            try:
-                step = steps.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            if step.leads:
-                answer = self._lead_sync(step.slot, step.key, step.flight, force=step.force)
-            else:
-                answer = step.flight.wait_sync(self.wait_timeout)
+    def get_sync(self, key: K, *, force: bool = False, stale_ok: bool = False) -> V:
+        """The value for ``key``, fetched if need be.
 
-    async def get_async(self, key: K, *, force: bool = False) -> V:
+        ``force``: a value newer than the one held (or fetched anew); ``stale_ok``: if
+        that fetch fails (or failed a moment ago), the value held, if any, rather than
+        the failure.
+        """
+        if not force and (value := self.cached(key, in_async=False)) is not None:
+            return value
+        steps = self._get(key, force, stale_ok)
+        step = _advance(steps, None)
+        while isinstance(step, _Step):
+            leads = step.leads
+            answer = self._lead_sync(step) if leads else step.flight.wait_sync(self.wait_timeout)
+            step = _advance(steps, answer)
+        return step.value  # type: ignore[no-any-return]
+
+    async def get_async(self, key: K, *, force: bool = False, stale_ok: bool = False) -> V:
         """:meth:`get_sync` for coroutines (asyncio or trio)."""
-        if not force:
-            value = self.cached(key, in_async=True)
-            if value is not None:
-                return value
-        steps = self._get(key, force)
-        answer: Any = None
-        while True:
-            try:
-                step = steps.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            if step.leads:
-                answer = await self._lead_async(step.slot, step.key, step.flight, force=step.force)
-            else:
-                answer = await step.flight.wait_async(self.wait_timeout)
+        if not force and (value := self.cached(key, in_async=True)) is not None:
+            return value
+        steps = self._get(key, force, stale_ok)
+        step = _advance(steps, None)
+        while isinstance(step, _Step):
+            waits = step.flight.wait_async(self.wait_timeout) if not step.leads else None
+            step = _advance(steps, await (self._lead_async(step) if waits is None else waits))
+        return step.value  # type: ignore[no-any-return]
 
-    def _get(self, key: K, force: bool) -> Generator[_Step, Any, V]:
+    def _get(self, key: K, force: bool, stale_ok: bool) -> Generator[_Step, Any, V]:
         """The decisions of a get, for both drivers: lead or wait, until there is an outcome."""
         slot = self.slot(key)
+        try:
+            return (yield from self._get_fresh(slot, key, force))
+        except AuthError:
+            entry = slot.entry
+            if stale_ok and entry is not None:
+                return entry.value
+            raise
+
+    def _get_fresh(self, slot: Slot[V], key: K, force: bool) -> Generator[_Step, Any, V]:
         started = slot.generation
         if self._on_miss is not None:
             self._on_miss(key)
@@ -264,36 +277,42 @@ class RefreshingCache(Generic[K, V]):
 
     # -- leading a fetch -------------------------------------------------------------------
 
-    def _lead_sync(
-        self, slot: Slot[V], key: K, flight: Flight, *, background: bool = False, force: bool
-    ) -> bool:
+    def _lead_sync(self, step: _Step, *, background: bool = False) -> bool:
         try:
-            entry = self._sync.run(self._fetch(key, force))
-        except AuthError as exc:
-            self._failed(slot, key, flight, exc, background=background)
-        except BaseException:
-            self._abandon(slot, flight)
-            raise
-        else:
-            self._succeeded(slot, key, flight, entry)
+            entry = self._sync.run(self._fetch(step.key, step.force))
+        except BaseException as exc:
+            if not self._settle(step, None, exc, background):
+                raise
+            return True
+        self._settle(step, entry, None, background)
         return True
 
-    async def _lead_async(
-        self, slot: Slot[V], key: K, flight: Flight, *, background: bool = False, force: bool
-    ) -> bool:
+    async def _lead_async(self, step: _Step, *, background: bool = False) -> bool:
         with contextlib.suppress(RuntimeError):  # trio has no asyncio loop to close on us
-            flight.loop = asyncio.get_running_loop()
+            step.flight.loop = asyncio.get_running_loop()
         try:
-            entry = await self._async.run(self._fetch(key, force))
-        except AuthError as exc:
-            self._failed(slot, key, flight, exc, background=background)
-        except BaseException:
-            # Cancelled: the followers retry on their own rather than inherit a cancellation.
-            self._abandon(slot, flight)
-            raise
-        else:
-            self._succeeded(slot, key, flight, entry)
+            entry = await self._async.run(self._fetch(step.key, step.force))
+        except BaseException as exc:
+            if not self._settle(step, None, exc, background):
+                raise
+            return True
+        self._settle(step, entry, None, background)
         return True
+
+    def _settle(
+        self, step: _Step, entry: Entry[V] | None, error: BaseException | None, background: bool
+    ) -> bool:
+        """Record a fetch's outcome: a value, or a failure (an AuthError: every caller gets
+        it); True for those. Anything else -- cancelled, interrupted -- is no outcome: the
+        flight is abandoned (its followers try again rather than inherit it); False."""
+        if entry is not None:
+            self._succeeded(step.slot, step.key, step.flight, entry)
+            return True
+        if isinstance(error, AuthError):
+            self._failed(step.slot, step.key, step.flight, error, background=background)
+            return True
+        self._abandon(step.slot, step.flight)
+        return False
 
     def _refresh_in_background(self, slot: Slot[V], key: K, *, in_async: bool) -> None:
         with slot.lock:
@@ -301,6 +320,7 @@ class RefreshingCache(Generic[K, V]):
             if self._live_flight(slot, now) is not None or now < slot.not_before:
                 return
             flight = slot.flight = Flight(now)
+        step = _Step(slot, key, flight, leads=True, force=False)
         loop: asyncio.AbstractEventLoop | None = None
         if in_async:
             try:
@@ -311,16 +331,14 @@ class RefreshingCache(Generic[K, V]):
             # Set before the task runs: if the loop closes before it starts, the flight is
             # seen as orphaned instead of waited for.
             flight.loop = loop
-            task = loop.create_task(
-                self._lead_async(slot, key, flight, background=True, force=False)
-            )
+            task = loop.create_task(self._lead_async(step, background=True))
             self._tasks.add(task)  # a strong reference, or the loop may drop the task
             task.add_done_callback(self._tasks.discard)
             return
         thread = threading.Thread(
             target=self._lead_sync,
-            args=(slot, key, flight),
-            kwargs={"background": True, "force": False},
+            args=(step,),
+            kwargs={"background": True},
             name=f"authkestra-{self.what.replace(' ', '-')}",
             daemon=True,
         )

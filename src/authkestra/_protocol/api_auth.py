@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Generator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..token import Token
 from .dpop import is_nonce_challenge
@@ -42,10 +42,14 @@ __all__ = [
     "Prover",
     "Renew",
     "Resend",
+    "advance",
     "after_answer",
     "authorize",
     "needs_decision",
 ]
+
+
+S = TypeVar("S")
 
 
 class HttpLibrary(Protocol):
@@ -177,3 +181,12 @@ def after_answer(
         fresh: Token = yield Renew(token)
         if fresh.access_token != token.access_token:
             yield Resend(request, fresh)
+
+
+def advance(steps: Generator[S, Any, None], answer: Any) -> S | None:
+    """Hand ``answer`` to a decision (or a generator made on one): its next action, or
+    None once it has no more."""
+    try:
+        return steps.send(answer)
+    except StopIteration:
+        return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +15,7 @@ from .._protocol.client_auth import AuthMethod
 from ._store_options import DbOption, fail, open_store, print_json
 
 if TYPE_CHECKING:
-    from ..server.registration import IssuedClient, RegistrationError
+    from ..server.registration import IssuedClient, Registry
     from ..server.store import ClientRecord
     from . import Environment
 
@@ -112,8 +114,24 @@ def _option(field: str) -> str:
     return _OPTIONS.get(field, field)
 
 
-def _refused(env: Environment, error: RegistrationError) -> typer.Exit:
-    return fail(env, error.describe(_option), 2)
+@contextlib.contextmanager
+def _registry(env: Environment, db: str | None, client_id: str) -> Iterator[Registry]:
+    """The registration rules over the store ``--db`` names, closed after; their refusals
+    as one ``authkestra: error:`` line each."""
+    from ..server.registration import RegistrationError, Registry
+    from ..server.store import ClientExists, UnknownClient
+
+    settings, store = open_store(env, db)
+    try:
+        yield Registry(store, settings)
+    except RegistrationError as exc:
+        raise fail(env, exc.describe(_option), 2) from None
+    except ClientExists:
+        raise fail(env, f"a client {client_id!r} already exists") from None
+    except UnknownClient:
+        raise fail(env, f"no client {client_id!r}") from None
+    finally:
+        store.close()
 
 
 def _read_text(env: Environment, option: str, value: str) -> str:
@@ -208,8 +226,7 @@ def create(
     """
     env: Environment = ctx.obj
     _check_format(env, output)
-    from ..server.registration import ClientSpec, RegistrationError, Registry
-    from ..server.store import ClientExists
+    from ..server.registration import ClientSpec
 
     spec = ClientSpec(
         name,
@@ -223,15 +240,8 @@ def create(
         certificates=_read_certificates(env, cert),
         tls_subjects=_subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email),
     )
-    settings, store = open_store(env, db)
-    try:
-        issued = Registry(store, settings).create(spec)
-    except RegistrationError as exc:
-        raise _refused(env, exc) from None
-    except ClientExists:
-        raise fail(env, f"a client {name!r} already exists") from None
-    finally:
-        store.close()
+    with _registry(env, db, name) as registry:
+        issued = registry.create(spec)
     _print_issued(env, output, issued)
 
 
@@ -344,20 +354,10 @@ def rotate_secret(
     """Issue a new secret; the old one keeps working for the grace period."""
     env: Environment = ctx.obj
     _check_format(env, output)
-    from ..server.registration import RegistrationError, Registry
-    from ..server.store import UnknownClient
-
-    settings, store = open_store(env, db)
-    try:
-        issued = Registry(store, settings).rotate_secret(
+    with _registry(env, db, client_id) as registry:
+        issued = registry.rotate_secret(
             client_id, timedelta(seconds=grace) if grace is not None else None
         )
-    except RegistrationError as exc:
-        raise _refused(env, exc) from None
-    except UnknownClient:
-        raise fail(env, f"no client {client_id!r}") from None
-    finally:
-        store.close()
     assert issued.secret is not None and issued.old_secrets_until is not None
     until = issued.old_secrets_until.isoformat(timespec="seconds")
     _print_secret(
@@ -389,42 +389,24 @@ def set_keys(
     """
     env: Environment = ctx.obj
     _check_format(env, output)
-    from ..server.registration import RegistrationError, Registry
-    from ..server.store import UnknownClient
-
     subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     jwks_text = _read_text(env, "--jwks", jwks) if jwks is not None else None
     certificates = _read_certificates(env, cert)
-    settings, store = open_store(env, db)
-    try:
-        issued = Registry(store, settings).set_keys(
+    with _registry(env, db, client_id) as registry:
+        issued = registry.set_keys(
             client_id,
             jwks=jwks_text,
             jwks_uri=jwks_uri,
             certificates=certificates,
             tls_subjects=subjects,
         )
-    except RegistrationError as exc:
-        raise _refused(env, exc) from None
-    except UnknownClient:
-        raise fail(env, f"no client {client_id!r}") from None
-    finally:
-        store.close()
     _print_issued(env, output, issued)
 
 
 def _set_enabled(ctx: typer.Context, client_id: str, db: str | None, enabled: bool) -> None:
     env: Environment = ctx.obj
-    from ..server.registration import Registry
-    from ..server.store import UnknownClient
-
-    settings, store = open_store(env, db)
-    try:
-        Registry(store, settings).set_enabled(client_id, enabled)
-    except UnknownClient:
-        raise fail(env, f"no client {client_id!r}") from None
-    finally:
-        store.close()
+    with _registry(env, db, client_id) as registry:
+        registry.set_enabled(client_id, enabled)
     env.stdout.write(f"{client_id} {'enabled' if enabled else 'disabled'}\n")
 
 
@@ -444,16 +426,8 @@ def enable(ctx: typer.Context, client_id: str, db: DbOption = None) -> None:
 def delete(ctx: typer.Context, client_id: str, db: DbOption = None) -> None:
     """Delete the client and its secrets."""
     env: Environment = ctx.obj
-    from ..server.registration import Registry
-    from ..server.store import UnknownClient
-
-    settings, store = open_store(env, db)
-    try:
-        Registry(store, settings).delete(client_id)
-    except UnknownClient:
-        raise fail(env, f"no client {client_id!r}") from None
-    finally:
-        store.close()
+    with _registry(env, db, client_id) as registry:
+        registry.delete(client_id)
     env.stdout.write(f"{client_id} deleted\n")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .._protocol.api_auth import Renew, after_answer, authorize, needs_decision
+from .._protocol.api_auth import Renew, advance, after_answer, authorize, needs_decision
 from ..token import Token
 from ._header_write import set_credentials
 from .token_source import TokenSource
@@ -82,20 +82,11 @@ class BearerAuth(httpx.Auth):
         token = source.current() or source.get_sync()
         authorize(HTTPX, request, token, source)
         response = yield request
-        if not needs_decision(response.status_code, token):
-            return
-        decision = after_answer(HTTPX, request, response, token, source)
-        answer: Any = None
-        while True:
-            try:
-                action = decision.send(answer)
-            except StopIteration:
-                return
-            if isinstance(action, Renew):
-                answer = source.renew_sync(action.stale)
-            else:
-                authorize(HTTPX, action.request, action.token, source)
-                answer = yield action.request
+        if needs_decision(response.status_code, token):
+            retries = self._retries(request, response, token)
+            answer: Any = None
+            while (step := advance(retries, answer)) is not None:
+                answer = source.renew_sync(step.stale) if isinstance(step, Renew) else (yield step)
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -104,19 +95,27 @@ class BearerAuth(httpx.Auth):
         token = source.current() or await source.get_async()
         authorize(HTTPX, request, token, source)
         response = yield request
-        if not needs_decision(response.status_code, token):
-            return
-        decision = after_answer(HTTPX, request, response, token, source)
+        if needs_decision(response.status_code, token):
+            retries = self._retries(request, response, token)
+            answer: Any = None
+            while (step := advance(retries, answer)) is not None:
+                if isinstance(step, Renew):
+                    answer = await source.renew_async(step.stale)
+                else:
+                    answer = yield step
+
+    def _retries(
+        self, request: httpx.Request, response: httpx.Response, token: Token
+    ) -> Generator[httpx.Request | Renew, Any, None]:
+        """The decision after an answer, with each request to send again authorized here:
+        yields those requests (answer: the response) and :class:`Renew` (answer: a token)."""
+        decision = after_answer(HTTPX, request, response, token, self.source)
         answer: Any = None
-        while True:
-            try:
-                action = decision.send(answer)
-            except StopIteration:
-                return
+        while (action := advance(decision, answer)) is not None:
             if isinstance(action, Renew):
-                answer = await source.renew_async(action.stale)
+                answer = yield action
             else:
-                authorize(HTTPX, action.request, action.token, source)
+                authorize(HTTPX, action.request, action.token, self.source)
                 answer = yield action.request
 
     def __repr__(self) -> str:

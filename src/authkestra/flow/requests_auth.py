@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._protocol.api_auth import Renew, after_answer, authorize, needs_decision
+from .._protocol.api_auth import Renew, advance, after_answer, authorize, needs_decision
 from ..errors import ConfigError
 from ..token import Token
 from .token_source import TokenSource
@@ -109,15 +109,12 @@ class RequestsBearerAuth(AuthBase):
     ) -> requests.Response:
         decision = after_answer(REQUESTS, sent, response, token, self.source)
         answer: Any = None
-        while True:
-            try:
-                action = decision.send(answer)
-            except StopIteration:
-                return response
+        while (action := advance(decision, answer)) is not None:
             if isinstance(action, Renew):
                 answer = self.source.renew_sync(action.stale)
             else:
                 answer = response = self._resend(response, action.request, action.token, kwargs)
+        return response
 
     def _resend(
         self,

@@ -194,34 +194,18 @@ class JWKSCache:
     def key_sync(self, kid: str | None, alg: str) -> Key:
         """The issuer's key for a token's ``kid`` and ``alg``; InvalidToken if it has none."""
         keys = self.store.cached(_KEY_SET, in_async=False)
-        if keys is not None:
-            key = keys.find(kid, alg)
-            if key is not None:
-                return key
-        if self._may_fetch(keys):
-            try:
-                keys = self.store.get_sync(_KEY_SET, force=keys is not None)
-            except AuthError:
-                if keys is None:
-                    raise  # no keys at all: the issuer's failure, not the token's
-        assert keys is not None
-        return self._pick(keys, kid, alg)
+        key = keys.find(kid, alg) if keys is not None else None
+        if key is None and self._may_fetch(keys):
+            keys = self.store.get_sync(_KEY_SET, force=keys is not None, stale_ok=True)
+        return key if key is not None else self._pick(keys, kid, alg)
 
     async def key_async(self, kid: str | None, alg: str) -> Key:
         """:meth:`key_sync` for coroutines."""
         keys = self.store.cached(_KEY_SET, in_async=True)
-        if keys is not None:
-            key = keys.find(kid, alg)
-            if key is not None:
-                return key
-        if self._may_fetch(keys):
-            try:
-                keys = await self.store.get_async(_KEY_SET, force=keys is not None)
-            except AuthError:
-                if keys is None:
-                    raise
-        assert keys is not None
-        return self._pick(keys, kid, alg)
+        key = keys.find(kid, alg) if keys is not None else None
+        if key is None and self._may_fetch(keys):
+            keys = await self.store.get_async(_KEY_SET, force=keys is not None, stale_ok=True)
+        return key if key is not None else self._pick(keys, kid, alg)
 
     def _may_fetch(self, keys: KeySet | None) -> bool:
         """Whether a request may wait for a fetch: the first one, one in flight already (or
@@ -236,7 +220,8 @@ class JWKSCache:
             return True
 
     @staticmethod
-    def _pick(keys: KeySet, kid: str | None, alg: str) -> Key:
+    def _pick(keys: KeySet | None, kid: str | None, alg: str) -> Key:
+        assert keys is not None  # fetched, or the fetch raised: no key set is no answer
         key = keys.find(kid, alg)
         if key is None:
             raise keys.missing(kid, alg)
