@@ -25,7 +25,8 @@ __all__ = ["FAST_PATH", "set_credentials"]
 
 _NAME = b"Authorization"
 _LOOKUP = b"authorization"
-_PROOF = b"dpop"
+#: The (lower-case) names the write looks for: its own, and a proof left from before.
+_WATCHED = frozenset({_LOOKUP, b"dpop"})
 
 
 def _probe() -> bool:
@@ -63,13 +64,13 @@ def set_credentials(headers: httpx.Headers, token: Token, proof: str | None = No
         entries = headers._list
         found = -1
         for index, entry in enumerate(entries):
-            name = entry[1]
-            if name == _LOOKUP:
-                if found >= 0:
+            if entry[1] in _WATCHED:  # one test for the two names: most headers are neither
+                if entry[1] != _LOOKUP:
+                    stale_proof = True
+                elif found >= 0:
                     break  # several: let httpx collapse them
-                found = index
-            elif name == _PROOF:
-                stale_proof = True
+                else:
+                    found = index
         else:
             if found >= 0:
                 entries[found] = (_NAME, _LOOKUP, value)  # a retry, or a reused request

@@ -74,13 +74,19 @@ class BearerAuth(httpx.Auth):
 
     def __init__(self, source: TokenSource) -> None:
         self.source = source
+        #: The flow has no DPoP key: authorizing a request is writing its header, no more (the
+        #: whole of what authorize() would decide, without its calls, on every request).
+        self._bearer_only = not source.can_prove
 
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         source = self.source
         token = source.current() or source.get_sync()
-        authorize(HTTPX, request, token, source)
+        if self._bearer_only:
+            set_credentials(request.headers, token)
+        else:
+            authorize(HTTPX, request, token, source)
         response = yield request
         if needs_decision(response.status_code, token):
             retries = self._retries(request, response, token)
@@ -93,7 +99,10 @@ class BearerAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         source = self.source
         token = source.current() or await source.get_async()
-        authorize(HTTPX, request, token, source)
+        if self._bearer_only:
+            set_credentials(request.headers, token)
+        else:
+            authorize(HTTPX, request, token, source)
         response = yield request
         if needs_decision(response.status_code, token):
             retries = self._retries(request, response, token)

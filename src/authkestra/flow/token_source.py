@@ -74,6 +74,11 @@ class TokenSource:
 
     # -- DPoP ------------------------------------------------------------------------------
 
+    @property
+    def can_prove(self) -> bool:
+        """Whether the flow holds a DPoP key: without one, no token of it ever needs a proof."""
+        return self._dpop is not None
+
     def proves(self, token: Token) -> bool:
         """Whether ``token`` is bound to the flow's DPoP key (then every request needs a proof)."""
         return self._dpop is not None and token.token_type == "DPoP"
