@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from joserfc import jwt
@@ -70,7 +69,9 @@ def verify_signature(alg: str, signing_input: bytes, signature: bytes, key: Any)
         return False
 
 
-def sign_jwt(header: Mapping[str, Any], claims: Mapping[str, Any], key: Any) -> str:
-    """A compact JWS of ``claims`` signed with ``key`` by the header's ``alg``."""
-    alg = str(header["alg"])
-    return str(jwt.encode(dict(header), dict(claims), key, registry=jws_registry(alg)))
+def sign_jwt(header: dict[str, Any], claims: dict[str, Any], key: Any) -> str:
+    """A compact JWS of ``claims`` signed with ``key`` by the header's ``alg``.
+
+    Neither dict is changed (joserfc copies the header and serialises the claims).
+    """
+    return str(jwt.encode(header, claims, key, registry=jws_registry(header["alg"])))
