@@ -181,15 +181,14 @@ def api_transport() -> httpx.MockTransport:
 # -- the three libraries, as their users would set them up ----------------------------------
 
 
-class AuthkestraLib:
-    """One flow; its auth on a sync and an async httpx client."""
+class _HttpxAuthLib:
+    """A library that is an ``httpx.Auth``: the same auth object on a sync and an async client."""
 
-    name = "authkestra"
+    name = ""
 
-    def __init__(self, token_url: str, cache: TokenCache | None = None) -> None:
-        self.flow = ClientCredentialsFlow(CLIENT_ID, SECRET, token_url, cache=cache)
-        self.auth = self.flow.auth(SCOPES)
-        self.client = httpx.Client(auth=self.auth, transport=api_transport())
+    def __init__(self, auth: httpx.Auth) -> None:
+        self.auth = auth
+        self.client = httpx.Client(auth=auth, transport=api_transport())
         self.aclient: httpx.AsyncClient | None = None
 
     async def astart(self) -> None:
@@ -202,9 +201,6 @@ class AuthkestraLib:
         assert self.aclient is not None
         (await self.aclient.get(API_URL)).raise_for_status()
 
-    def token(self) -> str:
-        return self.flow.get_token_sync(SCOPES).access_token
-
     # The per-request auth step, as httpx drives it (next, then send the response).
     def step(self, request: httpx.Request, response: httpx.Response) -> None:
         _sync_cycle(self.auth, request, response)
@@ -216,6 +212,19 @@ class AuthkestraLib:
         if self.aclient is not None:
             await self.aclient.aclose()
         self.client.close()
+
+
+class AuthkestraLib(_HttpxAuthLib):
+    """One flow; its auth on a sync and an async httpx client."""
+
+    name = "authkestra"
+
+    def __init__(self, token_url: str, cache: TokenCache | None = None) -> None:
+        self.flow = ClientCredentialsFlow(CLIENT_ID, SECRET, token_url, cache=cache)
+        super().__init__(self.flow.auth(SCOPES))
+
+    def token(self) -> str:
+        return self.flow.get_token_sync(SCOPES).access_token
 
 
 class AuthlibLib:
@@ -301,7 +310,7 @@ class AuthlibLib:
         self.client.close()
 
 
-class HttpxAuthLib:
+class HttpxAuthLib(_HttpxAuthLib):
     """``httpx_auth.OAuth2ClientCredentials``: one auth object on both clients."""
 
     name = "httpx-auth"
@@ -311,37 +320,15 @@ class HttpxAuthLib:
     ) -> None:
         if clear:
             httpx_auth.OAuth2.token_cache.clear()  # its cache is process-global
-        self.auth = httpx_auth.OAuth2ClientCredentials(
+        self.oauth = httpx_auth.OAuth2ClientCredentials(
             token_url, CLIENT_ID, SECRET, scope=SCOPE, early_expiry=early_expiry
         )
-        self.client = httpx.Client(auth=self.auth, transport=api_transport())
-        self.aclient: httpx.AsyncClient | None = None
-
-    async def astart(self) -> None:
-        self.aclient = httpx.AsyncClient(auth=self.auth, transport=api_transport())
-
-    def call(self) -> None:
-        self.client.get(API_URL).raise_for_status()
-
-    async def acall(self) -> None:
-        assert self.aclient is not None
-        (await self.aclient.get(API_URL)).raise_for_status()
+        super().__init__(self.oauth)
 
     def token(self) -> str:
         request = httpx.Request("GET", API_URL)
-        next(self.auth.sync_auth_flow(request))
+        next(self.oauth.sync_auth_flow(request))
         return request.headers["Authorization"]
-
-    def step(self, request: httpx.Request, response: httpx.Response) -> None:
-        _sync_cycle(self.auth, request, response)
-
-    async def astep(self, request: httpx.Request, response: httpx.Response) -> None:
-        await _async_cycle(self.auth, request, response)
-
-    async def aclose(self) -> None:
-        if self.aclient is not None:
-            await self.aclient.aclose()
-        self.client.close()
 
 
 Lib = AuthkestraLib | AuthlibLib | HttpxAuthLib

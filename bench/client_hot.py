@@ -65,7 +65,7 @@ def case_hot() -> None:
             from authlib.integrations.httpx_client.utils import build_request
 
             cache = httpx_auth.OAuth2.token_cache
-            state, early = hx.auth.state, hx.auth.early_expiry
+            state, early = hx.oauth.state, hx.oauth.early_expiry
             ta = al.client.token_auth
             plain = httpx.Client(transport=api_transport())
             sync_fns: dict[tuple[str, str], Callable[[], Any]] = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import re
 import subprocess
 import sys
@@ -22,13 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.authkestra_server import BIN, cli  # noqa: E402
-from tests.support.redis_server import free_port  # noqa: E402
+from tests.support.authkestra_server import AuthkestraServer  # noqa: E402
 
 RESOURCE = "https://api.soak.test/"
 
@@ -49,41 +45,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.minutes, args.rate = 0.05, 50
+    server = AuthkestraServer()
     with tempfile.TemporaryDirectory(prefix="authkestra-soak-") as tmp:
-        db = f"sqlite:///{tmp}/soak.db"
-        created = json.loads(
-            cli(
-                "clients",
-                "create",
-                "soak",
-                "--scope",
-                "read",
-                "--audience",
-                RESOURCE,
-                "--format",
-                "json",
-                "--db",
-                db,
-            ).stdout
+        client_id, client_secret = server.create_client(
+            "soak", "--scope", "read", "--audience", RESOURCE
         )
-        port = free_port()
-        server = subprocess.Popen(
-            [str(BIN), "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        issuer = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{issuer}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                sys.exit("server did not start")
-            time.sleep(0.2)
-        basic = base64.b64encode(f"soak:{created['client_secret']}".encode()).decode()
+        issuer = server.issuer
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         # Each connection waits `pause` ms between requests: connections * 1000 / pause per second.
         pause = max(1, int(args.connections * 1000 / args.rate))
         script = Path(tmp) / "soak.lua"
@@ -101,7 +69,7 @@ def main() -> None:
         def sample() -> None:
             start = time.monotonic()
             while not stop.is_set():
-                samples.append((time.monotonic() - start, rss_kib(server.pid)))
+                samples.append((time.monotonic() - start, rss_kib(server.process.pid)))
                 stop.wait(30)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -126,9 +94,11 @@ def main() -> None:
         finally:
             stop.set()
             sampler.join()
-            samples.append((seconds, rss_kib(server.pid)))
-            server.terminate()
-            _, stderr = server.communicate(timeout=30)
+            samples.append((seconds, rss_kib(server.process.pid)))
+            server.process.terminate()
+            server.process.wait(timeout=30)
+            logged = server.log_path.read_text(errors="replace")
+            server.stop()
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors:.*", out)
@@ -138,7 +108,7 @@ def main() -> None:
     print(
         f"non-2xx: {non2xx.group(1) if non2xx else 0}; socket errors: {socket_errors.group(0) if socket_errors else 'none'}"
     )
-    print(f"server stderr lines: {len(stderr.splitlines())}")
+    print(f"server log lines: {len(logged.splitlines())}")
     if not requests or non2xx:
         sys.exit("the soak made no request, or got error answers")
     print(

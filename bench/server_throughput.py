@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -30,9 +29,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.authkestra_server import BIN, cli  # noqa: E402
+from tests.support.authkestra_server import AuthkestraServer  # noqa: E402
 from tests.support.oidc_provider import OidcProvider, client, signing_jwks  # noqa: E402
-from tests.support.redis_server import free_port  # noqa: E402
 
 RESOURCE = "https://api.bench.test/"
 BODY = f"grant_type=client_credentials&scope=read&resource={RESOURCE.replace(':', '%3A').replace('/', '%2F')}"
@@ -93,53 +91,6 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float
     }
 
 
-def start_authkestra(
-    directory: Path, workers: int
-) -> tuple[subprocess.Popen[bytes], str, str, str]:
-    db = f"sqlite:///{directory}/authkestra-{workers}.db"
-    created = json.loads(
-        cli(
-            "clients",
-            "create",
-            "bench",
-            "--scope",
-            "read",
-            "--audience",
-            RESOURCE,
-            "--format",
-            "json",
-            "--db",
-            db,
-        ).stdout
-    )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(BIN),
-            "serve",
-            "--db",
-            db,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    issuer = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{issuer}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    return process, f"{issuer}/token", created["client_id"], created["client_secret"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=20)
@@ -188,20 +139,17 @@ def main() -> None:
         finally:
             provider.stop()
         for workers in (1, 2):
-            process, token_url, client_id, client_secret = start_authkestra(directory, workers)
+            server = AuthkestraServer(workers=workers)
             try:
-                typ = check_answer(token_url, client_id, client_secret)
-                label = f"authkestra serve, SQLite, {workers} worker{'s' if workers > 1 else ''}"
-                results.append(
-                    (
-                        label,
-                        run_wrk(token_url, wrk_script(directory, client_id, client_secret), args),
-                        typ,
-                    )
+                client_id, client_secret = server.create_client(
+                    "bench", "--scope", "read", "--audience", RESOURCE
                 )
+                typ = check_answer(server.token_url, client_id, client_secret)
+                label = f"authkestra serve, SQLite, {workers} worker{'s' if workers > 1 else ''}"
+                script = wrk_script(directory, client_id, client_secret)
+                results.append((label, run_wrk(server.token_url, script, args), typ))
             finally:
-                process.terminate()
-                process.wait(timeout=20)
+                server.stop()
     for label, r, _typ in results:
         if not r["rps"] or r["non2xx"]:
             sys.exit(f"{label}: {r['rps']:.0f} tokens/s, {r['non2xx']:.0f} non-2xx answers")

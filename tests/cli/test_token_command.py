@@ -36,6 +36,7 @@ from authkestra.errors import (
     ProviderError,
     RateLimited,
 )
+from authkestra.flow.environment import CLIENT_VARIABLES
 from tests.support.hostile_server import HostileServer, Reply
 from tests.support.oidc_provider import OidcProvider
 from tests.support.token_server import TokenServer
@@ -48,25 +49,7 @@ ARGV_SECRET = "argv-secret-do-not-echo-0123456789"
 #: Every secret a test hands the command: none may ever be printed.
 SECRETS = (BASIC_SECRET, POST_SECRET, READONLY_SECRET, WRONG_SECRET, ARGV_SECRET)
 
-ENV_NAMES = (
-    "CLIENT_ID",
-    "CLIENT_SECRET",
-    "CLIENT_SECRET_FILE",
-    "TOKEN_URL",
-    "ISSUER",
-    "SCOPES",
-    "AUTH_METHOD",
-    "AUDIENCE",
-    "RESOURCE",
-    "PRIVATE_KEY_FILE",
-    "KEY_ID",
-    "SIGNING_ALG",
-    "CLIENT_CERT_FILE",
-    "CLIENT_KEY_FILE",
-    "CA_BUNDLE",
-    "DPOP",
-    "DPOP_KEY_FILE",
-)
+ENV_NAMES = CLIENT_VARIABLES
 #: Unset whatever AUTHKESTRA_* the surrounding shell has, so only the test's own count.
 CLEAN_ENV: dict[str, str | None] = {f"AUTHKESTRA_{name}": None for name in ENV_NAMES}
 

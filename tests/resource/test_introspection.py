@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote_plus
@@ -431,18 +432,22 @@ def test_errors_never_contain_the_token(
 # -- one request per token at a time ---------------------------------------------------------
 
 
-def test_concurrent_checks_of_one_token_make_one_request(endpoint: Endpoint) -> None:
-    """100 coroutines verifying one token while its introspection is in flight: one request."""
-    import threading
-
+def held(endpoint: Endpoint) -> threading.Event:
+    """Make the endpoint hold every request until the event is set; the event."""
     release = threading.Event()
     answer = json.dumps(endpoint.answer)
 
-    def held(request: Received) -> Reply:
+    def hold(request: Received) -> Reply:
         release.wait(10)
         return Reply(200, answer)
 
-    endpoint.server.script = held
+    endpoint.server.script = hold
+    return release
+
+
+def test_concurrent_checks_of_one_token_make_one_request(endpoint: Endpoint) -> None:
+    """100 coroutines verifying one token while its introspection is in flight: one request."""
+    release = held(endpoint)
     verifier = make(endpoint)
     outcomes: list[Any] = []
 
@@ -470,17 +475,9 @@ def test_concurrent_checks_of_one_token_make_one_request(endpoint: Endpoint) -> 
 
 
 def test_threads_checking_one_token_share_its_request(endpoint: Endpoint) -> None:
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    release = threading.Event()
-    answer = json.dumps(endpoint.answer)
-
-    def held(request: Received) -> Reply:
-        release.wait(10)
-        return Reply(200, answer)
-
-    endpoint.server.script = held
+    release = held(endpoint)
     verifier = make(endpoint)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(verifier.verify_sync, "opaque-token-2") for _ in range(8)]
