@@ -66,6 +66,7 @@ def test_a_client_secret_jwt_client_keeps_its_secret_sealed(registry: Registry) 
         (ClientSpec("bad id"), "letters, digits"),
         (ClientSpec("x" * 129), "at most 128"),
         (ClientSpec("svc", AuthMethod.NONE), "only confidential clients"),
+        (ClientSpec("svc", "password"), "authenticates clients with client_secret_basic"),  # type: ignore[arg-type]
         (ClientSpec("svc", scopes=['say"hi']), "RFC 6749"),
         (ClientSpec("svc", scopes=["a"], default_scopes=["b"]), "default_scopes must be among"),
         (ClientSpec("svc", audiences=["a b"]), "audience"),

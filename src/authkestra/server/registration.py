@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 
 from .._protocol.client_auth import AuthMethod
 from .._protocol.scope import is_scope_token
+from ..errors import ConfigError
 from .client_keys import InvalidJwks, normalize_jwks
 from .context import hasher_for, secret_box_for
 from .jwks_uri import JwksUriError, check_jwks_uri
@@ -269,8 +270,8 @@ def _literal(text: str) -> str:
 
 def _method(value: AuthMethod | str) -> AuthMethod:
     try:
-        method = AuthMethod.parse(value)
-    except ValueError:
+        method: AuthMethod | None = AuthMethod.parse(value)
+    except ConfigError:  # not a method at all: said below, with the ones there are
         method = None
     if method is AuthMethod.NONE:
         raise RegistrationError(
