@@ -520,8 +520,6 @@ def _next_only(auth: httpx.Auth, request: httpx.Request) -> Callable[[], None]:
     return run
 
 
-
-
 # -- the command line of every case --------------------------------------------------------
 
 

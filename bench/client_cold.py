@@ -113,7 +113,5 @@ def case_cold(n_coroutines: int = 1000, n_threads: int = 8) -> None:
     )
 
 
-
-
 if __name__ == "__main__":
     raise SystemExit(run(case_cold, {"n_coroutines": 20, "n_threads": 2}))

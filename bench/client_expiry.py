@@ -85,7 +85,5 @@ def case_expiry(n_callers: int = 100, ttl: int = 3) -> None:
     )
 
 
-
-
 if __name__ == "__main__":
     raise SystemExit(run(case_expiry, {"n_callers": 10, "ttl": 2}))

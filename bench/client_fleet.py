@@ -217,8 +217,6 @@ def _run_fleet(spec: dict[str, Any], n: int, srv: Server) -> list[dict[str, Any]
                 p.wait()
 
 
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_fleet-worker"]:
         fleet_worker(json.loads(argv[1]))

@@ -150,7 +150,5 @@ def case_hot() -> None:
     note(f"authkestra auth step: {goal:.2f} µs; goal <= 2 µs: {'met' if goal <= 2 else 'MISSED'}")
 
 
-
-
 if __name__ == "__main__":
     raise SystemExit(run(case_hot, {}))

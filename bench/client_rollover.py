@@ -180,7 +180,5 @@ async def _rollover_async(
     return _summary(lib.name, f"{n} coroutines", n, samples, srv.count(), stalls)
 
 
-
-
 if __name__ == "__main__":
     raise SystemExit(run(case_rollover, {"ttl": 4, "threads": 2, "coroutines": 10}))

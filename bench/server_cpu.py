@@ -4,8 +4,8 @@
 Run: .venv/bin/python bench/server_cpu.py [--tokens 5000] [--rounds 5]
      .venv/bin/python bench/server_cpu.py --smoke   (a few hundred tokens: does it work?)
 
-The app is ``authkestra.server.create_app`` on a fresh SQLite store; the client
-is registered with ``authkestra clients create``. Each token request goes
+The app is ``authkestra.server.create_app`` on a fresh SQLite store (``authkestra
+init``); the client is registered with ``authkestra clients create``. Each token request goes
 straight into the ASGI app (no socket, no uvicorn, no HTTP parsing): what is
 left is the server's own work per token -- form parsing, client
 authentication, the grant, the ES256 signature, the JSON answer. The figure is
@@ -49,6 +49,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="authkestra-cpu-") as tmp:
         db = f"sqlite:///{tmp}/authkestra.db"
+        cli("init", "--db", db)
         created = json.loads(
             cli(
                 "clients", "create", "bench", "--scope", "read", "--audience", RESOURCE,

@@ -290,10 +290,7 @@ def main() -> None:
     print(f"\n(verifications per second, one thread, best of {turns} turns of {TURN} s)")
     if args.breakdown:
         print("\nauthkestra's share, as a fraction of raw (verifications per second / raw's):")
-        print(
-            f"{'alg':6} {'jose sig':>10} {'uncached':>10}"
-            f" {'floor':>10} {'jose floor':>11}"
-        )
+        print(f"{'alg':6} {'jose sig':>10} {'uncached':>10} {'floor':>10} {'jose floor':>11}")
         for alg, results in breakdown.items():
             print(
                 f"{alg:6} {results['jose_sig'] / results['raw']:>10.2f}"

@@ -53,6 +53,7 @@ from tests.interop.test_our_server_with_third_party_clients import (
 )
 from tests.support.authkestra_server import AuthkestraServer, cli
 from tests.support.certificates import Issued, TestPKI, self_signed
+from tests.support.stores import made_store
 
 with warnings.catch_warnings(record=True):
     # Authlib announces, on import, that it would rather use the httpx2 package than httpx.
@@ -413,7 +414,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsDeployment]:
         "selfie": self_signed(directory / "self", "selfie", "selfie"),
         "stranger": self_signed(directory / "self", "stranger", "selfie"),  # same name, other key
     }
-    db = f"sqlite:///{directory}/authkestra.db"
+    db = made_store(directory / "authkestra.db")
     clients = {
         "tls_client_auth": register(
             db, "mtls.svc", "--auth-method", "tls_client_auth",

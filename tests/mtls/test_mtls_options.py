@@ -15,6 +15,7 @@ from authkestra.server.store import ClientRecord
 from authkestra.tls import ClientCertificate, presented_certificate
 from tests.support.authkestra_server import cli
 from tests.support.certificates import Issued, TestPKI, self_signed
+from tests.support.stores import made_store
 
 TOKEN_URL = "https://as.example/token"
 
@@ -197,7 +198,10 @@ def test_invalid_subjects_are_refused(kind: str, value: str) -> None:
 
 
 def _create(tmp_path: Path, *args: str) -> tuple[int, str]:
-    out = cli("clients", "create", "c1", *args, "--db", f"sqlite:///{tmp_path}/s.db", check=False)
+    db = f"sqlite:///{tmp_path}/s.db"
+    if not (tmp_path / "s.db").exists():
+        made_store(tmp_path / "s.db")
+    out = cli("clients", "create", "c1", *args, "--db", db, check=False)
     return out.returncode, out.stderr
 
 
@@ -248,7 +252,7 @@ def test_cli_refuses_an_x5c_for_another_key(tmp_path: Path) -> None:
 
 
 def test_cli_shows_what_a_certificate_client_is_known_by(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path}/s.db"
+    db = made_store(tmp_path / "s.db")
     cli(
         "clients",
         "create",
@@ -457,7 +461,7 @@ def test_email_local_part_is_exact_domain_is_not(local_pki: TestPKI) -> None:
 def test_cli_changes_what_a_certificate_client_is_known_by(tmp_path: Path) -> None:
     from authkestra.tls import certificate_thumbprint
 
-    db = f"sqlite:///{tmp_path}/s.db"
+    db = made_store(tmp_path / "s.db")
     old, new = self_signed(tmp_path, "old", "old"), self_signed(tmp_path, "new", "new")
     cli(
         "clients",

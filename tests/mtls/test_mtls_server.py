@@ -20,6 +20,7 @@ from authkestra.tls import certificate_thumbprint
 from tests.mtls.conftest import client_context
 from tests.support.authkestra_server import AuthkestraServer, cli
 from tests.support.certificates import Issued, TestPKI, self_signed
+from tests.support.stores import made_store
 
 ONCE = RetryPolicy(max_attempts=1)
 
@@ -332,7 +333,7 @@ def test_self_signed_clients_without_any_client_ca(
 ) -> None:
     # No --tls-client-ca: the registered self-signed certificates are the only anchors,
     # those registered before the server starts and those registered later alike.
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     cli(
         "clients",
         "create",

@@ -58,6 +58,7 @@ class InProcessServer:
         self.db = f"sqlite:///{self.db_path}"
         if template is not None:
             shutil.copyfile(template, self.db_path)  # an empty migrated store: faster
+            self.db_path.chmod(0o600)
         values: dict[str, Any] = {
             "db": self.db,
             "issuer": ISSUER,

@@ -25,6 +25,7 @@ from authkestra.server.oauth_request import ClientCredentials
 from authkestra.server.secret_hashing import SecretHasher
 from authkestra.server.store import Store
 from tests.server.harness import InProcessServer, assert_oauth_error
+from tests.support.stores import made_store
 
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -142,7 +143,7 @@ def test_duplicate_name_is_an_error(server: InProcessServer) -> None:
     ],
 )
 def test_create_refuses_bad_arguments(tmp_path: Path, args: list[str]) -> None:
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     code, out, _ = run("clients", "create", *args, "--db", db)
     assert code == 2
     assert "client_secret" not in out
@@ -271,7 +272,7 @@ def test_disable_enable_delete(server: InProcessServer) -> None:
     [["show"], ["rotate-secret"], ["disable"], ["enable"], ["delete"]],
 )
 def test_unknown_client_is_an_error(tmp_path: Path, command: list[str]) -> None:
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     code, out, err = run("clients", *command, "nobody", "--db", db)
     assert code == 3
     assert "no client 'nobody'" in err
@@ -282,7 +283,7 @@ def test_unknown_client_is_an_error(tmp_path: Path, command: list[str]) -> None:
     "command", [["create", "svc"], ["list"], ["show", "svc"], ["rotate-secret", "svc"]]
 )
 def test_bad_format_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     code, _, err = run("clients", *command, "--format", "xml", "--db", db)
     assert code == 2
     assert "--format" in err
@@ -315,7 +316,7 @@ def _keys(db: str) -> list[dict[str, object]]:
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
 def test_every_command_uses_authkestra_db_and_db_wins(tmp_path: Path, command: list[str]) -> None:
     """Store a (AUTHKESTRA_SERVER_DB) has the client "svc"; store b (--db) is empty."""
-    a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    a, b = made_store(tmp_path / "a.db"), made_store(tmp_path / "b.db")
     create(a, "svc")
     if command == ["keys", "list"]:
         run("keys", "rotate", "--db", a)
@@ -352,7 +353,7 @@ def _list(db: str) -> list[dict[str, object]]:
 
 
 def test_disable_through_authkestra_db_reaches_that_store(tmp_path: Path) -> None:
-    a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    a, b = made_store(tmp_path / "a.db"), made_store(tmp_path / "b.db")
     create(a, "svc")
     create(b, "svc")
     assert run("clients", "disable", "svc", environ={"AUTHKESTRA_SERVER_DB": a})[0] == 0
@@ -361,8 +362,10 @@ def test_disable_through_authkestra_db_reaches_that_store(tmp_path: Path) -> Non
 
 
 def test_keys_rotate_through_authkestra_db_reaches_that_store(tmp_path: Path) -> None:
-    a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
-    assert run("keys", "rotate", "--keep-old-for", "60", environ={"AUTHKESTRA_SERVER_DB": a})[0] == 0
+    a, b = made_store(tmp_path / "a.db"), made_store(tmp_path / "b.db")
+    assert (
+        run("keys", "rotate", "--keep-old-for", "60", environ={"AUTHKESTRA_SERVER_DB": a})[0] == 0
+    )
     assert len(json.loads(run("keys", "list", environ={"AUTHKESTRA_SERVER_DB": a})[1])) == 2
     assert json.loads(run("keys", "list", "--db", b, environ={"AUTHKESTRA_SERVER_DB": a})[1]) == []
 
@@ -373,6 +376,7 @@ def test_the_process_environment_is_not_read_behind_the_environment(
     leak = tmp_path / "leak.db"
     monkeypatch.setenv("AUTHKESTRA_SERVER_DB", f"sqlite:///{leak}")
     monkeypatch.chdir(tmp_path)
+    made_store(tmp_path / "authkestra.db")
     code, _, err = run("clients", "create", "svc", environ={})
     assert code == 0, err
     assert not leak.exists()
@@ -381,6 +385,12 @@ def test_the_process_environment_is_not_read_behind_the_environment(
 
 def test_unopenable_store_is_a_config_error(tmp_path: Path) -> None:
     code, _, err = run("clients", "list", "--db", f"sqlite:///{tmp_path}/no/such/dir/x.db")
+    assert code == 3
+    assert "no store at" in err and "authkestra init" in err
+    assert not (tmp_path / "no").exists()  # nothing made on the way
+    (tmp_path / "x.db").write_bytes(b"not a database at all, but a file of that name")
+    (tmp_path / "x.db").chmod(0o600)
+    code, _, err = run("clients", "list", "--db", f"sqlite:///{tmp_path}/x.db")
     assert code == 3
     assert "cannot open the store" in err
     code, _, err = run("clients", "list", "--db", "postgresql://user:pw@127.0.0.1:1/db")
@@ -408,7 +418,7 @@ def test_store_holds_only_keyed_hashes(server: InProcessServer) -> None:
 
 def test_configured_secret_key_is_used_and_not_stored(tmp_path: Path) -> None:
     key = "k" * 32
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     environ = {"AUTHKESTRA_SERVER_SECRET_KEY": key, "AUTHKESTRA_SERVER_DB": db}
     code, out, err = run("clients", "create", "svc", "--format", "json", environ=environ)
     assert code == 0, err
@@ -422,7 +432,7 @@ def test_configured_secret_key_is_used_and_not_stored(tmp_path: Path) -> None:
 def test_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "hmac.key"
     key_file.write_text("f" * 40 + "\n")
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     environ = {"AUTHKESTRA_SERVER_SECRET_KEY_FILE": str(key_file), "AUTHKESTRA_SERVER_DB": db}
     code, out, err = run("clients", "create", "svc", "--format", "json", environ=environ)
     assert code == 0, err
@@ -443,7 +453,7 @@ def test_key_file(tmp_path: Path) -> None:
 def test_bad_settings_are_a_config_error_not_a_crash(
     tmp_path: Path, environ: dict[str, str]
 ) -> None:
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     code, out, err = run("clients", "create", "svc", "--db", db, environ=environ)
     assert code == 3
     assert err.startswith("authkestra: error: invalid server settings")
@@ -504,10 +514,14 @@ def test_unknown_client_costs_a_hash_and_a_compare(
         calls.clear()
         hashed.clear()
         with pytest.raises(InvalidClient):
-            directory.authenticate(ClientCredentials(client_id, "wrong", AuthMethod.CLIENT_SECRET_BASIC))
+            directory.authenticate(
+                ClientCredentials(client_id, "wrong", AuthMethod.CLIENT_SECRET_BASIC)
+            )
         assert len(calls) == 1, client_id
         assert hashed == ["wrong"]
-    assert directory.authenticate(ClientCredentials("known", "right", AuthMethod.CLIENT_SECRET_BASIC))
+    assert directory.authenticate(
+        ClientCredentials("known", "right", AuthMethod.CLIENT_SECRET_BASIC)
+    )
     store.close()
 
 

@@ -54,6 +54,7 @@ from tests.server.harness import (
     jose_part,
 )
 from tests.server.test_clients_cli import all_rows, run
+from tests.support.stores import made_store
 
 TOKEN_ENDPOINT = f"{ISSUER}/token"
 
@@ -1303,7 +1304,7 @@ def test_cli_private_key_jwt_with_a_jwks_uri(server: InProcessServer) -> None:
     ],
 )
 def test_cli_refuses_bad_key_options(tmp_path: Path, args: list[str], words: str) -> None:
-    db = f"sqlite:///{tmp_path}/authkestra.db"
+    db = made_store(tmp_path / "authkestra.db")
     code, out, err = run("clients", "create", "svc", *args, "--db", db)
     assert code == 2, err
     assert words in err

@@ -12,6 +12,7 @@ from authkestra.cli import Environment, main
 from authkestra.server.keys import KeyRing
 from tests.server.conftest import MakeServer
 from tests.server.harness import InProcessServer, jose_part, poll, verify_with_jwks
+from tests.support.stores import made_store
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -150,7 +151,7 @@ def test_rotate_refuses_an_unknown_algorithm(server: InProcessServer) -> None:
 
 
 def test_rotate_on_a_fresh_store_keeps_the_first_key_published(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path}/fresh.db"
+    db = made_store(tmp_path / "fresh.db")
     code, _, err = run("keys", "rotate", "--db", db, "--keep-old-for", "600")
     assert code == 0, err
     code, out, _ = run("keys", "list", "--db", db)
@@ -225,7 +226,7 @@ def test_unknown_kids_reread_the_store_at_most_once_a_second(tmp_path: Path) -> 
 
 def test_keys_list_reads_and_never_writes(tmp_path: Path) -> None:
     """Listing the keys of a store that has none makes none (it may be a read-only login)."""
-    db = f"sqlite:///{tmp_path}/empty.db"
+    db = made_store(tmp_path / "empty.db")
     for _ in range(2):
         code, out, err = run("keys", "list", "--db", db)
         assert code == 0, err

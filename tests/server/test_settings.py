@@ -18,6 +18,7 @@ from authkestra.server.settings import (
     ServerSettings,
 )
 from tests.support.authkestra_server import AuthkestraServer
+from tests.support.stores import made_store
 
 #: A client's whole configuration, as a service that also runs the server might have it.
 CLIENT_ENVIRONMENT = {
@@ -69,18 +70,22 @@ def test_the_new_name_wins_and_the_old_one_is_then_not_mentioned(
 def test_flags_win_over_the_environment() -> None:
     settings = ServerSettings.from_environment({"AUTHKESTRA_SERVER_PORT": "9001"}, port=9002)
     assert settings.port == 9002
-    assert ServerSettings.from_environment({"AUTHKESTRA_SERVER_PORT": "9001"}, port=None).port == 9001
+    assert (
+        ServerSettings.from_environment({"AUTHKESTRA_SERVER_PORT": "9001"}, port=None).port == 9001
+    )
 
 
 def test_workers_get_the_new_names_only() -> None:
     env = ServerSettings(port=9003).to_environment()
     assert env and all(name.startswith(ENV_PREFIX) for name in env)
-    assert not any(name.startswith(LEGACY_PREFIX) and not name.startswith(ENV_PREFIX) for name in env)
+    assert not any(
+        name.startswith(LEGACY_PREFIX) and not name.startswith(ENV_PREFIX) for name in env
+    )
 
 
 def test_the_cli_says_which_old_name_to_replace(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
-    environ = {"AUTHKESTRA_DB": f"sqlite:///{tmp_path}/a.db", **CLIENT_ENVIRONMENT}
+    environ = {"AUTHKESTRA_DB": made_store(tmp_path / "a.db"), **CLIENT_ENVIRONMENT}
     code = main(["clients", "list"], Environment(environ=environ, stdout=out, stderr=err))
     assert code == 0, err.getvalue()
     assert "authkestra: warning: AUTHKESTRA_DB is deprecated" in err.getvalue()

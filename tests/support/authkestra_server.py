@@ -95,8 +95,9 @@ class AuthkestraServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"authkestra serve did not start: {self.log_path.read_text()[-3000:]}")
+        log = self.log_path.read_text()
+        self.stop()  # closes the log (and may remove its directory): read it first
+        raise RuntimeError(f"authkestra serve did not start: {log[-3000:]}")
 
     def create_client(self, name: str, *args: str) -> tuple[str, str]:
         """``authkestra clients create NAME ARGS --format json``: (client_id, secret)."""

@@ -204,7 +204,9 @@ def test_time_rules_bounds_and_names() -> None:
 def test_claim_errors_in_words() -> None:
     assert ClaimError("exp", "expired").describe() == "the token has expired"
     assert ClaimError("exp", "missing").describe() == "the token has no exp claim"
-    assert ClaimError("nbf", "not a number").describe("it", "its") == "its nbf claim is not a number"
+    assert (
+        ClaimError("nbf", "not a number").describe("it", "its") == "its nbf claim is not a number"
+    )
 
 
 # -- the codec and the reader ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Annotated, TextIO
 import typer
 
 from .._version import __version__
-from . import clients, demo, keys, serve, token
+from . import clients, demo, init, keys, serve, token
 from .exit_codes import ExitCode
 
 __all__ = ["COMMANDS", "Environment", "app", "main"]
@@ -85,6 +85,7 @@ def _root(
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     token.register,
     serve.register,
+    init.register,
     clients.register,
     keys.register,
     demo.register,

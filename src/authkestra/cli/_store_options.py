@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,7 +16,16 @@ if TYPE_CHECKING:
     from ..server.store import Store
     from . import Environment
 
-__all__ = ["DbOption", "fail", "open_store", "print_json", "safe_url", "server_settings"]
+__all__ = [
+    "DbOption",
+    "MasterKeyOption",
+    "fail",
+    "open_store",
+    "print_json",
+    "safe_url",
+    "said_master_key",
+    "server_settings",
+]
 
 DbOption = Annotated[
     str | None,
@@ -24,6 +34,17 @@ DbOption = Annotated[
         metavar="URL",
         help="Store URL: sqlite:///PATH (default sqlite:///authkestra.db) or"
         " postgresql://... [env: AUTHKESTRA_SERVER_DB]",
+    ),
+]
+
+
+MasterKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--master-key-file",
+        metavar="FILE",
+        help="The master key the store's secrets are sealed under [default: for an SQLite"
+        " store, <store>.master-key beside it] [env: AUTHKESTRA_SERVER_MASTER_KEY_FILE]",
     ),
 ]
 
@@ -60,23 +81,49 @@ def server_settings(env: Environment, **flags: Any) -> ServerSettings:
     return settings
 
 
-def open_store(env: Environment, db: str | None) -> tuple[ServerSettings, Store]:
-    """The migrated store named by ``--db`` (or AUTHKESTRA_SERVER_DB, or the default)."""
-    from ..server.store import Store
+def open_store(
+    env: Environment, db: str | None, master_key_file: Path | None = None
+) -> tuple[ServerSettings, Store]:
+    """The existing store named by ``--db`` (or AUTHKESTRA_SERVER_DB, or the default), its
+    schema current and its secrets sealed; which store it is, said on stderr.
 
-    settings = server_settings(env, db=db)
+    A management command never makes a store: one that does not exist is one line.
+    """
+    from ..server.context import open_store as open_server_store
+    from ..server.master_key import MasterKeyError
+    from ..server.store import StoreMissing
+
+    settings = server_settings(env, db=db, master_key_file=master_key_file)
+    shown = safe_url(settings.db)
     try:
-        store = Store(settings.db)
-        store.migrate()
+        store = open_server_store(settings, create=False)
+    except StoreMissing:
+        raise fail(
+            env,
+            f"no store at {shown}: make it with 'authkestra init' (or start 'authkestra"
+            " serve'), or give --db (or AUTHKESTRA_SERVER_DB) to use another",
+        ) from None
+    except MasterKeyError as exc:
+        raise fail(env, str(exc)) from None
     except ImportError as exc:
         raise fail(
             env, f"a database driver is missing ({exc.name}): pip install 'authkestra[postgres]'"
         ) from None
     except Exception as exc:
-        raise fail(
-            env, f"cannot open the store {safe_url(settings.db)!r}: {type(exc).__name__}"
-        ) from None
+        raise fail(env, f"cannot open the store {shown!r}: {type(exc).__name__}") from None
+    env.stderr.write(f"authkestra: store {shown}\n")
+    said_master_key(env, store)
     return settings, store
+
+
+def said_master_key(env: Environment, store: Store) -> None:
+    """Say where a master key was just made for ``store``, if one was."""
+    made = store.sealer.generated
+    if made is not None:
+        env.stderr.write(
+            f"authkestra: made the store's master key at {made}: keep it, apart from the"
+            " store's backups (without it the store's signing keys cannot be opened)\n"
+        )
 
 
 def print_json(env: Environment, document: object) -> None:

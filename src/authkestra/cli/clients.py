@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._protocol.client_auth import AuthMethod
-from ._store_options import DbOption, fail, open_store, print_json
+from ._store_options import DbOption, MasterKeyOption, fail, open_store, print_json
 
 if TYPE_CHECKING:
     from ..server.registration import IssuedClient, Registry
@@ -115,13 +115,15 @@ def _option(field: str) -> str:
 
 
 @contextlib.contextmanager
-def _registry(env: Environment, db: str | None, client_id: str) -> Iterator[Registry]:
+def _registry(
+    env: Environment, db: str | None, master_key_file: Path | None, client_id: str
+) -> Iterator[Registry]:
     """The registration rules over the store ``--db`` names, closed after; their refusals
     as one ``authkestra: error:`` line each."""
     from ..server.registration import RegistrationError, Registry
     from ..server.store import ClientExists, UnknownClient
 
-    settings, store = open_store(env, db)
+    settings, store = open_store(env, db, master_key_file)
     try:
         yield Registry(store, settings)
     except RegistrationError as exc:
@@ -216,6 +218,7 @@ def create(
     cert: CertOption = None,
     output: FormatOption = "text",
     db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """Register a client and print its id and a new 256-bit secret (shown only this once).
 
@@ -240,7 +243,7 @@ def create(
         certificates=_read_certificates(env, cert),
         tls_subjects=_subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email),
     )
-    with _registry(env, db, name) as registry:
+    with _registry(env, db, master_key_file, name) as registry:
         issued = registry.create(spec)
     _print_issued(env, output, issued)
 
@@ -286,11 +289,16 @@ def _print_document(env: Environment, output: str, document: dict[str, object]) 
 
 
 @clients_app.command("list")
-def list_clients(ctx: typer.Context, output: FormatOption = "text", db: DbOption = None) -> None:
+def list_clients(
+    ctx: typer.Context,
+    output: FormatOption = "text",
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
     """List the registered clients."""
     env: Environment = ctx.obj
     _check_format(env, output)
-    _, store = open_store(env, db)
+    _, store = open_store(env, db, master_key_file)
     try:
         clients = store.list_clients()
     finally:
@@ -306,14 +314,18 @@ def list_clients(ctx: typer.Context, output: FormatOption = "text", db: DbOption
 
 @clients_app.command("show")
 def show(
-    ctx: typer.Context, client_id: str, output: FormatOption = "text", db: DbOption = None
+    ctx: typer.Context,
+    client_id: str,
+    output: FormatOption = "text",
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """Show one client: its method, its key ids or jwks_uri -- never a secret."""
     env: Environment = ctx.obj
     _check_format(env, output)
     from ..server.store import UnknownClient
 
-    _, store = open_store(env, db)
+    _, store = open_store(env, db, master_key_file)
     try:
         client = store.get_client(client_id)
     except UnknownClient:
@@ -350,11 +362,12 @@ def rotate_secret(
     ] = None,
     output: FormatOption = "text",
     db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """Issue a new secret; the old one keeps working for the grace period."""
     env: Environment = ctx.obj
     _check_format(env, output)
-    with _registry(env, db, client_id) as registry:
+    with _registry(env, db, master_key_file, client_id) as registry:
         issued = registry.rotate_secret(
             client_id, timedelta(seconds=grace) if grace is not None else None
         )
@@ -379,6 +392,7 @@ def set_keys(
     tls_san_email: TlsSanEmailOption = None,
     output: FormatOption = "text",
     db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """Replace what a client without a secret is known by.
 
@@ -392,7 +406,7 @@ def set_keys(
     subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     jwks_text = _read_text(env, "--jwks", jwks) if jwks is not None else None
     certificates = _read_certificates(env, cert)
-    with _registry(env, db, client_id) as registry:
+    with _registry(env, db, master_key_file, client_id) as registry:
         issued = registry.set_keys(
             client_id,
             jwks=jwks_text,
@@ -403,30 +417,47 @@ def set_keys(
     _print_issued(env, output, issued)
 
 
-def _set_enabled(ctx: typer.Context, client_id: str, db: str | None, enabled: bool) -> None:
+def _set_enabled(
+    ctx: typer.Context, client_id: str, db: str | None, master_key_file: Path | None, enabled: bool
+) -> None:
     env: Environment = ctx.obj
-    with _registry(env, db, client_id) as registry:
+    with _registry(env, db, master_key_file, client_id) as registry:
         registry.set_enabled(client_id, enabled)
     env.stdout.write(f"{client_id} {'enabled' if enabled else 'disabled'}\n")
 
 
 @clients_app.command("disable")
-def disable(ctx: typer.Context, client_id: str, db: DbOption = None) -> None:
+def disable(
+    ctx: typer.Context,
+    client_id: str,
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
     """Refuse the client new tokens; its current tokens introspect inactive."""
-    _set_enabled(ctx, client_id, db, False)
+    _set_enabled(ctx, client_id, db, master_key_file, False)
 
 
 @clients_app.command("enable")
-def enable(ctx: typer.Context, client_id: str, db: DbOption = None) -> None:
+def enable(
+    ctx: typer.Context,
+    client_id: str,
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
     """Undo ``disable``."""
-    _set_enabled(ctx, client_id, db, True)
+    _set_enabled(ctx, client_id, db, master_key_file, True)
 
 
 @clients_app.command("delete")
-def delete(ctx: typer.Context, client_id: str, db: DbOption = None) -> None:
+def delete(
+    ctx: typer.Context,
+    client_id: str,
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
     """Delete the client and its secrets."""
     env: Environment = ctx.obj
-    with _registry(env, db, client_id) as registry:
+    with _registry(env, db, master_key_file, client_id) as registry:
         registry.delete(client_id)
     env.stdout.write(f"{client_id} deleted\n")
 

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._store_options import DbOption, fail, open_store, print_json
+from ._store_options import DbOption, MasterKeyOption, fail, open_store, print_json
 
 if TYPE_CHECKING:
     from . import Environment
 
 __all__ = ["register"]
 
-keys_app = typer.Typer(help="List and rotate token signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="List and rotate token signing keys; reseal them under a new master key.",
+    no_args_is_help=True,
+)
 
 
 @keys_app.command("list")
-def list_keys(ctx: typer.Context, db: DbOption = None) -> None:
+def list_keys(
+    ctx: typer.Context, db: DbOption = None, master_key_file: MasterKeyOption = None
+) -> None:
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
     from ..server.keys import signing_record
 
-    _, store = open_store(env, db)
+    _, store = open_store(env, db, master_key_file)
     try:
-        keys = store.signing_keys()
+        keys = store.signing_keys(private=False)
     finally:
         store.close()
     current = signing_record(keys, datetime.now(timezone.utc))
@@ -72,13 +79,14 @@ def rotate(
         ),
     ] = 120,
     db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """Publish a new key, then sign with it; old keys stay published until their tokens
     have expired."""
     env: Environment = ctx.obj
     from ..server.keys import ALGORITHMS, KeyRing
 
-    settings, store = open_store(env, db)
+    settings, store = open_store(env, db, master_key_file)
     try:
         algorithm = alg or settings.signing_alg
         if algorithm not in ALGORITHMS:
@@ -103,6 +111,62 @@ def rotate(
         f"new signing key {kid} ({algorithm}), published now, signing {when};"
         f" old keys stay published for {seconds} s after that\n"
     )
+
+
+@keys_app.command("rewrap")
+def rewrap(
+    ctx: typer.Context,
+    new_master_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-master-key-file",
+            metavar="FILE",
+            help="The master key to seal under from now on: used if it exists, made if not"
+            " [default: a new key in place of the SQLite store's own, beside it].",
+        ),
+    ] = None,
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
+    """Seal the store's secrets (signing keys, HMAC key) under a new master key.
+
+    In one transaction: afterwards only the new key opens the store; start every
+    server with it. Tokens already issued stay valid (the keys themselves are kept).
+    """
+    env: Environment = ctx.obj
+    from ..server.master_key import MasterKey, MasterKeyError, default_master_key_path
+
+    settings, store = open_store(env, db, master_key_file)
+    try:
+        if new_master_key_file is not None:
+            target, replaces = new_master_key_file, None
+        else:
+            replaces = default_master_key_path(settings.db)
+            if settings.master_key_file is not None or replaces is None:
+                raise fail(
+                    env,
+                    "give --new-master-key-file FILE: the store's master key is not the"
+                    " default one beside an SQLite store",
+                    2,
+                )
+            target = replaces.with_name(replaces.name + ".new")
+            target.unlink(missing_ok=True)  # a leftover of a rewrap that did not finish
+        try:
+            new_key = MasterKey.load(target) if target.exists() else MasterKey.generate(target)
+        except MasterKeyError as exc:
+            raise fail(env, str(exc), 2) from None
+        count = store.reseal(new_key)
+        if replaces is not None:
+            os.replace(target, replaces)  # the store opens with it from now on
+            target = replaces
+    finally:
+        store.close()
+    env.stdout.write(f"{count} secrets sealed under the master key {target}\n")
+    if new_master_key_file is not None:
+        env.stderr.write(
+            f"authkestra: from now on give --master-key-file {target} (or"
+            " AUTHKESTRA_SERVER_MASTER_KEY_FILE) to every server and command of this store\n"
+        )
 
 
 def register(app: typer.Typer) -> None:

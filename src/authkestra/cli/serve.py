@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._store_options import DbOption, fail, safe_url, server_settings
+from ._store_options import (
+    DbOption,
+    MasterKeyOption,
+    fail,
+    safe_url,
+    said_master_key,
+    server_settings,
+)
 
 if TYPE_CHECKING:
     from ..server.settings import ServerSettings
@@ -56,6 +63,7 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """Run the authorization server (token, metadata, JWKS, introspection, revocation).
 
@@ -76,9 +84,11 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
+        master_key_file=master_key_file,
     )
     if settings.tls_cert is None and (settings.tls_key or settings.tls_client_ca):
         raise fail(env, "--tls-key and --tls-client-ca go with --tls-cert", 2)
+    _prepare_store(env, settings)
     import uvicorn
 
     from ..server.app import create_app
@@ -104,13 +114,8 @@ def serve(
     if workers == 1:
         uvicorn.run(app, **options)
         return
-    # Worker processes build their own app from the environment; the schema is
-    # migrated here first so they do not race to do it.
-    from ..server.store import Store
-
-    store = Store(settings.db)
-    store.migrate()
-    store.close()
+    # Worker processes build their own app from the environment; the store was made,
+    # migrated and sealed above, so they do not race to do it.
     os.environ.update(settings.to_environment(migrate=False))
     uvicorn.run(
         "authkestra.server.app:create_app_from_environment",
@@ -118,6 +123,28 @@ def serve(
         workers=workers,
         **options,
     )
+
+
+def _prepare_store(env: Environment, settings: ServerSettings) -> None:
+    """Make (or open) the store, its schema current and its secrets sealed, before serving:
+    a store that cannot be had is one line here, not a traceback in a worker."""
+    from ..server.context import open_store
+    from ..server.master_key import MasterKeyError
+
+    try:
+        store = open_store(settings)
+    except MasterKeyError as exc:
+        raise fail(env, str(exc)) from None
+    except ImportError as exc:
+        raise fail(
+            env, f"a database driver is missing ({exc.name}): pip install 'authkestra[postgres]'"
+        ) from None
+    except Exception as exc:
+        raise fail(
+            env, f"cannot open the store {safe_url(settings.db)!r}: {type(exc).__name__}"
+        ) from None
+    said_master_key(env, store)
+    store.close()
 
 
 def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:

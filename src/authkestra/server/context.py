@@ -19,7 +19,14 @@ from .settings import ServerSettings
 from .shared_state import AssertionReplayCache, FailureLimiter, RevocationList
 from .store import Store
 
-__all__ = ["ServerContext", "build_context", "hasher_for", "secret_box_for", "server_key"]
+__all__ = [
+    "ServerContext",
+    "build_context",
+    "hasher_for",
+    "open_store",
+    "secret_box_for",
+    "server_key",
+]
 
 logger = logging.getLogger("authkestra.server")
 
@@ -63,10 +70,25 @@ def secret_box_for(settings: ServerSettings, store: Store) -> SecretBox:
     return SecretBox(server_key(settings, store))
 
 
+def open_store(settings: ServerSettings, *, create: bool = True) -> Store:
+    """The store ``settings`` name, its schema current and its secrets sealed.
+
+    ``create=False``: StoreMissing rather than a new store. MasterKeyError when its
+    master key cannot be had or does not open it.
+    """
+    store = Store(settings.db, master_key=settings.master_key(), create=create)
+    try:
+        if settings.migrate:
+            store.migrate()
+        store.seal_secrets()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
 def build_context(settings: ServerSettings, store: Store | None = None) -> ServerContext:
-    store = store or Store(settings.db)
-    if settings.migrate:
-        store.migrate()
+    store = store or open_store(settings)
     redis_client = None
     if settings.redis:
         import redis as redis_py

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .master_key import MasterKey
+
 __all__ = ["COLLIDING_LEGACY_NAMES", "DEFAULT_DB", "ENV_PREFIX", "LEGACY_PREFIX", "ServerSettings"]
 
 #: The embedded default store: a SQLite file in the working directory.
@@ -62,6 +64,15 @@ class ServerSettings(BaseSettings):
         ),
     )
     secret_key_file: Path | None = None
+    master_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "The master key the store's signing keys and HMAC key are sealed under (32"
+            " random bytes, base64url, in a file only its owner may read). Default for the"
+            " SQLite store: <store>.master-key beside it, made with the store. Other stores"
+            " need one."
+        ),
+    )
     signing_alg: Literal["ES256", "EdDSA", "RS256"] = "ES256"
     default_token_ttl: int = Field(default=3600, ge=1, le=86400)
     max_failures_per_client: int = Field(default=20, ge=1)
@@ -217,6 +228,10 @@ class ServerSettings(BaseSettings):
         host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = "https" if self.tls_cert else "http"
         return f"{scheme}://{host}:{self.port}"
+
+    def master_key(self) -> MasterKey | None:
+        """The configured master key (None: the store's default); MasterKeyError if unusable."""
+        return MasterKey.load(self.master_key_file) if self.master_key_file is not None else None
 
     def hmac_key_from_settings(self) -> bytes | None:
         """The configured HMAC key, if one is configured (file first)."""

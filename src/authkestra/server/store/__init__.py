@@ -1,7 +1,7 @@
 """Persistent server state (SQLAlchemy: SQLite by default, PostgreSQL for several instances)."""
 
 from .records import ClientRecord, SecretHash, SigningKeyRecord
-from .store import ClientExists, Store, UnknownClient, new_secret
+from .store import ClientExists, Store, StoreMissing, UnknownClient, new_secret
 
 __all__ = [
     "ClientExists",
@@ -9,6 +9,7 @@ __all__ = [
     "SecretHash",
     "SigningKeyRecord",
     "Store",
+    "StoreMissing",
     "UnknownClient",
     "new_secret",
 ]

@@ -1,8 +1,15 @@
-"""The store: clients, secrets (keyed hashes), signing keys, revocations; SQLite or PostgreSQL."""
+"""The store: clients, secrets (keyed hashes), signing keys, revocations; SQLite or PostgreSQL.
+
+Its secrets -- the signing keys' private parts, the HMAC key -- are sealed under the
+master key at rest (:mod:`.sealed`). An SQLite store's file is made readable by its
+owner only (``0600``), in a directory made for it ``0700``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import secrets
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -16,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..._protocol.client_auth import AuthMethod
+from ..master_key import MasterKey, is_sealed
 from .models import (
     ClientRow,
     ClientSecretRow,
@@ -25,8 +33,11 @@ from .models import (
     UsedAssertionRow,
 )
 from .records import ClientRecord, SecretHash, SigningKeyRecord
+from .sealed import CHECK_STATE, CHECK_TEXT, SEALED_STATES, Sealer, key_place, state_place
 
-__all__ = ["ClientExists", "Store", "UnknownClient"]
+logger = logging.getLogger("authkestra.server")
+
+__all__ = ["ClientExists", "Store", "StoreMissing", "UnknownClient"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Serialises schema upgrades of instances starting together on one PostgreSQL.
@@ -39,6 +50,10 @@ class UnknownClient(LookupError):
 
 class ClientExists(ValueError):
     """A client with that id is already registered."""
+
+
+class StoreMissing(LookupError):
+    """The store named does not exist (and was not to be made)."""
 
 
 def _utcnow() -> datetime:
@@ -55,9 +70,17 @@ def _aware(value: datetime | None) -> datetime | None:
 class Store:
     """All persistent server state, behind plain methods (blocking; call from a thread)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, master_key: MasterKey | None = None, create: bool = True
+    ) -> None:
+        """Open the store at ``url``; ``create=False``: StoreMissing rather than a new one.
+
+        ``master_key`` seals its secrets; None: the SQLite store's own, beside it.
+        """
         self.url = url
+        self.sealer = Sealer(url, master_key, sealed_already=self._holds_secrets)
         if url.startswith("sqlite"):
+            _prepare_sqlite_file(url, create=create)
             self.engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 30}
             )
@@ -104,22 +127,87 @@ class Store:
     # -- shared state --------------------------------------------------------------------
 
     def state(self, name: str, default_factory: object) -> str:
-        """A shared named value, created once (by whichever instance comes first)."""
+        """A shared named value, created once (by whichever instance comes first).
+
+        Secret ones (:data:`~.sealed.SEALED_STATES`) are kept sealed under the master key.
+        """
         with self.session() as session:
             row = session.get(ServerStateRow, name)
             if row is not None:
-                return row.value
+                return self.sealer.open_state(name, row.value)
         assert callable(default_factory)
         value = str(default_factory())
         try:
             with self.session() as session:
-                session.add(ServerStateRow(name=name, value=value))
+                session.add(ServerStateRow(name=name, value=self.sealer.seal_state(name, value)))
         except IntegrityError:
             pass  # another instance created it first: use theirs
         with self.session() as session:
             row = session.get(ServerStateRow, name)
             assert row is not None
-            return row.value
+            return self.sealer.open_state(name, row.value)
+
+    # -- the master key ------------------------------------------------------------------
+
+    def _holds_secrets(self) -> bool:
+        """Whether anything here is (or is to be) sealed: a master key made now would not
+        open it."""
+        with self.session() as session:
+            if session.get(ServerStateRow, CHECK_STATE) is not None:
+                return True
+            if any(session.get(ServerStateRow, name) is not None for name in SEALED_STATES):
+                return True
+            return session.scalars(select(SigningKeyRow.kid).limit(1)).first() is not None
+
+    def seal_secrets(self) -> None:
+        """Make sure the master key opens this store, and that nothing secret is in plaintext.
+
+        The first time, a check value is sealed with the key; after that, a key that
+        does not open it is a WrongMasterKey before anything else is read. Secrets a
+        version that did not seal them wrote are sealed now, in one transaction.
+        """
+        key = self.sealer.key
+        # Another instance may seal its check first: then it is that one's to open.
+        with contextlib.suppress(IntegrityError), self.session() as session:
+            if session.get(ServerStateRow, CHECK_STATE) is None:
+                sealed = key.seal(CHECK_TEXT, state_place(CHECK_STATE))
+                session.add(ServerStateRow(name=CHECK_STATE, value=sealed))
+        with self.session() as session:
+            check = session.get(ServerStateRow, CHECK_STATE)
+            assert check is not None
+            key.open(check.value, state_place(CHECK_STATE))
+            for row in session.scalars(select(SigningKeyRow)):
+                if not is_sealed(row.private_jwk):
+                    row.private_jwk = key.seal(row.private_jwk, key_place(row.kid))
+            for name in SEALED_STATES:
+                state = session.get(ServerStateRow, name)
+                if state is not None and not is_sealed(state.value):
+                    state.value = key.seal(state.value, state_place(name))
+
+    def reseal(self, new_key: MasterKey) -> int:
+        """Seal every secret under ``new_key`` instead (one transaction); how many were.
+
+        From then on only ``new_key`` opens the store.
+        """
+        old = self.sealer.key
+        count = 0
+        with self.session() as session:
+            check = session.get(ServerStateRow, CHECK_STATE)
+            if check is not None:
+                old.open(check.value, state_place(CHECK_STATE))
+                check.value = new_key.seal(CHECK_TEXT, state_place(CHECK_STATE))
+            for row in session.scalars(select(SigningKeyRow)):
+                plain = self.sealer.open_key(row.kid, row.private_jwk)
+                row.private_jwk = new_key.seal(plain, key_place(row.kid))
+                count += 1
+            for name in SEALED_STATES:
+                state = session.get(ServerStateRow, name)
+                if state is not None:
+                    plain = self.sealer.open_state(name, state.value)
+                    state.value = new_key.seal(plain, state_place(name))
+                    count += 1
+        self.sealer.replace(new_key)
+        return count
 
     # -- clients -------------------------------------------------------------------------
 
@@ -276,15 +364,16 @@ class Store:
 
     # -- signing keys --------------------------------------------------------------------
 
-    def signing_keys(self) -> list[SigningKeyRecord]:
-        """Every key still published, newest first."""
+    def signing_keys(self, *, private: bool = True) -> list[SigningKeyRecord]:
+        """Every key still published, newest first; ``private``: with its private JWK opened
+        (without, ``private_jwk`` is empty: listing keys needs no master key)."""
         now = _utcnow()
         with self.session() as session:
             rows = session.scalars(
                 select(SigningKeyRow).order_by(SigningKeyRow.created_at.desc())
             ).all()
             return [
-                _key(row)
+                _key(row, self.sealer.open_key(row.kid, row.private_jwk) if private else "")
                 for row in rows
                 if row.published_until is None or _aware(row.published_until) > now  # type: ignore[operator]
             ]
@@ -313,7 +402,8 @@ class Store:
                     if retired is None or retired > takes_over:
                         row.retired_at = takes_over
                         row.published_until = takes_over + retire_others_after
-            session.add(SigningKeyRow(kid=kid, alg=alg, private_jwk=private_jwk, created_at=now))
+            sealed = self.sealer.seal_key(kid, private_jwk)
+            session.add(SigningKeyRow(kid=kid, alg=alg, private_jwk=sealed, created_at=now))
 
     # -- revocation ----------------------------------------------------------------------
 
@@ -402,15 +492,35 @@ def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
     )
 
 
-def _key(row: SigningKeyRow) -> SigningKeyRecord:
+def _key(row: SigningKeyRow, private_jwk: str) -> SigningKeyRecord:
     return SigningKeyRecord(
         kid=row.kid,
         alg=row.alg,
-        private_jwk=row.private_jwk,
+        private_jwk=private_jwk,
         created_at=_aware(row.created_at) or row.created_at,
         retired_at=_aware(row.retired_at),
         published_until=_aware(row.published_until),
     )
+
+
+def _prepare_sqlite_file(url: str, *, create: bool) -> None:
+    """An SQLite store's file readable by its owner only, in a directory made ``0700``.
+
+    SQLite makes its journal and WAL files with the database file's permissions.
+    """
+    name = url.split(":///", 1)[1] if ":///" in url else ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    if path.exists():
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            logger.warning("authkestra server: %s was readable by others: made 0600", path)
+            path.chmod(0o600)
+        return
+    if not create:
+        raise StoreMissing(f"no store at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
