@@ -44,7 +44,7 @@ OAUTH_ERRORS = {
     "unsupported_grant_type",
     "invalid_scope",
     "invalid_target",
-    "slow_down",
+    "temporarily_unavailable",
     "server_error",
 }
 
@@ -64,7 +64,6 @@ class InProcessServer:
             "issuer": ISSUER,
             "cache_seconds": 0,
             # The hostile corpus fails authentication on purpose, many times.
-            "max_failures_per_client": 1_000_000,
             "max_failures_per_address": 1_000_000,
         }
         values.update(overrides)
@@ -253,6 +252,15 @@ def assert_oauth_error(
     if status is not None:
         assert response.status_code == status, (response.status_code, body)
     return body
+
+
+def assert_no_such_path(response: httpx.Response) -> None:
+    """A 404 for a path the server does not serve: JSON (RFC 9457), and no OAuth error."""
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == 404 and body["title"] == "Not Found"
+    assert "error" not in body
 
 
 def poll(condition: Any, *, timeout: float = 15.0, interval: float = 0.1) -> Any:

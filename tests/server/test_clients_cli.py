@@ -392,10 +392,30 @@ def test_unopenable_store_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "x.db").chmod(0o600)
     code, _, err = run("clients", "list", "--db", f"sqlite:///{tmp_path}/x.db")
     assert code == 3
-    assert "cannot open the store" in err
-    code, _, err = run("clients", "list", "--db", "postgresql://user:pw@127.0.0.1:1/db")
-    assert code == 3
-    assert "pw" not in err
+    assert "cannot open the SQLite store (file is not a database)" in err
+    unreachable = "postgresql://user:pw-1234@127.0.0.1:1/db"
+    code, _, err = run("clients", "list", environ={"AUTHKESTRA_SERVER_DB": unreachable})
+    assert code == 4  # NETWORK: the database does not answer
+    assert "cannot reach PostgreSQL" in err and "postgresql://user:***@127.0.0.1:1/db" in err
+    assert "pw-1234" not in err
+
+
+def test_a_password_on_the_command_line_is_refused_saying_how(tmp_path: Path) -> None:
+    for flag, url in (
+        ("--db", "postgresql://user:pw-1234@db/x"),
+        ("--redis", "redis://:pw-1234@r"),
+    ):
+        code, out, err = run("serve", flag, url)
+        assert code == 2
+        assert out == "" and "pw-1234" not in err
+        variable = f"AUTHKESTRA_SERVER_{flag[2:].upper()}"
+        assert err == (
+            f"authkestra: error: the {flag} URL holds a password, which any local user can"
+            f" read on the command line: set {variable} instead, or put the URL in a file only"
+            f" you can read and set {variable}_FILE\n"
+        )
+    code, _, err = run("clients", "list", "--db", "postgresql://user:pw-1234@db/x")
+    assert code == 2 and "holds a password" in err
 
 
 # -- secret hashing --------------------------------------------------------------------------
@@ -432,6 +452,7 @@ def test_configured_secret_key_is_used_and_not_stored(tmp_path: Path) -> None:
 def test_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "hmac.key"
     key_file.write_text("f" * 40 + "\n")
+    key_file.chmod(0o600)
     db = made_store(tmp_path / "authkestra.db")
     environ = {"AUTHKESTRA_SERVER_SECRET_KEY_FILE": str(key_file), "AUTHKESTRA_SERVER_DB": db}
     code, out, err = run("clients", "create", "svc", "--format", "json", environ=environ)
@@ -442,28 +463,54 @@ def test_key_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "environ",
+    ("environ", "said"),
     [
-        {"AUTHKESTRA_SERVER_SECRET_KEY": "short"},
-        {"AUTHKESTRA_SERVER_SECRET_KEY_FILE": "/nonexistent/hmac.key"},
-        {"AUTHKESTRA_SERVER_SIGNING_ALG": "HS256"},
-        {"AUTHKESTRA_SERVER_CACHE_SECONDS": "soon"},
+        (
+            {"AUTHKESTRA_SERVER_SECRET_KEY": "short"},
+            "SECRET_KEY: secret_key must be at least 16 bytes",
+        ),
+        (
+            {"AUTHKESTRA_SERVER_SECRET_KEY_FILE": "/nonexistent/hmac.key"},
+            "SECRET_KEY_FILE: no secret key file at /nonexistent/hmac.key",
+        ),
+        (
+            {"AUTHKESTRA_SERVER_SIGNING_ALG": "HS256"},
+            "--signing-alg (AUTHKESTRA_SERVER_SIGNING_ALG)",
+        ),
+        ({"AUTHKESTRA_SERVER_CACHE_SECONDS": "soon"}, "AUTHKESTRA_SERVER_CACHE_SECONDS: Input"),
     ],
 )
-def test_bad_settings_are_a_config_error_not_a_crash(
-    tmp_path: Path, environ: dict[str, str]
+def test_bad_settings_are_a_config_error_naming_the_setting(
+    tmp_path: Path, environ: dict[str, str], said: str
 ) -> None:
     db = made_store(tmp_path / "authkestra.db")
     code, out, err = run("clients", "create", "svc", "--db", db, environ=environ)
     assert code == 3
-    assert err.startswith("authkestra: error: invalid server settings")
-    assert "Traceback" not in err
+    assert err.startswith("authkestra: error: ")
+    assert said in err
+    assert err.count("\n") == 1
     assert out == ""
+
+
+def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "hmac.key"
+    key_file.write_text("f" * 40 + "\n")
+    key_file.chmod(0o644)
+    code, _, err = run(
+        "clients", "list", "--db", made_store(tmp_path / "authkestra.db"),
+        environ={"AUTHKESTRA_SERVER_SECRET_KEY_FILE": str(key_file)},
+    )  # fmt: skip
+    assert code == 3
+    assert err == (
+        "authkestra: error: AUTHKESTRA_SERVER_SECRET_KEY_FILE: the secret key file"
+        f" {key_file} may be read by others (mode 0644): chmod 600 {key_file}\n"
+    )
 
 
 def test_short_key_file_is_a_config_error(tmp_path: Path) -> None:
     key_file = tmp_path / "hmac.key"
     key_file.write_text("short\n")
+    key_file.chmod(0o600)
     code, _, err = run(
         "clients", "list", "--db", f"sqlite:///{tmp_path}/x.db",
         environ={"AUTHKESTRA_SERVER_SECRET_KEY_FILE": str(key_file)},

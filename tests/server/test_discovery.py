@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from pydantic import ValidationError
 
 from authkestra.server import ServerSettings
 from tests.server.conftest import MakeServer
-from tests.server.harness import ISSUER, InProcessServer
+from tests.server.harness import ISSUER, InProcessServer, jose_part
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -47,11 +50,19 @@ def test_metadata_endpoints_are_served_at_the_paths_they_name(server: InProcessS
         assert response.status_code in (400, 401), (name, response.status_code)
 
 
-def test_issuer_keeps_no_trailing_slash(make_server: MakeServer) -> None:
+def test_an_issuer_with_a_trailing_slash_is_used_exactly_as_given(
+    make_server: MakeServer,
+) -> None:
+    """RFC 8414 §3.3: the issuer a client finds must be identical to the one it knows."""
     server = make_server(issuer=ISSUER + "/")
     metadata = server.get("/.well-known/oauth-authorization-server").json()
-    assert metadata["issuer"] == ISSUER
-    assert metadata["token_endpoint"] == f"{ISSUER}/token"
+    assert metadata["issuer"] == ISSUER + "/"
+    assert metadata["token_endpoint"] == f"{ISSUER}/token"  # not //token
+    assert metadata["jwks_uri"] == f"{ISSUER}/jwks.json"
+    client = server.add_client()
+    token = server.access_token(client)
+    assert jose_part(token, 1)["iss"] == ISSUER + "/"
+    assert server.introspect(token, client)["active"] is True
 
 
 def test_issuer_with_a_path(make_server: MakeServer) -> None:
@@ -69,12 +80,45 @@ def test_issuer_with_a_path(make_server: MakeServer) -> None:
     [
         ("127.0.0.1", 8080, "http://127.0.0.1:8080"),
         ("::1", 9000, "http://[::1]:9000"),
-        ("auth.internal", 80, "http://auth.internal:80"),
+        ("localhost", 80, "http://localhost:80"),
     ],
 )
 def test_default_issuer_is_where_the_server_listens(host: str, port: int, issuer: str) -> None:
     settings = ServerSettings(host=host, port=port, issuer=None, db="sqlite://")
     assert settings.effective_issuer() == issuer
+
+
+def test_the_default_issuer_is_refused_where_it_would_be_plain_http_off_loopback() -> None:
+    with pytest.raises(ValidationError, match="give --issuer with the https URL clients use"):
+        ServerSettings(host="0.0.0.0", issuer=None, db="sqlite://")
+    with_tls = ServerSettings(host="auth.internal", port=443, db="sqlite://", tls_cert="c.pem")
+    assert with_tls.effective_issuer() == "https://auth.internal:443"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "problem"),
+    [
+        ("auth.example.com", "not an absolute https URL"),
+        ("/token", "not an absolute https URL"),
+        ("ftp://auth.example.com", "not an absolute https URL"),
+        ("http://auth.example.com", "plain http on a host that is not loopback: use https"),
+        ("https://auth.example.com?tenant=1", "has a query or fragment"),
+        ("https://auth.example.com#x", "has a query or fragment"),
+        ("https://user@auth.example.com", "has user information"),
+        ("https://[::1", "is not a URL"),
+    ],
+)
+def test_an_issuer_that_is_not_an_https_url_is_refused(issuer: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        ServerSettings(issuer=issuer, db="sqlite://")
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://auth.example.com", "https://auth.example.com/", "http://127.0.0.1:9",
+               "http://[::1]:8080/tenant", "http://localhost"],
+)  # fmt: skip
+def test_an_issuer_is_kept_exactly(issuer: str) -> None:
+    assert ServerSettings(issuer=issuer, db="sqlite://").effective_issuer() == issuer
 
 
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])

@@ -25,6 +25,7 @@ from joserfc.jwk import ECKey, OctKey
 from authkestra._jose.signing import jws_registry
 from tests.server.harness import (
     InProcessServer,
+    assert_no_such_path,
     assert_oauth_error,
     b64url,
     jose_part,
@@ -434,6 +435,12 @@ CASES = [
     Case(
         "Basic huge",
         headers={"Authorization": basic("svc", "x" * 100_000)},
+        error="invalid_request",
+        status=431,
+    ),
+    Case(
+        "Basic large",
+        headers={"Authorization": basic("svc", "x" * 10_000)},
         error="invalid_client",
         status=401,
     ),
@@ -518,51 +525,52 @@ CASES = [
         status=405,
     ),
     Case("POST /jwks.json", path="/jwks.json", error="invalid_request", status=405),
-    Case("unknown path", path="/admin", error="invalid_request", status=404),
+    # -- headers
+    Case("huge header", headers={"X-Padding": "a" * 200_000}, error="invalid_request", status=431),
     Case(
-        "root",
-        method="GET",
-        path="/",
-        body=None,
-        content_type=None,
+        "headers just over 16 KiB",
+        headers={"Authorization": VALID_BASIC, "X-Padding": "a" * 16_400},
         error="invalid_request",
-        status=404,
+        status=431,
     ),
+    # -- the query string: never read, and refused (a URL is logged, credentials must not be)
     Case(
-        "token with a slash",
-        path="/token/",
+        "a secret in the query",
+        path="/token?client_secret=post-secret-0123456789",
         headers={"Authorization": VALID_BASIC},
         error="invalid_request",
-        status=404,
+        status=400,
     ),
     Case(
-        "percent-encoded junk path",
-        method="GET",
-        path="/%ff%00",
-        body=None,
-        content_type=None,
+        "any query at /token",
+        path="/token?x=1",
+        headers={"Authorization": VALID_BASIC},
         error="invalid_request",
-        status=404,
+        status=400,
     ),
     Case(
-        "path traversal",
-        method="GET",
-        path="/../../etc/passwd",
-        body=None,
-        content_type=None,
-        status=404,
-    ),
-    Case(
-        "unknown well-known",
-        method="GET",
-        path="/.well-known/unknown",
-        body=None,
-        content_type=None,
+        "an empty query name",
+        path="/token?=",
+        headers={"Authorization": VALID_BASIC},
         error="invalid_request",
-        status=404,
+        status=400,
     ),
-    # -- headers
-    Case("huge header", headers={"X-Padding": "a" * 200_000}, error="invalid_client", status=400),
+    Case(
+        "introspect: a query",
+        path="/introspect?token=x",
+        body=b"token=x",
+        headers={"Authorization": VALID_BASIC},
+        error="invalid_request",
+        status=400,
+    ),
+    Case(
+        "revoke: a query",
+        path="/revoke?client_id=svc-hostile",
+        body=b"token=x",
+        headers={"Authorization": VALID_BASIC},
+        error="invalid_request",
+        status=400,
+    ),
     Case(
         "thousands of headers",
         headers={f"X-H{i}": "v" for i in range(2000)},
@@ -663,6 +671,49 @@ CASES = [
 ]
 
 
+UNKNOWN_PATHS = [
+    Case("unknown path", path="/admin", status=404),
+    Case(
+        "root",
+        method="GET",
+        path="/",
+        body=None,
+        content_type=None,
+        status=404,
+    ),
+    Case(
+        "token with a slash",
+        path="/token/",
+        headers={"Authorization": VALID_BASIC},
+        status=404,
+    ),
+    Case(
+        "percent-encoded junk path",
+        method="GET",
+        path="/%ff%00",
+        body=None,
+        content_type=None,
+        status=404,
+    ),
+    Case(
+        "path traversal",
+        method="GET",
+        path="/../../etc/passwd",
+        body=None,
+        content_type=None,
+        status=404,
+    ),
+    Case(
+        "unknown well-known",
+        method="GET",
+        path="/.well-known/unknown",
+        body=None,
+        content_type=None,
+        status=404,
+    ),
+]
+
+
 def _send(server: InProcessServer, case: Case) -> httpx.Response:
     headers: dict[str, Any] = {}
     if case.content_type is not None:
@@ -693,6 +744,14 @@ def test_hostile_request_gets_a_json_oauth_error(
         assert "content-length" not in response.request.headers
 
 
+@pytest.mark.parametrize("case", UNKNOWN_PATHS, ids=[c.name for c in UNKNOWN_PATHS])
+def test_a_path_not_served_is_a_json_404_that_is_no_oauth_error(
+    hostile_server: InProcessServer, case: Case
+) -> None:
+    response = _send(hostile_server, case)
+    assert_no_such_path(response)
+
+
 def test_the_well_formed_twin_of_the_corpus_succeeds(
     hostile_server: InProcessServer, client: tuple[str, str], post_client: tuple[str, str]
 ) -> None:
@@ -704,8 +763,24 @@ def test_the_well_formed_twin_of_the_corpus_succeeds(
         assert _send(hostile_server, case).status_code == 200
     post = GRANT + b"&client_id=svc-hostile-post&client_secret=post-secret-0123456789"
     assert _send(hostile_server, Case("post", body=post)).status_code == 200
-    huge = Case("huge header", headers={"Authorization": VALID_BASIC, "X-Padding": "a" * 200_000})
-    assert _send(hostile_server, huge).status_code == 200
+    large = Case("large header", headers={"Authorization": VALID_BASIC, "X-Padding": "a" * 15_000})
+    assert _send(hostile_server, large).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke"])
+@pytest.mark.parametrize(
+    "second", [VALID_BASIC, "Bearer x", basic("svc-hostile-post", "post-secret-0123456789")]
+)
+def test_two_authorization_headers_are_refused(
+    hostile_server: InProcessServer, client: tuple[str, str], path: str, second: str
+) -> None:
+    body = GRANT if path == "/token" else b"token=x"
+    response = hostile_server.request(
+        "POST", path, content=body,
+        headers=[("Content-Type", FORM), ("Authorization", VALID_BASIC), ("Authorization", second)],
+    )  # fmt: skip
+    assert_oauth_error(response, "invalid_request", 400)
+    assert "one Authorization header" in response.json()["error_description"]
 
 
 def test_default_body_limit_refuses_a_100_kb_introspection(

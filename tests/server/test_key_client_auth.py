@@ -30,7 +30,7 @@ import redis as redis_py
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric import rsa
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from authkestra._jose.signing import jws_registry
@@ -46,6 +46,7 @@ from authkestra.server.store import Store, new_secret
 from authkestra.server.store.store import MIGRATIONS
 from tests.server.conftest import MakeServer
 from tests.server.harness import (
+    ADDRESS,
     API,
     ISSUER,
     InProcessServer,
@@ -190,6 +191,7 @@ def with_assertion(
     client_id: str | None = None,
     basic: tuple[str, str] | None = None,
     assertion_type: str = JWT_BEARER,
+    address: str = ADDRESS,
 ) -> httpx.Response:
     params: list[tuple[str, str]] = []
     if path == "/token":
@@ -198,7 +200,7 @@ def with_assertion(
     if client_id is not None:
         params.append(("client_id", client_id))
     params += list(extra)
-    return server.form(path, params, basic=basic)
+    return server.form(path, params, basic=basic, address=address)
 
 
 def assert_token(response: httpx.Response, client_id: str) -> dict[str, Any]:
@@ -348,6 +350,25 @@ def test_the_same_jti_for_two_clients_is_no_replay(shared_server: InProcessServe
     for client_id in (first, second):
         token = assertion(key, "ES256", client_id, jti=jti)
         assert_token(with_assertion(shared_server, token), client_id)
+
+
+@pytest.mark.parametrize("jti", ["\ud800", "a\udfffb", "\udbff\udbff"])
+def test_a_signed_assertion_whose_jti_holds_a_lone_surrogate_is_invalid_client(
+    shared_server: InProcessServer, jti: str
+) -> None:
+    """Correctly signed, but no UTF-8 can hold its jti (it would fail at the insert): refused
+    as a malformed assertion, never a 500, and the client's next real assertion works."""
+    key = KEYS["ES256"]
+    client_id = add_key_client(shared_server, key)
+    # Signed by hand: joserfc would encode the claims as UTF-8, which cannot hold them.
+    payload = json.dumps(claims_for(client_id, jti=jti)).encode("ascii")
+    token = jws.serialize_compact({"alg": "ES256", "kid": key.kid}, payload, key)
+    assert "\\ud" in base64.urlsafe_b64decode(token.split(".")[1] + "==").decode().lower()
+    for path in ("/token", "/introspect"):
+        refused(
+            with_assertion(shared_server, token, path, extra=(("token", "x"),) * (path != "/token"))
+        )
+    assert_token(with_assertion(shared_server, assertion(key, "ES256", client_id)), client_id)
 
 
 def test_a_refused_assertion_does_not_spend_its_jti(shared_server: InProcessServer) -> None:
@@ -762,13 +783,16 @@ def test_half_an_assertion_or_a_repeated_one_is_invalid_request(
 
 
 def test_failed_assertions_count_towards_the_rate_limit(make_server: MakeServer) -> None:
-    server = make_server(max_failures_per_client=2, max_failures_per_address=1000)
+    server = make_server(max_failures_per_address=2)
     key = KEYS["ES256"]
     client_id = add_key_client(server, key)
     for _ in range(3):
         refused(with_assertion(server, assertion(OTHER_EC, "ES256", client_id)))
     throttled = with_assertion(server, assertion(key, "ES256", client_id))
-    assert_oauth_error(throttled, "slow_down", 429)
+    assert_oauth_error(throttled, "temporarily_unavailable", 429)
+    # From another address, the client's own assertion is not refused.
+    other = with_assertion(server, assertion(key, "ES256", client_id), address="192.0.2.7")
+    assert_token(other, client_id)
 
 
 # -- client_secret_jwt ---------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Failed client authentications are throttled per client id and per address (fixed windows).
+"""Failed client authentications are throttled per source address (fixed windows).
 
-More than ``max_failures_per_client`` failures for one client id within
-``failure_window`` seconds, or more than ``max_failures_per_address`` from one
-address, and every request from them gets 429 -- even with the right secret --
-until the window ends. Most tests move the limiter's clock by hand; one waits
-for a real 2-second window.
+More than ``max_failures_per_address`` failures from one address within
+``failure_window`` seconds, and every request from that address gets 429 with
+``Retry-After`` and ``temporarily_unavailable`` until the window ends -- even
+with a right credential, so a source cannot tell a right guess. Never per client
+id: a client's own requests from its own address are never refused because
+someone else sent wrong credentials in its name. Most tests move the limiter's
+clock by hand; one waits for a real 2-second window.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.server.harness import assert_oauth_error, poll
 WINDOW = 60
 # 15 s into a window: 45 s remain.
 START = 1_000 * WINDOW + 15
+ATTACKER, CLIENT_HOST = "192.0.2.10", "198.51.100.20"
 
 
 @pytest.fixture
@@ -33,7 +36,8 @@ def wall(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
 
 
 def assert_throttled(response: httpx.Response, retry_after: int | None = None) -> None:
-    assert_oauth_error(response, status=429)
+    body = assert_oauth_error(response, "temporarily_unavailable", 429)
+    assert "retry after" in body["error_description"]
     assert response.headers["cache-control"] == "no-store"
     seconds = int(response.headers["retry-after"])
     assert seconds >= 1
@@ -42,121 +46,99 @@ def assert_throttled(response: httpx.Response, retry_after: int | None = None) -
 
 
 @pytest.mark.parametrize("limit", [1, 3, 5])
-def test_client_is_throttled_after_more_than_the_limit(
+def test_an_address_is_throttled_after_more_than_the_limit(
     make_server: MakeServer, wall: types.SimpleNamespace, limit: int
 ) -> None:
-    server = make_server(
-        max_failures_per_client=limit, max_failures_per_address=1000, failure_window=WINDOW
-    )
-    client_id, secret = server.add_client()
-    for _ in range(limit + 1):
-        assert_oauth_error(server.token((client_id, "wrong")), "invalid_client", 401)
-    assert_throttled(server.token((client_id, "wrong")), retry_after=45)
-    # The right secret too: the caller is not told whether it was right.
-    assert_throttled(server.token((client_id, secret)), retry_after=45)
+    server = make_server(max_failures_per_address=limit, failure_window=WINDOW)
+    client = server.add_client()
+    for i in range(limit + 1):
+        response = server.token((f"guess-{i}", "x"), address=ATTACKER)
+        assert_oauth_error(response, "invalid_client", 401)
+    assert_throttled(server.token(("guess-x", "x"), address=ATTACKER), retry_after=45)
+    # A right credential from that address too: the source is not told whether it was right.
+    assert_throttled(server.token(client, address=ATTACKER), retry_after=45)
+    assert_throttled(server.form("/introspect", {"token": "x"}, basic=client, address=ATTACKER))
+
+
+def test_wrong_secrets_in_a_clients_name_never_lock_it_out(
+    make_server: MakeServer, wall: types.SimpleNamespace
+) -> None:
+    server = make_server(max_failures_per_address=3, failure_window=WINDOW)
+    victim_id, secret = server.add_client()
+    for _ in range(50):
+        server.token((victim_id, "wrong"), address=ATTACKER)
+    assert_throttled(server.token((victim_id, "wrong"), address=ATTACKER))
+    # The client itself, from its own address, is not refused -- at no point.
+    for _ in range(3):
+        assert server.token((victim_id, secret), address=CLIENT_HOST).status_code == 200
+    assert server.token((victim_id, secret), address="2001:db8::7").status_code == 200
 
 
 def test_throttling_ends_with_the_window(
     make_server: MakeServer, wall: types.SimpleNamespace
 ) -> None:
-    server = make_server(max_failures_per_client=3, failure_window=WINDOW)
+    server = make_server(max_failures_per_address=3, failure_window=WINDOW)
     client_id, secret = server.add_client()
     for _ in range(4):
-        server.token((client_id, "wrong"))
+        server.token((client_id, "wrong"), address=ATTACKER)
     wall.now += 30
-    assert_throttled(server.token((client_id, secret)), retry_after=15)
+    assert_throttled(server.token((client_id, secret), address=ATTACKER), retry_after=15)
     wall.now += 14.5
-    assert_throttled(server.token((client_id, secret)), retry_after=1)
+    assert_throttled(server.token((client_id, secret), address=ATTACKER), retry_after=1)
     wall.now += 0.5  # the next window
-    assert server.token((client_id, secret)).status_code == 200
+    assert server.token((client_id, secret), address=ATTACKER).status_code == 200
     # A fresh count: one failure is answered as a failure, not throttled.
-    assert_oauth_error(server.token((client_id, "wrong")), "invalid_client", 401)
-    assert server.token((client_id, secret)).status_code == 200
+    assert_oauth_error(server.token((client_id, "wrong"), address=ATTACKER), "invalid_client", 401)
+    assert server.token((client_id, secret), address=ATTACKER).status_code == 200
 
 
 def test_throttled_attempts_do_not_prolong_the_block(
     make_server: MakeServer, wall: types.SimpleNamespace
 ) -> None:
-    server = make_server(max_failures_per_client=2, failure_window=WINDOW)
+    server = make_server(max_failures_per_address=2, failure_window=WINDOW)
     client_id, secret = server.add_client()
     for _ in range(3):
-        server.token((client_id, "wrong"))
+        server.token((client_id, "wrong"), address=ATTACKER)
     for _ in range(20):
-        assert_throttled(server.token((client_id, "wrong")))
+        assert_throttled(server.token((client_id, "wrong"), address=ATTACKER))
     wall.now += 45
-    assert server.token((client_id, secret)).status_code == 200
-
-
-def test_other_clients_are_not_throttled(
-    make_server: MakeServer, wall: types.SimpleNamespace
-) -> None:
-    server = make_server(max_failures_per_client=3, failure_window=WINDOW)
-    victim = server.add_client()
-    bystander = server.add_client()
-    for _ in range(4):
-        server.token((victim[0], "wrong"))
-    assert_throttled(server.token(victim))
-    assert server.token(bystander).status_code == 200
+    assert server.token((client_id, secret), address=ATTACKER).status_code == 200
 
 
 def test_failures_count_across_endpoints_and_methods(
     make_server: MakeServer, wall: types.SimpleNamespace
 ) -> None:
-    server = make_server(max_failures_per_client=3, failure_window=WINDOW)
+    server = make_server(max_failures_per_address=3, failure_window=WINDOW)
     client_id, secret = server.add_client(auth_method="client_secret_post")
     token = server.access_token(server.add_client())
-    server.token((client_id, "wrong"), post=True)
-    server.form("/introspect", {"token": token, "client_id": client_id, "client_secret": "x"})
-    server.form("/revoke", {"token": token, "client_id": client_id, "client_secret": "x"})
-    server.token((client_id, "wrong"))  # Basic: the wrong method for it, and a failure too
+    wrong = {"token": token, "client_id": client_id, "client_secret": "x"}
+    server.token((client_id, "wrong"), post=True, address=ATTACKER)
+    server.form("/introspect", wrong, address=ATTACKER)
+    server.form("/revoke", wrong, address=ATTACKER)
+    server.token((client_id, "wrong"), address=ATTACKER)  # Basic: the wrong method, a failure
+    right = {
+        "grant_type": "client_credentials",
+        "token": token,
+        "client_id": client_id,
+        "client_secret": secret,
+    }
     for path in ("/token", "/introspect", "/revoke"):
-        response = server.form(
-            path,
-            {
-                "grant_type": "client_credentials",
-                "token": token,
-                "client_id": client_id,
-                "client_secret": secret,
-            },
-        )
-        assert_throttled(response)
+        assert_throttled(server.form(path, right, address=ATTACKER))
+        assert server.form(path, right, address=CLIENT_HOST).status_code == 200
 
 
-def test_unknown_client_ids_are_counted_too(
+def test_a_request_without_credentials_counts(
     make_server: MakeServer, wall: types.SimpleNamespace
 ) -> None:
-    server = make_server(max_failures_per_client=3, max_failures_per_address=1000)
-    for _ in range(4):
-        assert_oauth_error(server.token(("ghost", "x")), "invalid_client", 401)
-    assert_throttled(server.token(("ghost", "x")))
-
-
-def test_address_is_throttled_after_more_than_its_limit(
-    make_server: MakeServer, wall: types.SimpleNamespace
-) -> None:
-    server = make_server(
-        max_failures_per_client=1000, max_failures_per_address=3, failure_window=WINDOW
-    )
-    client = server.add_client()
-    attacker, neighbour = "192.0.2.10", "192.0.2.11"
-    # Different client ids each time, and a request with no credentials at all.
-    for i in range(3):
-        response = server.token((f"guess-{i}", "x"), address=attacker)
-        assert_oauth_error(response, "invalid_client", 401)
-    response = server.form("/token", {"grant_type": "client_credentials"}, address=attacker)
-    assert_oauth_error(response, "invalid_client", 400)
-    # The address is blocked, whatever the client and however right its secret.
-    assert_throttled(server.token(client, address=attacker), retry_after=45)
-    assert_throttled(server.token(("guess-9", "x"), address=attacker))
-    assert_throttled(server.form("/introspect", {"token": "x"}, basic=client, address=attacker))
-    # Another address is not.
-    assert server.token(client, address=neighbour).status_code == 200
-    wall.now += 45
-    assert server.token(client, address=attacker).status_code == 200
+    server = make_server(max_failures_per_address=2, failure_window=WINDOW)
+    for _ in range(3):
+        response = server.form("/token", {"grant_type": "client_credentials"}, address=ATTACKER)
+        assert_oauth_error(response, "invalid_client", 400)
+    assert_throttled(server.form("/token", {"grant_type": "client_credentials"}, address=ATTACKER))
 
 
 def test_successes_do_not_count(make_server: MakeServer, wall: types.SimpleNamespace) -> None:
-    server = make_server(max_failures_per_client=1, max_failures_per_address=1)
+    server = make_server(max_failures_per_address=1)
     client = server.add_client()
     for _ in range(10):
         assert server.token(client).status_code == 200
@@ -166,7 +148,7 @@ def test_request_errors_before_authentication_do_not_count(
     make_server: MakeServer, wall: types.SimpleNamespace
 ) -> None:
     """Malformed requests are refused as such; they are no guesses at a secret."""
-    server = make_server(max_failures_per_client=1, max_failures_per_address=1)
+    server = make_server(max_failures_per_address=1)
     client = server.add_client()
     for _ in range(5):
         response = server.post(
@@ -187,7 +169,7 @@ def test_request_errors_before_authentication_do_not_count(
 
 def test_a_real_window_passes(make_server: MakeServer) -> None:
     """With a 2-second window for real: throttled, then let in again (bounded wait)."""
-    server = make_server(max_failures_per_client=3, max_failures_per_address=1000, failure_window=2)
+    server = make_server(max_failures_per_address=3, failure_window=2)
     client_id, secret = server.add_client()
 
     def fail_until_throttled() -> httpx.Response | None:

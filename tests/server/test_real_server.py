@@ -22,7 +22,13 @@ from authkestra.cli import Environment, main
 from authkestra.server import ServerSettings
 from authkestra.server.context import hasher_for
 from authkestra.server.store import Store, new_secret
-from tests.server.harness import assert_oauth_error, jose_part, poll, verify_with_jwks
+from tests.server.harness import (
+    assert_no_such_path,
+    assert_oauth_error,
+    jose_part,
+    poll,
+    verify_with_jwks,
+)
 from tests.support.authkestra_server import AuthkestraServer, cli
 
 API = "https://api.example.test/"
@@ -32,9 +38,7 @@ API = "https://api.example.test/"
 def real() -> Iterator[AuthkestraServer]:
     server = AuthkestraServer(
         extra_env={
-            "AUTHKESTRA_SERVER_MAX_FAILURES_PER_CLIENT": "3",
             "AUTHKESTRA_SERVER_MAX_FAILURES_PER_ADDRESS": "1000",
-            "AUTHKESTRA_SERVER_FAILURE_WINDOW": "2",
         }
     )
     yield server
@@ -130,8 +134,8 @@ def test_the_console_script_registers_a_client_the_server_accepts(real: Authkest
 def test_errors_over_http_are_json(real: AuthkestraServer) -> None:
     client = register(real, "svc-errors")
     assert_oauth_error(httpx.get(real.token_url), "invalid_request", 405)
-    assert_oauth_error(httpx.get(f"{real.issuer}/nowhere"), "invalid_request", 404)
-    assert_oauth_error(httpx.post(f"{real.issuer}/token/"), "invalid_request", 404)
+    assert_no_such_path(httpx.get(f"{real.issuer}/nowhere"))
+    assert_no_such_path(httpx.post(f"{real.issuer}/token/"))
     assert_oauth_error(
         httpx.post(real.token_url, json={"grant_type": "client_credentials"}),
         "invalid_request",
@@ -183,8 +187,11 @@ def _raw(real: AuthkestraServer, request: bytes) -> bytes:
 def test_what_uvicorn_refuses_is_a_400_and_no_crash(real: AuthkestraServer) -> None:
     """Requests HTTP parsing refuses never reach the app: uvicorn's own plain 400."""
     head = f"POST /token HTTP/1.1\r\nHost: 127.0.0.1:{real.port}\r\n".encode()
+    # httptools (uvicorn[standard]) has no limit on the head: the app's own answers 431.
+    huge = _raw(real, head + b"X-Padding: " + b"a" * 200_000 + b"\r\nContent-Length: 0\r\n\r\n")
+    assert re.match(rb"HTTP/1\.1 431 ", huge), huge[:200]
+    assert b'"error":"invalid_request"' in huge and b"16384 bytes" in huge
     for request in (
-        head + b"X-Padding: " + b"a" * 200_000 + b"\r\n\r\n",  # over h11's 16 KB head limit
         head + b"Content-Length: abc\r\n\r\n",
         head + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
         b"GARBAGE\r\n\r\n",
@@ -198,27 +205,6 @@ def test_what_uvicorn_refuses_is_a_400_and_no_crash(real: AuthkestraServer) -> N
     assert re.match(rb"HTTP/1\.1 400 ", answer), answer[:200]
     assert b"application/json" in answer and b'"error":"invalid_request"' in answer
     assert httpx.get(f"{real.issuer}/healthz").json()["status"] == "ok"
-
-
-def test_throttling_in_a_real_window(real: AuthkestraServer) -> None:
-    client_id, secret = register(real, "svc-throttled")
-
-    def fail_until_throttled() -> httpx.Response | None:
-        response = token_request(real, (client_id, "wrong"))
-        return response if response.status_code == 429 else None
-
-    throttled = poll(fail_until_throttled, timeout=15, interval=0)
-    assert_oauth_error(throttled, status=429)
-    assert 1 <= int(throttled.headers["retry-after"]) <= 2
-
-    statuses: list[int] = []
-
-    def let_in() -> bool:
-        statuses.append(token_request(real, (client_id, secret)).status_code)
-        return statuses[-1] == 200
-
-    poll(let_in, timeout=15, interval=0.1)
-    assert set(statuses[:-1]) <= {429}
 
 
 def test_key_rotation_reaches_the_running_server(real: AuthkestraServer) -> None:

@@ -25,6 +25,8 @@ __all__ = [
     "safe_url",
     "said_master_key",
     "server_settings",
+    "setting_name",
+    "store_failure",
 ]
 
 DbOption = Annotated[
@@ -56,8 +58,39 @@ def fail(env: Environment, message: str, code: int = ExitCode.CONFIG) -> typer.E
     return typer.Exit(code)
 
 
+#: The settings ``serve`` (or every server command) takes as flags: named so in messages.
+FLAGS = frozenset(
+    {
+        "host",
+        "port",
+        "issuer",
+        "db",
+        "redis",
+        "signing_alg",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "log_level",
+        "master_key_file",
+        "trusted_proxies",
+    }
+)
+
+
+def setting_name(name: str) -> str:
+    """How a message names a setting: its flag, if it has one, and its variable."""
+    from ..server.settings import ENV_PREFIX
+
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    return f"--{name.replace('_', '-')} ({variable})" if name in FLAGS else variable
+
+
 def server_settings(env: Environment, **flags: Any) -> ServerSettings:
-    """Server settings from the environment, flags overriding (None means "not given")."""
+    """Server settings from the environment, flags overriding (None means "not given").
+
+    A password in a ``--db`` or ``--redis`` URL is refused: the command line is
+    every local user's to read (``ps``); the environment and files are not.
+    """
     try:
         from pydantic import ValidationError
 
@@ -65,6 +98,16 @@ def server_settings(env: Environment, **flags: Any) -> ServerSettings:
     except ImportError:
         raise fail(env, "the server needs its extras: pip install 'authkestra[server]'") from None
 
+    for name in ("db", "redis"):
+        if _has_password(flags.get(name)):
+            upper = name.upper()
+            raise fail(
+                env,
+                f"the --{name} URL holds a password, which any local user can read on the"
+                f" command line: set AUTHKESTRA_SERVER_{upper} instead, or put the URL in a"
+                f" file only you can read and set AUTHKESTRA_SERVER_{upper}_FILE",
+                ExitCode.USAGE,
+            )
     try:
         with warnings.catch_warnings(record=True) as deprecated:
             warnings.simplefilter("always", FutureWarning)
@@ -74,11 +117,66 @@ def server_settings(env: Environment, **flags: Any) -> ServerSettings:
         settings.hmac_key_from_settings()  # a missing or short key file: said now, not mid-command
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"])
-        raise fail(env, f"invalid server settings: {name}: {first['msg']}") from None
-    except (ValueError, OSError) as exc:
-        raise fail(env, f"invalid server settings: {exc}".splitlines()[0]) from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["loc"]:
+            raise fail(env, f"{setting_name(str(first['loc'][0]))}: {message}") from None
+        raise fail(env, message) from None
+    except (ValueError, OSError) as exc:  # the HMAC key file: missing, loose or short
+        message = f"{setting_name('secret_key_file')}: {exc}".splitlines()[0]
+        raise fail(env, message) from None
     return settings
+
+
+def _has_password(url: object) -> bool:
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return False
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return False
+
+
+def store_failure(exc: BaseException, settings: ServerSettings) -> tuple[str, int]:
+    """Why the store could not be opened, in one line naming ``--db`` and what to do; the
+    exit code (CONFIG for the setting, NETWORK for a database that does not answer)."""
+    from ..server.master_key import MasterKeyError
+
+    shown = safe_url(settings.db)
+    if isinstance(exc, MasterKeyError):
+        return str(exc), ExitCode.CONFIG
+    if isinstance(exc, ImportError):
+        return (
+            f"--db {shown}: the PostgreSQL driver ({exc.name or 'psycopg'}) is not installed:"
+            " pip install 'authkestra[postgres]'",
+            ExitCode.CONFIG,
+        )
+    if isinstance(exc, OSError):
+        return (
+            f"--db {shown}: cannot make the store there ({exc.strerror or exc}): give a"
+            " directory this user may write",
+            ExitCode.CONFIG,
+        )
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    reason = str(getattr(exc, "orig", exc) or type(exc).__name__).strip().splitlines()
+    first = reason[0] if reason else type(exc).__name__
+    if settings.db.startswith("sqlite"):
+        return (
+            f"--db {shown}: cannot open the SQLite store ({first}): is it an authkestra store,"
+            " in a directory this user may write?",
+            ExitCode.CONFIG,
+        )
+    if isinstance(exc, OperationalError):
+        return (
+            f"--db {shown}: cannot reach PostgreSQL ({first}): check that it runs and that"
+            " the URL's host, port, user and database are right",
+            ExitCode.NETWORK,
+        )
+    if isinstance(exc, DatabaseError):
+        return f"--db {shown}: the database refused ({first})", ExitCode.CONFIG
+    return f"--db {shown}: cannot open the store ({type(exc).__name__})", ExitCode.CONFIG
 
 
 def open_store(
@@ -90,7 +188,6 @@ def open_store(
     A management command never makes a store: one that does not exist is one line.
     """
     from ..server.context import open_store as open_server_store
-    from ..server.master_key import MasterKeyError
     from ..server.store import StoreMissing
 
     settings = server_settings(env, db=db, master_key_file=master_key_file)
@@ -103,14 +200,8 @@ def open_store(
             f"no store at {shown}: make it with 'authkestra init' (or start 'authkestra"
             " serve'), or give --db (or AUTHKESTRA_SERVER_DB) to use another",
         ) from None
-    except MasterKeyError as exc:
-        raise fail(env, str(exc)) from None
-    except ImportError as exc:
-        raise fail(
-            env, f"a database driver is missing ({exc.name}): pip install 'authkestra[postgres]'"
-        ) from None
     except Exception as exc:
-        raise fail(env, f"cannot open the store {shown!r}: {type(exc).__name__}") from None
+        raise fail(env, *store_failure(exc, settings)) from None
     env.stderr.write(f"authkestra: store {shown}\n")
     said_master_key(env, store)
     return settings, store

@@ -14,6 +14,7 @@ from ._store_options import (
     safe_url,
     said_master_key,
     server_settings,
+    store_failure,
 )
 
 if TYPE_CHECKING:
@@ -31,23 +32,18 @@ def init(ctx: typer.Context, db: DbOption = None, master_key_file: MasterKeyOpti
     """
     env: Environment = ctx.obj
     from ..server.context import open_store
-    from ..server.master_key import MasterKeyError
     from ..server.store import StoreMissing
 
     settings = server_settings(env, db=db, master_key_file=master_key_file)
     shown = safe_url(settings.db)
     try:
-        existing = open_store(settings, create=False)
-    except StoreMissing:
-        existing = None
-    except MasterKeyError as exc:
-        raise fail(env, str(exc)) from None
-    try:
+        try:
+            existing = open_store(settings, create=False)
+        except StoreMissing:
+            existing = None
         store = existing or open_store(settings)
-    except MasterKeyError as exc:
-        raise fail(env, str(exc)) from None
     except Exception as exc:
-        raise fail(env, f"cannot make the store {shown!r}: {type(exc).__name__}") from None
+        raise fail(env, *store_failure(exc, settings)) from None
     said_master_key(env, store)
     store.close()
     env.stdout.write(f"store {shown} {'is up to date' if existing else 'made'}\n")

@@ -15,7 +15,9 @@ from ._store_options import (
     safe_url,
     said_master_key,
     server_settings,
+    store_failure,
 )
+from .exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from ..server.settings import ServerSettings
@@ -62,8 +64,23 @@ def serve(
             help="CAs of client certificates (tls_client_auth, certificate-bound tokens).",
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="critical, error, warning, info, debug or trace [default: info].",
+        ),
+    ] = None,
     master_key_file: MasterKeyOption = None,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-proxies",
+            metavar="ADDRESSES",
+            help="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For"
+            " names the client [default: none].",
+        ),
+    ] = None,
 ) -> None:
     """Run the authorization server (token, metadata, JWKS, introspection, revocation).
 
@@ -85,10 +102,14 @@ def serve(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         master_key_file=master_key_file,
+        log_level=log_level,
+        trusted_proxies=trusted_proxies,
     )
     if settings.tls_cert is None and (settings.tls_key or settings.tls_client_ca):
         raise fail(env, "--tls-key and --tls-client-ca go with --tls-cert", 2)
     _prepare_store(env, settings)
+    _check_redis(env, settings)
+    _check_address(env, settings)
     import uvicorn
 
     from ..server.app import create_app
@@ -105,9 +126,13 @@ def serve(
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "log_level": log_level,
+        "log_level": settings.log_level,
         "server_header": False,
         "access_log": False,
+        # The client's address is the connection's, unless it comes through a proxy the
+        # operator listed (uvicorn's default would believe X-Forwarded-For from loopback).
+        "proxy_headers": bool(settings.proxies()),
+        "forwarded_allow_ips": settings.proxies() or None,
     }
     if settings.tls_cert is not None:
         options.update(_tls_options(env, settings))
@@ -129,22 +154,68 @@ def _prepare_store(env: Environment, settings: ServerSettings) -> None:
     """Make (or open) the store, its schema current and its secrets sealed, before serving:
     a store that cannot be had is one line here, not a traceback in a worker."""
     from ..server.context import open_store
-    from ..server.master_key import MasterKeyError
 
     try:
         store = open_store(settings)
-    except MasterKeyError as exc:
-        raise fail(env, str(exc)) from None
-    except ImportError as exc:
-        raise fail(
-            env, f"a database driver is missing ({exc.name}): pip install 'authkestra[postgres]'"
-        ) from None
     except Exception as exc:
-        raise fail(
-            env, f"cannot open the store {safe_url(settings.db)!r}: {type(exc).__name__}"
-        ) from None
+        raise fail(env, *store_failure(exc, settings)) from None
     said_master_key(env, store)
     store.close()
+
+
+def _check_redis(env: Environment, settings: ServerSettings) -> None:
+    """Redis answers, or one line saying it does not (every instance needs it from the start)."""
+    if not settings.redis:
+        return
+    shown = safe_url(settings.redis)
+    try:
+        import redis as redis_py
+    except ImportError:
+        raise fail(
+            env,
+            f"--redis {shown}: the redis package is not installed: pip install 'authkestra[redis]'",
+        ) from None
+    try:
+        client = redis_py.Redis.from_url(settings.redis, socket_connect_timeout=2, socket_timeout=2)
+    except ValueError as exc:
+        raise fail(env, f"--redis {shown}: not a Redis URL ({exc})") from None
+    try:
+        client.ping()
+    except redis_py.RedisError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise fail(
+            env,
+            f"--redis {shown}: Redis does not answer ({reason}): check that it runs and the URL",
+            ExitCode.NETWORK,
+        ) from None
+    finally:
+        client.close()
+
+
+def _check_address(env: Environment, settings: ServerSettings) -> None:
+    """The address is free to listen on, or one line saying why not (uvicorn would log a
+    traceback-less error and exit 1, after the store was opened)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        probe.bind((settings.host, settings.port))
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"{where} is in use (another server?): give another --port"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            reason = f"this user may not listen on {where}: give a --port above 1023"
+        elif exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+            reason = f"{settings.host} is not an address of this machine: give another --host"
+        else:
+            reason = f"cannot listen on {where} ({exc.strerror or exc})"
+        raise fail(env, f"--host/--port: {reason}") from None
+    finally:
+        probe.close()
 
 
 def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
@@ -156,6 +227,7 @@ def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
     from ..tls.uvicorn import TLSExtensionHTTPProtocol
 
     assert settings.tls_cert is not None
+    _warn_if_others_may_read(env, settings.tls_key or settings.tls_cert, "TLS private key")
     factory = ServerSSLContext(
         str(settings.tls_cert),
         str(settings.tls_key) if settings.tls_key else None,
@@ -177,6 +249,21 @@ def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
         "ssl_context_factory": factory,
         "http": TLSExtensionHTTPProtocol,
     }
+
+
+def _warn_if_others_may_read(env: Environment, path: Path, what: str) -> None:
+    """A warning, not a refusal: a TLS key is often shared with a group (Debian's ssl-cert)."""
+    from ..server.private_files import loose_mode
+
+    try:
+        loose = loose_mode(path)
+    except OSError:
+        return  # missing: said when it is loaded
+    if loose is not None:
+        env.stderr.write(
+            f"authkestra: warning: the {what} file {path} may be read by others (mode"
+            f" {loose:04o}): chmod 600 {path}, unless a group must read it\n"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -126,8 +126,9 @@ class JWTVerifier:
             or an array). Azure AD puts an application's permissions in ``roles``.
         cache_tokens: remember verified tokens until they expire (or
             ``cache_max_age``), so a token presented again costs a dict lookup.
-            A token revoked at the issuer stays accepted until then: lower
-            ``cache_max_age`` or turn this off if that matters more than speed.
+            No effect on revocation: a JWT is checked without the issuer, so a
+            revoked one is accepted until its ``exp`` either way (for
+            revocation before then: short lifetimes, or IntrospectionVerifier).
         cache_max_age: the longest a verified token is remembered, in seconds.
         max_cached_tokens: bound on remembered tokens.
         jwks_max_age: the longest the key set is kept before it is fetched again.

@@ -17,6 +17,7 @@ from .context import ServerContext, build_context
 from .endpoints.discovery import health_endpoint, jwks_endpoint, metadata_endpoint
 from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.token import token_endpoint
+from .housekeeping import purge_forever
 from .settings import ServerSettings
 from .store import Store
 from .tls_server import refresh_forever
@@ -28,6 +29,14 @@ logger = logging.getLogger("authkestra.server")
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        # Not an OAuth endpoint: an RFC 9457 problem, not an OAuth error a client might act on.
+        return JSONResponse(
+            {"type": "about:blank", "title": "Not Found", "status": 404,
+             "detail": "this server has no such path"},
+            status_code=404,
+            media_type="application/problem+json",
+        )  # fmt: skip
     error = "invalid_request" if exc.status_code < 500 else "server_error"
     return JSONResponse(
         {"error": error, "error_description": str(exc.detail)},
@@ -63,6 +72,7 @@ def create_app(
         ctx = context or build_context(settings, store)
         app.state.ctx = ctx
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(purge_forever, ctx.store)
             if ctx.settings.tls_cert is not None:
                 # The TLS layer of this process trusts the registered self-signed certificates:
                 # read once by its SSL context factory at start, kept current from here.

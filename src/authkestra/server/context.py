@@ -10,6 +10,7 @@ from typing import Any
 from .client_assertions import AssertionVerifier
 from .client_auth import ClientDirectory
 from .dpop import DPoPNonces, DPoPVerifier
+from .housekeeping import purge
 from .jwks_uri import RemoteKeySets
 from .keys import KeyRing
 from .mtls import ClientCAs, MutualTLS
@@ -89,6 +90,7 @@ def open_store(settings: ServerSettings, *, create: bool = True) -> Store:
 
 def build_context(settings: ServerSettings, store: Store | None = None) -> ServerContext:
     store = store or open_store(settings)
+    purge(store)  # a key withdrawn or a secret expired while no server ran goes now
     redis_client = None
     if settings.redis:
         import redis as redis_py
@@ -103,7 +105,7 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
     issuer = settings.effective_issuer()
     assertions = AssertionVerifier(
         issuer=issuer,
-        token_endpoint=f"{issuer}/token",
+        token_endpoint=settings.endpoint("/token"),
         box=SecretBox(key),
         replay=AssertionReplayCache(store, redis_client),
         remote=RemoteKeySets(
@@ -132,7 +134,6 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         ),
         limiter=FailureLimiter(
             window=settings.failure_window,
-            max_per_client=settings.max_failures_per_client,
             max_per_address=settings.max_failures_per_address,
             redis=redis_client,
         ),
@@ -140,7 +141,7 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         redis=redis_client,
         assertions=assertions,
         dpop=DPoPVerifier(
-            token_endpoint=f"{issuer}/token",
+            token_endpoint=settings.endpoint("/token"),
             replay=AssertionReplayCache(store, redis_client, prefix="authkestra:dpop:"),
             nonces=DPoPNonces(key, window=settings.dpop_nonce_window),
             require_nonce=settings.dpop_require_nonce,

@@ -13,6 +13,7 @@ from typing import Any
 from .._jose import keys as jose_keys
 from .._jose.keys import Key, import_jwk
 from .._jose.signing import sign_jwt
+from .housekeeping import purge
 from .store import SigningKeyRecord, Store
 
 __all__ = ["ALGORITHMS", "KeyRing", "generate_key", "signing_record"]
@@ -163,6 +164,7 @@ class KeyRing:
             retire_others_after=keep_old_for,
             signs_from=self.now() + publish_ahead,
         )
+        purge(self.store)  # keys withdrawn by earlier rotations go, private parts and all
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
         return kid

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._jose import base64url as b64url
+from .private_files import PrivateFileError, read_private_file
 
 __all__ = [
     "SEALED_PREFIX",
@@ -71,21 +71,15 @@ class MasterKey:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MasterKey:
-        """The master key in ``path``; MasterKeyError naming the file for anything wrong."""
+        """The master key in ``path``; MasterKeyError naming the file for anything wrong
+        (missing, unreadable, readable by others, not a key)."""
         path = Path(path)
         try:
-            mode = path.stat().st_mode
-            text = path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise MasterKeyError(f"no master key file at {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
-            raise MasterKeyError(f"cannot read the master key file {path}: {reason}") from None
-        if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise MasterKeyError(
-                f"the master key file {path} may be read by others (mode"
-                f" {stat.S_IMODE(mode):04o}): chmod 600 {path}"
-            )
+            text = read_private_file(path, "master key").decode("ascii").strip()
+        except PrivateFileError as exc:
+            raise MasterKeyError(str(exc)) from None
+        except UnicodeDecodeError:
+            text = ""
         key = b64url.decode(text) if b64url.is_base64url(text) else b""
         if len(key) != _KEY_BYTES:
             raise MasterKeyError(

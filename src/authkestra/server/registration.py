@@ -35,6 +35,7 @@ from .._protocol.scope import is_scope_token
 from ..errors import ConfigError
 from .client_keys import InvalidJwks, normalize_jwks
 from .context import hasher_for, secret_box_for
+from .housekeeping import purge
 from .jwks_uri import JwksUriError, check_jwks_uri
 from .mtls import SUBJECT_KINDS, TLSSubject, jwks_for_certificates, self_signed_pems
 from .settings import ServerSettings
@@ -177,6 +178,7 @@ class Registry:
             grace if grace is not None else timedelta(seconds=self.settings.secret_grace_period),
             encrypted_secret=self._sealed(secret, client_id, method),
         )
+        purge(self.store)  # secrets of earlier rotations whose grace has passed
         return IssuedClient(self.store.get_client(client_id), secret, old_secrets_until=until)
 
     def set_keys(

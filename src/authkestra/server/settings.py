@@ -10,18 +10,28 @@ mean something else to a client.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .master_key import MasterKey
+from .private_files import read_private_file
 
-__all__ = ["COLLIDING_LEGACY_NAMES", "DEFAULT_DB", "ENV_PREFIX", "LEGACY_PREFIX", "ServerSettings"]
+__all__ = [
+    "COLLIDING_LEGACY_NAMES",
+    "DEFAULT_DB",
+    "ENV_PREFIX",
+    "LEGACY_PREFIX",
+    "LOG_LEVELS",
+    "ServerSettings",
+]
 
 #: The embedded default store: a SQLite file in the working directory.
 DEFAULT_DB = "sqlite:///authkestra.db"
@@ -33,6 +43,12 @@ ENV_PREFIX = "AUTHKESTRA_SERVER_"
 LEGACY_PREFIX = "AUTHKESTRA_"
 #: Settings whose old name is a client variable: never read from the old name.
 COLLIDING_LEGACY_NAMES = frozenset({"issuer", "signing_alg"})
+#: The log levels ``--log-level`` takes (uvicorn's names).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+#: Hosts an ``http`` issuer may name: a plain-HTTP issuer anywhere else leaks every token.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+#: The stores there are: SQLAlchemy backend name -> how to write its URL.
+STORE_BACKENDS = {"sqlite": "sqlite:///PATH", "postgresql": "postgresql://USER@HOST/NAME"}
 
 
 class ServerSettings(BaseSettings):
@@ -50,12 +66,28 @@ class ServerSettings(BaseSettings):
         default=None,
         description="The issuer URL, as clients and APIs know it (default: http://HOST:PORT).",
     )
-    db: str = Field(default=DEFAULT_DB, description="SQLAlchemy URL of the store.")
+    db: str = Field(
+        default=DEFAULT_DB,
+        description="URL of the store: sqlite:///PATH or postgresql://USER@HOST/NAME.",
+    )
+    db_file: Path | None = Field(
+        default=None,
+        description=(
+            "A file holding the store's URL (owner-readable only): for a URL with a password,"
+            " which must not be on the command line."
+        ),
+    )
     redis: str | None = Field(
         default=None, description="Redis URL for shared rate-limit and revocation state."
     )
-    host: str = "127.0.0.1"
-    port: int = 8080
+    redis_file: Path | None = Field(
+        default=None, description="A file holding the Redis URL (owner-readable only)."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        default="info", description="The least severe log lines written."
+    )
+    host: str = Field(default="127.0.0.1", description="The address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="The port to listen on.")
     secret_key: SecretStr | None = Field(
         default=None,
         description=(
@@ -63,7 +95,13 @@ class ServerSettings(BaseSettings):
             " first start and kept in the store."
         ),
     )
-    secret_key_file: Path | None = None
+    secret_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "A file holding the HMAC key (at least 16 bytes; owner-readable only), instead"
+            " of secret_key."
+        ),
+    )
     master_key_file: Path | None = Field(
         default=None,
         description=(
@@ -73,15 +111,39 @@ class ServerSettings(BaseSettings):
             " need one."
         ),
     )
-    signing_alg: Literal["ES256", "EdDSA", "RS256"] = "ES256"
-    default_token_ttl: int = Field(default=3600, ge=1, le=86400)
-    max_failures_per_client: int = Field(default=20, ge=1)
-    max_failures_per_address: int = Field(default=100, ge=1)
+    signing_alg: Literal["ES256", "EdDSA", "RS256"] = Field(
+        default="ES256", description="The algorithm of new token signing keys."
+    )
+    default_token_ttl: int = Field(
+        default=3600,
+        ge=1,
+        le=86400,
+        description="Seconds an access token lives, unless its client has a lifetime of its own.",
+    )
+    max_failures_per_address: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Failed client authentications from one address per window; more are answered"
+            " 429 until the window ends. Never counted per client id: no one can lock a"
+            " client out."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Addresses or networks (comma-separated) of the proxies in front, whose"
+            " X-Forwarded-For names the client's address. None by default: the"
+            " connection's address is the client's."
+        ),
+    )
     failure_window: int = Field(default=60, ge=1, description="Seconds of the failure window.")
     secret_grace_period: int = Field(
         default=86400, ge=0, description="Seconds an old secret keeps working after rotation."
     )
-    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="The largest request body read, in bytes."
+    )
     cache_seconds: float = Field(
         default=2.0,
         ge=0,
@@ -162,10 +224,61 @@ class ServerSettings(BaseSettings):
         description="Seconds between reloads of the registered self-signed client certificates.",
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in _items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an address or network (e.g. 10.0.0.5, 10.0.0.0/8)"
+                ) from None
+        return ",".join(_items(value))
+
+    def proxies(self) -> list[str]:
+        """:attr:`trusted_proxies` as a list (empty: trust no forwarded address)."""
+        return _items(self.trusted_proxies)
+
+    @field_validator("db")
+    @classmethod
+    def _a_store_url(cls, value: str) -> str:
+        problem = store_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("issuer")
     @classmethod
-    def _issuer_without_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _a_usable_issuer(cls, value: str | None) -> str | None:
+        problem = issuer_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _urls_from_files_and_a_usable_default_issuer(self) -> ServerSettings:
+        if self.db_file is not None:
+            if "db" in self.model_fields_set:
+                raise ValueError("give the store's URL once: db or db_file, not both")
+            self.db = _url_in_file(self.db_file, "store URL")
+            problem = store_url_problem(self.db)
+            if problem:
+                raise ValueError(f"the store URL in {self.db_file}: {problem}")
+        if self.redis_file is not None:
+            if self.redis is not None:
+                raise ValueError("give the Redis URL once: redis or redis_file, not both")
+            self.redis = _url_in_file(self.redis_file, "Redis URL")
+        if self.issuer is None:  # the default: where the server listens
+            problem = issuer_problem(self.effective_issuer(), given=False)
+            if problem:
+                raise ValueError(problem)
+        return self
 
     @field_validator("secret_key")
     @classmethod
@@ -206,7 +319,9 @@ class ServerSettings(BaseSettings):
 
     def to_environment(self, **overrides: object) -> dict[str, str]:
         """These settings as ``AUTHKESTRA_SERVER_*`` variables (for worker processes)."""
-        values = {**self.model_dump(), **overrides}
+        # The URLs read from db_file / redis_file travel as db / redis: a worker's
+        # environment is its owner's alone, as the files are.
+        values = {**self.model_dump(exclude={"db_file", "redis_file"}), **overrides}
         values["issuer"] = self.effective_issuer()
         env: dict[str, str] = {}
         for name, value in values.items():
@@ -229,6 +344,11 @@ class ServerSettings(BaseSettings):
         scheme = "https" if self.tls_cert else "http"
         return f"{scheme}://{host}:{self.port}"
 
+    def endpoint(self, path: str) -> str:
+        """The public URL of the endpoint at ``path`` (``/token``...): under the issuer,
+        whose trailing slash, if it has one, is not doubled."""
+        return self.effective_issuer().rstrip("/") + path
+
     def master_key(self) -> MasterKey | None:
         """The configured master key (None: the store's default); MasterKeyError if unusable."""
         return MasterKey.load(self.master_key_file) if self.master_key_file is not None else None
@@ -236,7 +356,7 @@ class ServerSettings(BaseSettings):
     def hmac_key_from_settings(self) -> bytes | None:
         """The configured HMAC key, if one is configured (file first)."""
         if self.secret_key_file is not None:
-            key = self.secret_key_file.read_bytes().strip()
+            key = read_private_file(self.secret_key_file, "secret key").strip()
             if len(key) < MIN_SECRET_KEY_BYTES:
                 raise ValueError(
                     f"the key in {self.secret_key_file} is under {MIN_SECRET_KEY_BYTES} bytes"
@@ -245,6 +365,56 @@ class ServerSettings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
         return None
+
+
+def issuer_problem(issuer: str, *, given: bool = True) -> str | None:
+    """What is wrong with ``issuer`` as this server's issuer identifier, or None.
+
+    RFC 8414 §2: an https URL with no query or fragment -- http only on loopback,
+    where no one else sees the tokens. Used exactly as given (a trailing slash too).
+    """
+    where = "the issuer" if given else f"the default issuer {issuer} (from --host and --port)"
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname
+    except ValueError:
+        return f"{where} is not a URL: give an absolute https URL, e.g. https://auth.example.com"
+    if parts.scheme not in ("https", "http") or not host:
+        return f"{where} is not an absolute https URL: give one, e.g. https://auth.example.com"
+    if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
+        return f"{where} has a query or fragment: an issuer identifier has neither (RFC 8414)"
+    if parts.username is not None or parts.password is not None:
+        return f"{where} has user information: an issuer identifier has none"
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        fix = "give --issuer with the https URL clients use" if not given else "use https"
+        return f"{where} is plain http on a host that is not loopback: {fix}"
+    return None
+
+
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as the store's URL, or None (the driver is not checked)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    forms = " or ".join(STORE_BACKENDS.values())
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        return f"not a store URL: give {forms}"
+    if backend not in STORE_BACKENDS:
+        return f"unsupported store {backend!r}: give {forms}"
+    return None
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _url_in_file(path: Path, what: str) -> str:
+    text = read_private_file(path, what).decode("utf-8", "replace").strip()
+    if not text:
+        raise ValueError(f"the {what} file {path} is empty")
+    return text
 
 
 class _Given(ServerSettings):

@@ -1,4 +1,4 @@
-"""State that several instances must agree on: failed-login counts, revoked tokens, used assertions.
+"""State that several instances must agree on: failure counts, revoked tokens, used assertions.
 
 Without Redis, failure counts are per instance (in memory) and revocations
 live in the store. With ``--redis``, both live in Redis, so two instances
@@ -27,56 +27,55 @@ logger = logging.getLogger("authkestra.server")
 
 
 class FailureLimiter:
-    """Fixed-window counts of failed client authentications, per client id and per address."""
+    """Fixed-window counts of failed client authentications per source address.
+
+    Per address only, never per client id: counting by client id would let anyone
+    lock a client out by sending wrong secrets in its name. Secrets are
+    server-generated and 256-bit, so the limit is not what stops guessing; it
+    keeps one source from spending the server's CPU on failures.
+    """
 
     def __init__(
         self,
         *,
         window: int,
-        max_per_client: int,
         max_per_address: int,
         redis: Any | None = None,
         prefix: str = "authkestra:fail:",
     ) -> None:
         self.window = window
-        self.limits = {"client": max_per_client, "addr": max_per_address}
+        self.max_per_address = max_per_address
         self.redis = redis
         self.prefix = prefix
         self._counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
         self._lock = threading.Lock()
 
-    def _key(self, kind: str, value: str) -> tuple[str, int, float]:
+    def _key(self, address: str) -> tuple[str, int, float]:
         now = time.time()
         window = int(now // self.window)
         retry_after = (window + 1) * self.window - now
-        return f"{self.prefix}{kind}:{window}:{value}", window, retry_after
+        return f"{self.prefix}addr:{window}:{address}", window, retry_after
 
-    def blocked(self, client_id: str | None, address: str) -> float | None:
-        """Seconds until the caller may try again, or None if it may try now."""
-        for kind, value in (("client", client_id), ("addr", address)):
-            if value is None:
-                continue
-            key, window, retry_after = self._key(kind, value)
-            if self._count(key, window) > self.limits[kind]:
-                return max(1.0, retry_after)
+    def blocked(self, address: str) -> float | None:
+        """Seconds until ``address`` may try again, or None if it may try now."""
+        key, window, retry_after = self._key(address)
+        if self._count(key, window) > self.max_per_address:
+            return max(1.0, retry_after)
         return None
 
-    def record_failure(self, client_id: str | None, address: str) -> None:
-        for kind, value in (("client", client_id), ("addr", address)):
-            if value is None:
-                continue
-            key, window, _ = self._key(kind, value)
-            if self.redis is not None:
-                pipe = self.redis.pipeline()
-                pipe.incr(key)
-                pipe.expire(key, self.window * 2)
-                pipe.execute()
-            else:
-                with self._lock:
-                    seen = self._counts.get(key)
-                    self._counts[key] = (window, (seen[1] if seen else 0) + 1)
-                    if len(self._counts) > 100_000:
-                        self._prune(window)
+    def record_failure(self, address: str) -> None:
+        key, window, _ = self._key(address)
+        if self.redis is not None:
+            pipe = self.redis.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, self.window * 2)
+            pipe.execute()
+        else:
+            with self._lock:
+                seen = self._counts.get(key)
+                self._counts[key] = (window, (seen[1] if seen and seen[0] == window else 0) + 1)
+                if len(self._counts) > 100_000:
+                    self._prune(window)
 
     def _count(self, key: str, window: int) -> int:
         if self.redis is not None:

@@ -15,13 +15,19 @@ from ..oauth_request import ClientCredentials, FormParams, client_credentials, p
 from ..store import ClientRecord
 
 __all__ = [
+    "MAX_HEADER_BYTES",
     "NO_STORE",
+    "THROTTLED_ERROR",
     "authenticate_client",
     "error_response",
     "json_response",
     "read_form",
     "uses_basic",
 ]
+
+#: The error code of a 429 (with Retry-After) to an address that failed to authenticate
+#: too often: RFC 6749's code for "try again later" (``slow_down`` is the device flow's).
+THROTTLED_ERROR = "temporarily_unavailable"
 
 #: RFC 6749 §5.1: responses with tokens must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -31,8 +37,43 @@ def uses_basic(request: Request) -> bool:
     return request.headers.get("authorization", "").split(" ", 1)[0].lower() == "basic"
 
 
+#: The most header bytes an OAuth request may carry: a client assertion goes in the body,
+#: a DPoP proof is well under 4 KiB; anything larger is not a client of this server.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def check_request_line_and_headers(request: Request) -> None:
+    """Refuse what an OAuth endpoint must not take from outside the form body.
+
+    No query string: parameters (credentials above all) belong in the body, and a
+    URL ends up in logs. One Authorization header at most: two is ambiguous (which
+    one authenticates?). Headers in all under :data:`MAX_HEADER_BYTES`.
+    """
+    if request.url.query:
+        raise InvalidRequest(
+            "query string at an OAuth endpoint",
+            status_code=400,
+            error_description="no query parameters here: send every parameter in the form body",
+        )
+    raw = request.headers.raw
+    if sum(len(name) + len(value) for name, value in raw) > MAX_HEADER_BYTES:
+        raise InvalidRequest(
+            "request headers too large",
+            status_code=431,
+            error_description=f"the request headers exceed {MAX_HEADER_BYTES} bytes",
+        )
+    if sum(1 for name, _ in raw if name.lower() == b"authorization") > 1:
+        raise InvalidRequest(
+            "more than one Authorization header",
+            status_code=400,
+            error_description="send one Authorization header",
+        )
+
+
 async def read_form(request: Request, limit: int) -> FormParams:
-    """The form body, at most ``limit`` bytes (read no further)."""
+    """The form body, at most ``limit`` bytes (read no further), of a request whose line
+    and headers pass :func:`check_request_line_and_headers`."""
+    check_request_line_and_headers(request)
     declared = request.headers.get("content-length")
     if declared is not None:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
@@ -78,22 +119,15 @@ def authenticate_client(
     ``credentials`` are the ones already read from this request, if the caller has them;
     ``certificate`` is the client certificate of its TLS connection, if any.
     """
-    retry_after = ctx.limiter.blocked(None, address)
-    if retry_after is not None:
-        raise _rate_limited(retry_after)
-    if credentials is None:
-        try:
-            credentials = client_credentials(authorization, params)
-        except InvalidClient:
-            ctx.limiter.record_failure(None, address)
-            raise
-    retry_after = ctx.limiter.blocked(credentials.client_id, address)
+    retry_after = ctx.limiter.blocked(address)
     if retry_after is not None:
         raise _rate_limited(retry_after)
     try:
+        if credentials is None:
+            credentials = client_credentials(authorization, params)
         return ctx.clients.authenticate(credentials, certificate)
     except InvalidClient:
-        ctx.limiter.record_failure(credentials.client_id, address)
+        ctx.limiter.record_failure(address)
         raise
 
 
@@ -113,8 +147,9 @@ def error_response(error: OAuthError | RateLimited, *, issuer: str, basic: bool)
         seconds = math.ceil(error.retry_after or 1)
         return json_response(
             {
-                "error": "slow_down",
-                "error_description": "too many failed client authentications; retry later",
+                "error": THROTTLED_ERROR,
+                "error_description": "too many failed client authentications from this"
+                " address: retry after the time in Retry-After",
             },
             429,
             {"Retry-After": str(seconds)},

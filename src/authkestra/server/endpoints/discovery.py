@@ -27,10 +27,10 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
     methods = [m.value for m in SUPPORTED_AUTH_METHODS if tls or not m.uses_tls]
     document: dict[str, Any] = {
         "issuer": issuer,
-        "token_endpoint": f"{issuer}/token",
-        "jwks_uri": f"{issuer}/jwks.json",
-        "introspection_endpoint": f"{issuer}/introspect",
-        "revocation_endpoint": f"{issuer}/revoke",
+        "token_endpoint": ctx.settings.endpoint("/token"),
+        "jwks_uri": ctx.settings.endpoint("/jwks.json"),
+        "introspection_endpoint": ctx.settings.endpoint("/introspect"),
+        "revocation_endpoint": ctx.settings.endpoint("/revoke"),
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,

@@ -8,6 +8,7 @@ owner only (``0600``), in a directory made for it ``0700``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -460,6 +461,27 @@ class Store:
             )
             return int(cast("CursorResult[Any]", result).rowcount)
 
+    def purge_expired(self) -> dict[str, int]:
+        """Delete what can no longer be used, in one transaction; how many of each.
+
+        A signing key past ``published_until`` (withdrawn from the JWKS: every token it
+        signed has expired) goes with its private part; a client secret past its grace
+        period goes with its hash; so do expired revocations and used assertions.
+        """
+        now = _utcnow()
+        tables = {
+            # <=: what signing_keys() and get_client() no longer return (they keep > now).
+            "signing_keys": delete(SigningKeyRow).where(SigningKeyRow.published_until <= now),
+            "client_secrets": delete(ClientSecretRow).where(ClientSecretRow.expires_at <= now),
+            "revocations": delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < now),
+            "used_assertions": delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < now),
+        }
+        with self.session() as session:
+            return {
+                name: int(cast("CursorResult[Any]", session.execute(statement)).rowcount)
+                for name, statement in tables.items()
+            }
+
     def purge_revocations(self) -> int:
         with self.session() as session:
             result = session.execute(
@@ -519,6 +541,11 @@ def _prepare_sqlite_file(url: str, *, create: bool) -> None:
         return
     if not create:
         raise StoreMissing(f"no store at {path}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
+            break
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
