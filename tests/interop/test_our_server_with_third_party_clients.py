@@ -76,12 +76,23 @@ CLIENTS = {
     "basic": (
         "billing.svc~basic-1",
         "client_secret_basic",
-        ("--scope", "read", "--scope", "write", "--audience", API, "--audience", REPORTS),
+        (
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--audience",
+            API,
+            "--audience",
+            REPORTS,
+            "--can-introspect",
+            "audience",
+        ),
     ),
     "post": (
         "reports.svc~post-1",
         "client_secret_post",
-        ("--scope", "read", "--scope", "write", "--audience", API),
+        ("--scope", "read", "--scope", "write", "--audience", API, "--can-introspect", "audience"),
     ),
 }
 #: A signing algorithm besides the default ES256, on a server of its own with a Basic client.

@@ -201,7 +201,9 @@ def dpop_deployment(extra_env: dict[str, str] | None = None) -> Iterator[DPoPDep
     server = AuthkestraServer(extra_env=extra_env)
     verifying = Verifying.of(server.issuer)
     try:
-        client_id, secret = server.create_client("dpop.svc", "--scope", "read", "--audience", API)
+        client_id, secret = server.create_client(
+            "dpop.svc", "--scope", "read", "--audience", API, "--can-introspect", "audience"
+        )
         yield DPoPDeployment(server, client_id, secret, verifying)
     finally:
         verifying.http_client.close()
@@ -392,7 +394,8 @@ class MtlsDeployment:
 
 def register(db: str, name: str, *args: str) -> str:
     out = cli(
-        "clients", "create", name, "--scope", "read", "--audience", API, *args,
+        "clients", "create", name, "--scope", "read", "--audience", API,
+        "--can-introspect", "audience", *args,
         "--format", "json", "--db", db,
     )  # fmt: skip
     document = json.loads(out.stdout)

@@ -116,7 +116,8 @@ INSECURE_JWKS_URI = {"AUTHKESTRA_SERVER_ALLOW_INSECURE_JWKS_URI": "true"}
 def create(server: AuthkestraServer, name: str, *args: str) -> dict[str, Any]:
     """``authkestra clients create NAME ARGS --format json`` on the server's store."""
     out = cli(
-        "clients", "create", name, *args, "--format", "json", "--db", server.db,
+        "clients", "create", name, *args, "--can-introspect", "any", "--format", "json",
+        "--db", server.db,
         env=INSECURE_JWKS_URI,
     )  # fmt: skip
     document: dict[str, Any] = json.loads(out.stdout)

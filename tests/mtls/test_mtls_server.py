@@ -258,6 +258,8 @@ def test_introspection_shows_the_binding(
         "tls_client_auth",
         "--tls-san-uri",
         "spiffe://example.org/svc-a",
+        "--can-introspect",
+        "any",  # its tokens are for the issuer (no audience): the audience right is not enough
     )
     token = flow_for(tls_server, pki, client_id, svc_cert, "tls_client_auth").get_token_sync()
     # The client introspects its own token, authenticating with its certificate again.

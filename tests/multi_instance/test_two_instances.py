@@ -26,6 +26,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from authkestra._jose.signing import jws_registry
 from authkestra._protocol.client_assertion import JWT_BEARER
+from tests.server.test_store_migrations import HEAD
 from tests.support.authkestra_server import AuthkestraServer, cli
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -89,8 +90,13 @@ def run_cli(*args: str) -> str:
 
 
 def create_client(server: AuthkestraServer, name: str, *args: str) -> tuple[str, str]:
-    """``authkestra clients create`` on the store of ``server``: (client_id, secret)."""
-    out = run_cli("clients", "create", name, *args, "--format", "json", "--db", server.db)
+    """``authkestra clients create`` on the store of ``server``: (client_id, secret).
+
+    Each may introspect any token: the tests ask about each other's tokens."""
+    out = run_cli(
+        "clients", "create", name, *args, "--can-introspect", "any", "--format", "json",
+        "--db", server.db,
+    )  # fmt: skip
     document = json.loads(out)
     return document["client_id"], document["client_secret"]
 
@@ -463,9 +469,7 @@ def test_two_instances_starting_together_migrate_a_fresh_database_once(
         for server in (a, b):
             health = httpx.get(f"{server.issuer}/healthz", timeout=10)
             assert health.json() == {"status": "ok", "store": "ok", "redis": "ok"}
-        assert postgres_server.execute(name, "SELECT version_num FROM alembic_version") == [
-            ("0003",)
-        ]
+        assert postgres_server.execute(name, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert postgres_server.execute(
             name, "SELECT count(*) FROM server_state WHERE name = 'client_secret_hmac_key'"
         ) == [(1,)]

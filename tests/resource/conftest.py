@@ -91,8 +91,9 @@ def our_server() -> Iterator[OurDeployment]:
     server = AuthkestraServer()
     try:
         client_id, secret = server.create_client(
-            "billing-service", "--scope", "read", "--scope", "write", "--audience", AUDIENCE
-        )
+            "billing-service", "--scope", "read", "--scope", "write", "--audience", AUDIENCE,
+            "--can-introspect", "audience",
+        )  # fmt: skip
         yield OurDeployment(server, client_id, secret)
     finally:
         server.stop()

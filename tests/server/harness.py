@@ -168,8 +168,13 @@ class InProcessServer:
         audiences: Iterable[str] = (API,),
         default_scopes: Iterable[str] | None = None,
         token_ttl: int | None = None,
+        introspection: str | None = "audience",
     ) -> tuple[str, str]:
-        """Register a client through the store API: (client_id, secret)."""
+        """Register a client through the store API: (client_id, secret).
+
+        It may introspect the tokens of its audiences (the tests' clients often play the
+        API too); ``introspection=None`` for one without that right.
+        """
         client_id = client_id or f"svc-{secrets.token_hex(4)}"
         secret = secret or new_secret()
         self.ctx.store.create_client(
@@ -180,6 +185,7 @@ class InProcessServer:
             audiences=tuple(audiences),
             default_scopes=tuple(default_scopes) if default_scopes is not None else None,
             token_ttl=token_ttl,
+            introspection=introspection,
         )
         return client_id, secret
 

@@ -159,9 +159,12 @@ def test_list(server: InProcessServer) -> None:
     code, out, _ = run("clients", "list", "--db", server.db)
     assert code == 0
     assert out.splitlines() == [
-        "alpha\tclient_secret_basic\tenabled\tscopes=",
-        "beta\tclient_secret_basic\tdisabled\tscopes=read",
+        "CLIENT_ID  AUTH_METHOD          ENABLED  SCOPES  AUDIENCES  CAN_INTROSPECT",
+        "alpha      client_secret_basic  yes      -       -          -",
+        "beta       client_secret_basic  no       read    -          -",
     ]
+    assert run("clients", "list", "--format", "table", "--db", server.db)[1] == out
+    assert run("clients", "list", "--format", "text", "--db", server.db)[1] == out
     code, out, _ = run("clients", "list", "--format", "json", "--db", server.db)
     listed = json.loads(out)
     assert [c["client_id"] for c in listed] == ["alpha", "beta"]
@@ -181,9 +184,26 @@ def test_show_never_prints_the_secret_or_its_hash(server: InProcessServer) -> No
         for value in (secret, new_secret, *hashes):
             assert value not in out and value not in err
     shown = json.loads(run("clients", "show", "billing", "--format", "json", "--db", server.db)[1])
-    assert shown["active_secrets"] == 2
     assert shown["client_id"] == "billing"
-    assert not {"secret", "client_secret", "secret_hash", "secrets"} & set(shown)
+    # Each active secret by its expiry: the old one in its grace period, the new one not.
+    expiries = [secret["expires_at"] for secret in shown["secrets"]]
+    assert len(expiries) == 2 and "never (the current one)" in expiries
+    assert all(set(secret) == {"expires_at"} for secret in shown["secrets"])
+    assert not {"secret", "client_secret", "secret_hash"} & set(shown)
+
+
+def test_show_is_a_readable_record(server: InProcessServer) -> None:
+    create(server.db, "billing", "--scope", "read write", "--audience", "https://api.test/")
+    code, out, err = run("clients", "show", "billing", "--db", server.db)
+    assert code == 0, err
+    lines = dict(line.split(":", 1) for line in out.splitlines() if not line.startswith(" "))
+    assert lines["scopes"].strip() == "read write"
+    assert lines["audiences"].strip() == "https://api.test/"
+    assert lines["default_scopes"].strip() == "-"
+    assert lines["enabled"].strip() == "yes"
+    assert "  - expires_at=never (the current one)" in out.splitlines()
+    for python_repr in ("[", "]", "None", "True", "{", "'"):
+        assert python_repr not in out
 
 
 # -- rotate-secret ---------------------------------------------------------------------------
@@ -306,7 +326,7 @@ COMMANDS = [
 
 
 def _keys(db: str) -> list[dict[str, object]]:
-    code, out, err = run("keys", "list", "--db", db)
+    code, out, err = run("keys", "list", "--db", db, "--format", "json")
     assert code == 0, err
     listed = json.loads(out)
     assert isinstance(listed, list)
@@ -329,15 +349,19 @@ def test_every_command_uses_authkestra_db_and_db_wins(tmp_path: Path, command: l
         assert [c["client_id"] for c in _list(a)] == ["new", "svc"]
         assert [c["client_id"] for c in _list(b)] == ["new"]
     elif name == "clients list":
-        assert by_env[:2] == (0, "svc\tclient_secret_basic\tenabled\tscopes=\n")
-        assert by_flag[:2] == (0, "")
+        assert by_env[0] == 0 and by_env[1].splitlines()[1].split()[:3] == [
+            "svc",
+            "client_secret_basic",
+            "yes",
+        ]
+        assert by_flag[0] == 0 and len(by_flag[1].splitlines()) == 1  # the header alone
     elif name == "keys rotate":
         assert (by_env[0], by_flag[0]) == (0, 0)
         assert len(_keys(a)) == 2  # the first key, and the new one
         assert len(_keys(b)) == 2
     elif name == "keys list":
-        assert len(json.loads(by_env[1])) == 2
-        assert json.loads(by_flag[1]) == []
+        assert len(by_env[1].splitlines()) == 3  # the header, then two keys
+        assert len(by_flag[1].splitlines()) == 1
     else:  # commands on the client "svc": found in a, not in b
         assert by_env[0] == 0, by_env[2]
         assert by_flag[0] == 3
@@ -366,8 +390,12 @@ def test_keys_rotate_through_authkestra_db_reaches_that_store(tmp_path: Path) ->
     assert (
         run("keys", "rotate", "--keep-old-for", "60", environ={"AUTHKESTRA_SERVER_DB": a})[0] == 0
     )
-    assert len(json.loads(run("keys", "list", environ={"AUTHKESTRA_SERVER_DB": a})[1])) == 2
-    assert json.loads(run("keys", "list", "--db", b, environ={"AUTHKESTRA_SERVER_DB": a})[1]) == []
+    listed_a = run("keys", "list", "--format", "json", environ={"AUTHKESTRA_SERVER_DB": a})[1]
+    assert len(json.loads(listed_a)) == 2
+    listed_b = run(
+        "keys", "list", "--db", b, "--format", "json", environ={"AUTHKESTRA_SERVER_DB": a}
+    )[1]
+    assert json.loads(listed_b) == []
 
 
 def test_the_process_environment_is_not_read_behind_the_environment(

@@ -43,7 +43,9 @@ def test_a_key_withdrawn_at_once_is_deleted_with_its_private_part(tmp_path: Path
     newest = out.split()[3]
     # Both earlier keys were withdrawn from the JWKS at once: deleted, private parts too.
     assert column(path, "SELECT kid FROM signing_keys") == [newest]
-    assert [k["kid"] for k in json.loads(run("keys", "list", "--db", db)[1])] == [newest]
+    assert [
+        k["kid"] for k in json.loads(run("keys", "list", "--db", db, "--format", "json")[1])
+    ] == [newest]
 
 
 def test_secrets_past_their_grace_are_deleted(tmp_path: Path) -> None:

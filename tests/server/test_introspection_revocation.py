@@ -25,8 +25,72 @@ def owner(server: InProcessServer) -> tuple[str, str]:
 
 @pytest.fixture
 def api(server: InProcessServer) -> tuple[str, str]:
-    """A resource server, registered as a client to introspect."""
-    return server.add_client(scopes=(), audiences=())
+    """A resource server, registered as a client that may introspect the tokens meant for it."""
+    return server.add_client(scopes=(), audiences=(API,), introspection="audience")
+
+
+# -- who may introspect what --------------------------------------------------------------
+
+OTHER_API = "https://other-api.example.test/"
+
+
+def test_a_client_without_the_right_learns_nothing(
+    server: InProcessServer, owner: tuple[str, str]
+) -> None:
+    token = server.access_token(owner)
+    caller = server.add_client(audiences=(API,), introspection=None)
+    assert server.introspect(token, caller) == {"active": False}
+    assert server.introspect(token, owner)["active"] is True  # a caller with the right
+    # Its own token too: the right is about asking, not about owning.
+    own = server.access_token(caller)
+    assert server.introspect(own, caller) == {"active": False}
+
+
+def test_the_audience_right_covers_the_tokens_meant_for_its_audiences_only(
+    server: InProcessServer,
+) -> None:
+    owner = server.add_client(audiences=(API, OTHER_API))
+    for_api = server.access_token(owner, audience=API)
+    for_other = server.access_token(owner, audience=OTHER_API)
+    api = server.add_client(scopes=(), audiences=(API,), introspection="audience")
+    assert server.introspect(for_api, api)["active"] is True
+    assert server.introspect(for_other, api) == {"active": False}
+    both = server.add_client(scopes=(), audiences=(OTHER_API, API), introspection="audience")
+    assert server.introspect(for_api, both)["active"] is True
+    assert server.introspect(for_other, both)["active"] is True
+
+
+def test_the_any_right_covers_every_token(server: InProcessServer) -> None:
+    owner = server.add_client(audiences=(OTHER_API,))
+    token = server.access_token(owner)
+    gateway = server.add_client(scopes=(), audiences=(), introspection="any")
+    assert server.introspect(token, gateway)["aud"] == OTHER_API
+
+
+def test_the_right_is_given_and_taken_with_the_cli(server: InProcessServer) -> None:
+    from tests.server.test_clients_cli import create, run
+
+    owner = server.add_client(audiences=(API,))
+    token = server.access_token(owner)
+    caller = create(server.db, "reporting-api", "--audience", API)
+    assert server.introspect(token, caller) == {"active": False}
+    code, out, err = run(
+        "clients", "update", "reporting-api", "--can-introspect", "audience", "--format", "json",
+        "--db", server.db,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["can_introspect"] == "audience"
+    poll(lambda: server.introspect(token, caller)["active"] is True)
+    code, _, err = run(
+        "clients", "update", "reporting-api", "--can-introspect", "none", "--db", server.db
+    )
+    assert code == 0, err
+    poll(lambda: server.introspect(token, caller) == {"active": False})
+    code, _, err = run(
+        "clients", "update", "reporting-api", "--can-introspect", "all", "--db", server.db
+    )
+    assert code == 2
+    assert "--can-introspect is one of: audience, any (or none)" in err
 
 
 # -- introspection -----------------------------------------------------------------------

@@ -111,6 +111,7 @@ def add_key_client(
         audiences=(API,),
         jwks=stored,
         jwks_uri=jwks_uri,
+        introspection="audience",  # it plays the API too
     )
     return client_id
 
@@ -128,6 +129,7 @@ def add_secret_jwt_client(server: InProcessServer, client_id: str | None = None)
         auth_method="client_secret_jwt",
         scopes=("read", "write"),
         audiences=(API,),
+        introspection="audience",
     )
     return client_id, secret
 
@@ -1252,7 +1254,7 @@ def test_cli_creates_a_private_key_jwt_client_from_a_jwks_file(
     shown = cli_json("clients", "show", "keyed", "--db", server.db)
     assert shown["auth_method"] == "private_key_jwt"
     assert shown["jwks_kids"] == ["es256-1", "rsa-1"]
-    assert shown["active_secrets"] == 0
+    assert "secrets" not in shown  # it has none
     code, out, _ = run("clients", "show", "keyed", "--db", server.db)
     assert code == 0
     assert "private_key_jwt" in out and "es256-1" in out
@@ -1400,7 +1402,7 @@ def test_a_0001_store_upgrades_to_0002_keeping_its_clients(tmp_path: Path) -> No
             " VALUES ('old', 'client_secret_basic', 'read', '', 1, '2024-01-01 00:00:00')"
         )
     store.migrate()
-    assert store.schema_version() == "0003"
+    assert store.schema_version() == "0004"
     client = store.get_client("old")
     assert client.jwks is None and client.jwks_uri is None
     assert client.scopes == ("read",)

@@ -41,7 +41,7 @@ def test_rotation_publishes_the_new_key_before_it_signs(server: InProcessServer)
     new_kid = rotate(server)
     assert set(kids(server)) == {old_kid, new_kid}
     assert jose_part(server.access_token(client), 0)["kid"] == old_kid  # still the old one
-    code, out, err = run("keys", "list", "--db", server.db)
+    code, out, err = run("keys", "list", "--db", server.db, "--format", "json")
     assert code == 0, err
     listed = {key["kid"]: key for key in json.loads(out)}
     assert (listed[old_kid]["signing"], listed[new_kid]["signing"]) == (True, False)
@@ -108,7 +108,7 @@ def test_rotation_with_publish_ahead_0_signs_with_the_new_key_at_once(
 def test_keys_list_shows_which_key_signs(server: InProcessServer) -> None:
     old_kid = kids(server)[0]
     new_kid = rotate(server, "--keep-old-for", "600", "--publish-ahead", "0")
-    code, out, err = run("keys", "list", "--db", server.db)
+    code, out, err = run("keys", "list", "--db", server.db, "--format", "json")
     assert code == 0, err
     listed = {key["kid"]: key for key in json.loads(out)}
     assert listed[new_kid]["signing"] is True
@@ -154,13 +154,13 @@ def test_rotate_on_a_fresh_store_keeps_the_first_key_published(tmp_path: Path) -
     db = made_store(tmp_path / "fresh.db")
     code, _, err = run("keys", "rotate", "--db", db, "--keep-old-for", "600")
     assert code == 0, err
-    code, out, _ = run("keys", "list", "--db", db)
+    code, out, _ = run("keys", "list", "--db", db, "--format", "json")
     listed = json.loads(out)
     assert len(listed) == 2
     assert [k["signing"] for k in listed] == [False, True]  # newest first; not signing yet
     code, _, err = run("keys", "rotate", "--db", db, "--publish-ahead", "0")
     assert code == 0, err
-    listed = json.loads(run("keys", "list", "--db", db)[1])
+    listed = json.loads(run("keys", "list", "--db", db, "--format", "json")[1])
     assert [k["signing"] for k in listed] == [True, False, False]
 
 
@@ -228,6 +228,6 @@ def test_keys_list_reads_and_never_writes(tmp_path: Path) -> None:
     """Listing the keys of a store that has none makes none (it may be a read-only login)."""
     db = made_store(tmp_path / "empty.db")
     for _ in range(2):
-        code, out, err = run("keys", "list", "--db", db)
+        code, out, err = run("keys", "list", "--db", db, "--format", "json")
         assert code == 0, err
         assert json.loads(out) == []

@@ -60,6 +60,7 @@ def register(server: AuthkestraServer, client_id: str, **options: object) -> tup
             auth_method=str(options.get("auth_method", "client_secret_basic")),
             scopes=tuple(options.get("scopes", ("read", "write"))),  # type: ignore[arg-type]
             audiences=(API,),
+            introspection="audience",  # it asks about its own tokens in these tests
         )
     finally:
         store.close()

@@ -186,7 +186,7 @@ def test_a_master_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
     db = made_store(tmp_path / "authkestra.db")
     key = Path(f"{tmp_path}/authkestra.db.master-key")
     key.chmod(0o640)
-    code, _, err = run("keys", "list", "--db", db)
+    code, _, err = run("keys", "list", "--db", db, "--format", "json")
     assert code == 3
     assert err.count("\n") == 1
     assert err.startswith(f"authkestra: error: the master key file {key}")

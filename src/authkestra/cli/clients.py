@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._protocol.client_auth import AuthMethod
+from ._render import ListFormatOption, check_format, print_record, print_records
 from ._store_options import DbOption, MasterKeyOption, fail, open_store, print_json
 
 if TYPE_CHECKING:
@@ -72,6 +73,22 @@ CertOption = Annotated[
 ]
 
 
+CanIntrospectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--can-introspect",
+        metavar="audience|any|none",
+        help="May introspect tokens (RFC 7662): 'audience', those meant for one of its"
+        " audiences (an API); 'any', every token (a gateway); 'none' [default: none].",
+    ),
+]
+
+
+def _introspection(value: str | None) -> str | None:
+    """The --can-introspect value as the registration rules take it ('none': None)."""
+    return None if value in (None, "none") else value
+
+
 def _check_format(env: Environment, value: str) -> None:
     if value not in ("text", "json"):
         raise fail(env, "--format must be text or json", 2)
@@ -88,6 +105,7 @@ def _describe(client: ClientRecord) -> dict[str, object]:
         "audiences": list(client.audiences),
         "token_ttl": client.token_ttl,
         "enabled": client.enabled,
+        "can_introspect": client.introspection,
         "created_at": client.created_at.isoformat(timespec="seconds"),
     }
 
@@ -104,6 +122,8 @@ _OPTIONS = {
     "certificates": "--cert",
     "tls_subject": "--tls-*",
     "set_keys": "'clients set-keys'",
+    "introspection": "--can-introspect",
+    "enabled": "--enable/--disable",
 }
 
 
@@ -216,6 +236,7 @@ def create(
     tls_san_ip: TlsSanIpOption = None,
     tls_san_email: TlsSanEmailOption = None,
     cert: CertOption = None,
+    can_introspect: CanIntrospectOption = None,
     output: FormatOption = "text",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
@@ -242,6 +263,7 @@ def create(
         jwks_uri=jwks_uri,
         certificates=_read_certificates(env, cert),
         tls_subjects=_subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email),
+        introspection=_introspection(can_introspect),
     )
     with _registry(env, db, master_key_file, name) as registry:
         issued = registry.create(spec)
@@ -291,38 +313,36 @@ def _print_document(env: Environment, output: str, document: dict[str, object]) 
 @clients_app.command("list")
 def list_clients(
     ctx: typer.Context,
-    output: FormatOption = "text",
+    output: ListFormatOption = "table",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
 ) -> None:
     """List the registered clients."""
     env: Environment = ctx.obj
-    _check_format(env, output)
+    check_format(env, output)
     _, store = open_store(env, db, master_key_file)
     try:
         clients = store.list_clients()
     finally:
         store.close()
-    if output == "json":
-        print_json(env, [_describe(c) for c in clients])
-        return
-    for c in clients:
-        state = "enabled" if c.enabled else "disabled"
-        env.stdout.write(f"{c.client_id}\t{c.auth_method}\t{state}\tscopes={' '.join(c.scopes)}\n")
-    env.stdout.flush()
+    print_records(env, output, [_describe(c) for c in clients], _LIST_COLUMNS)
+
+
+_LIST_COLUMNS = ("client_id", "auth_method", "enabled", "scopes", "audiences", "can_introspect")
 
 
 @clients_app.command("show")
 def show(
     ctx: typer.Context,
     client_id: str,
-    output: FormatOption = "text",
+    output: ListFormatOption = "table",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
 ) -> None:
-    """Show one client: its method, its key ids or jwks_uri -- never a secret."""
+    """Show one client: its method, its key ids or jwks_uri, when each secret expires --
+    never a secret."""
     env: Environment = ctx.obj
-    _check_format(env, output)
+    check_format(env, output)
     from ..server.store import UnknownClient
 
     _, store = open_store(env, db, master_key_file)
@@ -333,7 +353,15 @@ def show(
     finally:
         store.close()
     described = _describe(client)
-    described["active_secrets"] = len(client.secrets)
+    if client.method.needs_secret:
+        described["secrets"] = [
+            {
+                "expires_at": secret.expires_at.isoformat(timespec="seconds")
+                if secret.expires_at
+                else "never (the current one)"
+            }
+            for secret in client.secrets
+        ]
     if client.tls_client_auth is not None:
         described["tls_client_auth"] = json.loads(client.tls_client_auth)
     if client.auth_method == AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH.value:
@@ -347,7 +375,7 @@ def show(
             described["jwks_uri"] = client.jwks_uri
         else:
             described["jwks_kids"] = jwks_kids(client.jwks)
-    _print_document(env, output, described)
+    print_record(env, output, described)
 
 
 @clients_app.command("rotate-secret")
@@ -415,6 +443,86 @@ def set_keys(
             tls_subjects=subjects,
         )
     _print_issued(env, output, issued)
+
+
+@clients_app.command("update")
+def update(
+    ctx: typer.Context,
+    client_id: str,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Its scopes from now on (repeatable; replaces them all)."),
+    ] = None,
+    default_scope: Annotated[
+        list[str] | None,
+        typer.Option("--default-scope", help="Its default scopes from now on (repeatable)."),
+    ] = None,
+    all_scopes_by_default: Annotated[
+        bool,
+        typer.Option("--all-scopes-by-default", help="Grant all its scopes when it asks none."),
+    ] = False,
+    audience: Annotated[
+        list[str] | None,
+        typer.Option("--audience", help="Its audiences from now on (repeatable)."),
+    ] = None,
+    token_ttl: Annotated[
+        int | None,
+        typer.Option("--token-ttl", min=1, max=86400, help="Seconds its tokens live."),
+    ] = None,
+    default_token_ttl: Annotated[
+        bool, typer.Option("--default-token-ttl", help="Its tokens live the server's default.")
+    ] = False,
+    enabled: Annotated[
+        bool | None,
+        typer.Option("--enable/--disable", help="Let it get tokens, or refuse it new ones."),
+    ] = None,
+    can_introspect: CanIntrospectOption = None,
+    jwks: JwksOption = None,
+    jwks_uri: JwksUriOption = None,
+    cert: CertOption = None,
+    tls_subject_dn: TlsSubjectDnOption = None,
+    tls_san_dns: TlsSanDnsOption = None,
+    tls_san_uri: TlsSanUriOption = None,
+    tls_san_ip: TlsSanIpOption = None,
+    tls_san_email: TlsSanEmailOption = None,
+    output: ListFormatOption = "table",
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
+    """Change a client's scopes, audiences, token lifetime, enabled state, right to
+    introspect or keys -- never its secret (that is rotate-secret). Prints the client."""
+    env: Environment = ctx.obj
+    check_format(env, output)
+    from ..server.registration import KEEP, ClientChanges
+
+    if default_scope and all_scopes_by_default:
+        raise fail(env, "--default-scope and --all-scopes-by-default: give one", 2)
+    if token_ttl is not None and default_token_ttl:
+        raise fail(env, "--token-ttl and --default-token-ttl: give one", 2)
+    defaults = default_scope if default_scope else ([] if all_scopes_by_default else KEEP)
+    changes = ClientChanges(
+        scopes=scope if scope else KEEP,
+        default_scopes=defaults,
+        audiences=audience if audience else KEEP,
+        token_ttl=token_ttl if token_ttl is not None else (None if default_token_ttl else KEEP),
+        enabled=enabled if enabled is not None else KEEP,
+        introspection=_introspection(can_introspect) if can_introspect is not None else KEEP,
+    )
+    subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
+    new_keys = jwks is not None or jwks_uri is not None or bool(cert) or bool(subjects)
+    if not changes.given() and not new_keys:
+        raise fail(env, "nothing to change: give what to change (see --help)", 2)
+    jwks_text = _read_text(env, "--jwks", jwks) if jwks is not None else None
+    certificates = _read_certificates(env, cert)
+    keys = {
+        "jwks": jwks_text,
+        "jwks_uri": jwks_uri,
+        "certificates": certificates,
+        "tls_subjects": subjects,
+    }
+    with _registry(env, db, master_key_file, client_id) as registry:
+        client = registry.update(client_id, changes, keys=keys if new_keys else None)
+    print_record(env, output, _describe(client))
 
 
 def _set_enabled(

@@ -9,25 +9,32 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._store_options import DbOption, MasterKeyOption, fail, open_store, print_json
+from ._render import ListFormatOption, check_format, print_records
+from ._store_options import DbOption, MasterKeyOption, fail, open_store
 
 if TYPE_CHECKING:
+    from ..server.settings import ServerSettings
+    from ..server.store import Store
     from . import Environment
 
 __all__ = ["register"]
 
 keys_app = typer.Typer(
-    help="List and rotate token signing keys; reseal them under a new master key.",
+    help="List, rotate and withdraw token signing keys; reseal them under a new master key.",
     no_args_is_help=True,
 )
 
 
 @keys_app.command("list")
 def list_keys(
-    ctx: typer.Context, db: DbOption = None, master_key_file: MasterKeyOption = None
+    ctx: typer.Context,
+    output: ListFormatOption = "table",
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
 ) -> None:
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
+    check_format(env, output)
     from ..server.keys import signing_record
 
     _, store = open_store(env, db, master_key_file)
@@ -37,21 +44,61 @@ def list_keys(
         store.close()
     current = signing_record(keys, datetime.now(timezone.utc))
     signing = current.kid if current is not None else None
-    print_json(
+    print_records(
         env,
+        output,
         [
             {
                 "kid": k.kid,
                 "alg": k.alg,
                 "signing": k.kid == signing,
-                "created_at": k.created_at.isoformat(timespec="seconds"),
-                "signs_until": k.retired_at.isoformat(timespec="seconds") if k.retired_at else None,
-                "published_until": k.published_until.isoformat(timespec="seconds")
-                if k.published_until
-                else None,
+                "created_at": _when(k.created_at),
+                "signs_until": _when(k.retired_at),
+                "published_until": _when(k.published_until),
             }
             for k in keys
         ],
+        ("kid", "alg", "signing", "created_at", "signs_until", "published_until"),
+    )
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+@keys_app.command("withdraw")
+def withdraw(
+    ctx: typer.Context,
+    kid: Annotated[str, typer.Argument(help="The key id (see 'keys list').")],
+    db: DbOption = None,
+    master_key_file: MasterKeyOption = None,
+) -> None:
+    """Withdraw a key from signing and from the JWKS at once, and delete it (a key that
+    leaked). Tokens it signed stop verifying; if it signs now, a new key takes over."""
+    env: Environment = ctx.obj
+    from ..server.keys import KeyRing
+
+    settings, store = open_store(env, db, master_key_file)
+    try:
+        ring = KeyRing(store, alg=settings.signing_alg, cache_seconds=0)
+        try:
+            replacement = ring.withdraw(
+                kid, keep_others_for=timedelta(seconds=_longest_token_lifetime(store, settings))
+            )
+        except KeyError:
+            raise fail(env, f"no published key {kid!r} (see 'authkestra keys list')") from None
+    finally:
+        store.close()
+    env.stdout.write(f"key {kid} withdrawn and deleted\n")
+    if replacement is not None:
+        env.stdout.write(f"new signing key {replacement}, signing now\n")
+
+
+def _longest_token_lifetime(store: Store, settings: ServerSettings) -> int:
+    """How long the tokens of the key that signs now may live: the longest lifetime."""
+    return max(
+        [c.token_ttl or settings.default_token_ttl for c in store.list_clients()]
+        or [settings.default_token_ttl]
     )
 
 
@@ -91,11 +138,8 @@ def rotate(
         algorithm = alg or settings.signing_alg
         if algorithm not in ALGORITHMS:
             raise fail(env, f"--alg must be one of {', '.join(ALGORITHMS)}", 2)
-        longest = max(
-            [c.token_ttl or settings.default_token_ttl for c in store.list_clients()] or [0]
-        )
         seconds = (
-            keep_old_for if keep_old_for is not None else max(longest, settings.default_token_ttl)
+            keep_old_for if keep_old_for is not None else _longest_token_lifetime(store, settings)
         )
         ring = KeyRing(store, alg=algorithm, cache_seconds=0)
         ring.signing_key()  # there is an old key to retire (a fresh store has none yet)

@@ -144,6 +144,27 @@ class KeyRing:
         kid, alg, key = self.signing_key()
         return sign_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key)
 
+    def withdraw(self, kid: str, *, keep_others_for: timedelta) -> str | None:
+        """Withdraw ``kid`` from signing and from the JWKS at once (a key that leaked);
+        KeyError if it is not published.
+
+        Tokens it signed stop verifying. If it is the key that signs now, a new key takes
+        over at once (APIs fetch it on its first unknown kid); the other keys stay
+        published ``keep_others_for``. Returns the new key's kid, if one was made.
+        """
+        records = self.store.signing_keys(private=False)
+        if kid not in {record.kid for record in records}:
+            raise KeyError(kid)
+        current = signing_record(records, self.now())
+        replacement = None
+        if current is not None and current.kid == kid:
+            replacement = self.rotate(keep_old_for=keep_others_for, alg=current.alg)
+        self.store.withdraw_signing_key(kid)
+        purge(self.store)  # its private part goes now
+        self._loaded_at = float("-inf")
+        self._parsed.pop(kid, None)
+        return replacement
+
     def rotate(
         self,
         *,

@@ -12,7 +12,13 @@ client may be:
 - ``private_key_jwt``: its public keys (a JWK Set, one JWK or a PEM public key,
   each checked by :mod:`.client_keys`) or an ``https`` ``jwks_uri``;
 - ``self_signed_tls_client_auth``: its certificates (PEM, or a JWK Set with ``x5c``);
-- ``tls_client_auth``: exactly one certificate subject (subject DN or one SAN).
+- ``tls_client_auth``: exactly one certificate subject (subject DN or one SAN);
+- its right to introspect tokens (RFC 7662 §4): none (the default), the tokens
+  meant for one of its audiences (:data:`INTROSPECT_AUDIENCE`), or every token
+  (:data:`INTROSPECT_ANY`).
+
+:meth:`Registry.update` changes scopes, audiences, token lifetime, enabled state
+and the introspection right under the same rules, without touching the secret.
 
 A secret client gets a new 256-bit secret, stored only as a keyed hash (and,
 for ``client_secret_jwt``, encrypted, since its HMAC assertions need it back);
@@ -29,6 +35,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from .._protocol.client_auth import AuthMethod
 from .._protocol.scope import is_scope_token
@@ -42,7 +49,12 @@ from .settings import ServerSettings
 from .store import ClientRecord, Store, new_secret
 
 __all__ = [
+    "INTROSPECTION_RIGHTS",
+    "INTROSPECT_ANY",
+    "INTROSPECT_AUDIENCE",
+    "KEEP",
     "SUPPORTED_AUTH_METHODS",
+    "ClientChanges",
     "ClientSpec",
     "IssuedClient",
     "RegistrationError",
@@ -60,6 +72,12 @@ SUPPORTED_AUTH_METHODS = (
     AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH,
 )
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+#: A client may introspect the tokens meant for one of its audiences (an API asking
+#: about the tokens presented to it) ...
+INTROSPECT_AUDIENCE = "audience"
+#: ... or every token this server issued (a gateway in front of many APIs).
+INTROSPECT_ANY = "any"
+INTROSPECTION_RIGHTS = (INTROSPECT_AUDIENCE, INTROSPECT_ANY)
 
 
 def field_name(field: str) -> str:
@@ -95,6 +113,41 @@ class ClientSpec:
     certificates: Sequence[str] = ()
     #: tls_client_auth: subject kind (``subject_dn``, ``san_dns``...) -> value, exactly one.
     tls_subjects: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Which tokens it may introspect: None, :data:`INTROSPECT_AUDIENCE` or :data:`INTROSPECT_ANY`.
+    introspection: str | None = None
+
+
+class _Keep:
+    """The value of a :class:`ClientChanges` field left as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: Leave this field as it is (in :class:`ClientChanges`).
+KEEP: Any = _Keep()
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientChanges:
+    """What :meth:`Registry.update` changes; every field left :data:`KEEP` stays as it is."""
+
+    scopes: Sequence[str] = KEEP
+    #: Empty: all of its scopes.
+    default_scopes: Sequence[str] = KEEP
+    audiences: Sequence[str] = KEEP
+    #: None: the server's default lifetime.
+    token_ttl: int | None = KEEP
+    enabled: bool = KEEP
+    introspection: str | None = KEEP
+
+    def given(self) -> dict[str, Any]:
+        """The fields to change, by name."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) is not KEEP
+        }
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -131,13 +184,10 @@ class Registry:
             )
         scopes = _scopes(spec.scopes)
         defaults = _scopes(spec.default_scopes)
-        if not set(defaults) <= set(scopes):
-            raise RegistrationError("{default_scopes} must be among its {scopes} values")
-        audiences = tuple(dict.fromkeys(spec.audiences))
-        if any(not isinstance(a, str) or not a or " " in a for a in audiences):
-            raise RegistrationError("an audience must be a non-empty URI without spaces")
-        if spec.token_ttl is not None and not 1 <= spec.token_ttl <= 86400:
-            raise RegistrationError("{token_ttl} must be 1 to 86400 seconds")
+        _defaults_among(defaults, scopes)
+        audiences = _audiences(spec.audiences)
+        _token_ttl(spec.token_ttl)
+        _introspection(spec.introspection)
         keys = self._keys(method, spec.jwks, spec.jwks_uri, spec.certificates)
         subject = _tls_subject(method, spec.tls_subjects)
         secret = new_secret() if method.needs_secret else None
@@ -153,6 +203,7 @@ class Registry:
             jwks=keys[0] if keys else None,
             jwks_uri=spec.jwks_uri,
             tls_client_auth=subject.to_json() if subject else None,
+            introspection=spec.introspection,
         )
         return IssuedClient(
             record,
@@ -217,9 +268,56 @@ class Registry:
             self.store.get_client(client_id), key_ids=tuple(keys[1]) if keys else ()
         )
 
+    def update(
+        self,
+        client_id: str,
+        changes: ClientChanges,
+        *,
+        keys: Mapping[str, Any] | None = None,
+    ) -> ClientRecord:
+        """Change what ``changes`` gives, under the rules of :meth:`create`; the secret and
+        the method stay. ``keys``: :meth:`set_keys` arguments, to replace its keys too.
+
+        Everything is checked before anything is written. UnknownClient if there is
+        none; the changed record.
+        """
+        client = self.store.get_client(client_id)
+        given = self._checked(client, changes)
+        if keys is not None:
+            self.set_keys(client_id, **keys)
+        if not given:
+            return self.store.get_client(client_id)
+        return self.store.update_client(client_id, given)
+
+    def _checked(self, client: ClientRecord, changes: ClientChanges) -> dict[str, Any]:
+        """``changes`` as the store takes them, checked; RegistrationError if refused."""
+        given = changes.given()
+        if "scopes" in given:
+            given["scopes"] = _scopes(given["scopes"])
+        if "default_scopes" in given:
+            given["default_scopes"] = _scopes(given["default_scopes"]) or None
+        scopes = given.get("scopes", client.scopes)
+        defaults = given.get("default_scopes", client.default_scopes) or ()
+        if "default_scopes" in given or "scopes" in given:
+            if "scopes" in given and "default_scopes" not in given:
+                # Narrowed scopes narrow the defaults with them, rather than being refused.
+                kept = tuple(s for s in defaults if s in scopes)
+                given["default_scopes"] = kept or None
+                defaults = kept
+            _defaults_among(defaults, scopes)
+        if "audiences" in given:
+            given["audiences"] = _audiences(given["audiences"])
+        if "token_ttl" in given:
+            _token_ttl(given["token_ttl"])
+        if "enabled" in given and not isinstance(given["enabled"], bool):
+            raise RegistrationError("{enabled} is true or false")
+        if "introspection" in given:
+            _introspection(given["introspection"])
+        return given
+
     def set_enabled(self, client_id: str, enabled: bool) -> None:
         """Enable or disable a client (a disabled one gets no tokens; its tokens go inactive)."""
-        self.store.set_enabled(client_id, enabled)
+        self.update(client_id, ClientChanges(enabled=enabled))
 
     def delete(self, client_id: str) -> None:
         """Delete a client and its secrets."""
@@ -293,6 +391,34 @@ def _scopes(values: Sequence[str]) -> tuple[str, ...]:
     if not all(is_scope_token(s) for s in scopes):
         raise RegistrationError("a scope has characters RFC 6749 does not allow")
     return scopes
+
+
+def _defaults_among(defaults: Sequence[str], scopes: Sequence[str]) -> None:
+    if not set(defaults) <= set(scopes):
+        raise RegistrationError("{default_scopes} must be among its {scopes} values")
+
+
+def _audiences(values: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise RegistrationError("{audiences} is a list of URIs")
+    audiences = tuple(dict.fromkeys(values))
+    if any(not isinstance(a, str) or not a or " " in a for a in audiences):
+        raise RegistrationError("an audience must be a non-empty URI without spaces")
+    return audiences
+
+
+def _token_ttl(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 86400:
+        raise RegistrationError("{token_ttl} must be 1 to 86400 seconds")
+
+
+def _introspection(value: object) -> None:
+    if value is not None and value not in INTROSPECTION_RIGHTS:
+        raise RegistrationError(
+            "{introspection} is one of: " + ", ".join(INTROSPECTION_RIGHTS) + " (or none)"
+        )
 
 
 def _normalized(jwks: str) -> tuple[str, list[str]]:

@@ -13,6 +13,8 @@ from ...errors import InvalidRequest, OAuthError, RateLimited
 from ...tls import ClientCertificate, presented_certificate
 from ..context import ServerContext
 from ..oauth_request import FormParams, single
+from ..registration import INTROSPECT_ANY, INTROSPECT_AUDIENCE
+from ..store import ClientRecord
 from ..token_check import read_own_token
 from ._common import (
     authenticate_client,
@@ -46,9 +48,14 @@ def _introspect(
     address: str,
     certificate: ClientCertificate | None = None,
 ) -> dict[str, Any]:
-    authenticate_client(ctx, authorization, params, address, certificate=certificate)
-    claims = read_own_token(_token_param(params), keys=ctx.keys, issuer=ctx.issuer)
-    if claims is None or ctx.revocations.is_revoked(claims["jti"]):
+    caller = authenticate_client(ctx, authorization, params, address, certificate=certificate)
+    token = _token_param(params)
+    if caller.introspection is None:
+        return INACTIVE  # no right to introspect: nothing is told, not even that it is ours
+    claims = read_own_token(token, keys=ctx.keys, issuer=ctx.issuer)
+    if claims is None or not _visible_to(caller, claims):
+        return INACTIVE
+    if ctx.revocations.is_revoked(claims["jti"]):
         return INACTIVE
     owner = ctx.clients.lookup(claims["client_id"])
     if owner is None or not owner.enabled:
@@ -64,6 +71,22 @@ def _introspect(
         if name in claims:
             answer[name] = claims[name]
     return answer
+
+
+def _visible_to(caller: ClientRecord, claims: dict[str, Any]) -> bool:
+    """Whether ``caller`` may learn about the token with ``claims`` (RFC 7662 §4).
+
+    With the right ``audience``: only a token meant for one of the caller's audiences
+    (an API asks about the tokens presented to it, not about others'); ``any``: every
+    token. Anything else is answered as an inactive token, which tells nothing.
+    """
+    if caller.introspection == INTROSPECT_ANY:
+        return True
+    if caller.introspection != INTROSPECT_AUDIENCE:
+        return False
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    return isinstance(audiences, list) and any(a in caller.audiences for a in audiences)
 
 
 def _revoke(

@@ -40,6 +40,9 @@ class ClientRow(Base):
     jwks_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     #: tls_client_auth: the certificate subject the client is registered with (JSON).
     tls_client_auth: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: (0004) which tokens it may introspect: "audience" (its own audiences'), "any", or
+    #: NULL (none).
+    introspection: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ClientSecretRow(Base):

@@ -44,6 +44,9 @@ class ClientRecord:
     #: as JSON text ``{"subject_dn": ...}`` or ``{"san_dns" | "san_uri" | "san_ip" |
     #: "san_email": ...}``. Self-signed certificates are kept in ``jwks`` (as ``x5c``).
     tls_client_auth: str | None = None
+    #: Which tokens it may introspect (RFC 7662 §4): ``"audience"``, those meant for one
+    #: of its :attr:`audiences`; ``"any"``, every token; None, none.
+    introspection: str | None = None
 
     @functools.cached_property
     def method(self) -> AuthMethod:

@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -41,6 +41,10 @@ logger = logging.getLogger("authkestra.server")
 __all__ = ["ClientExists", "Store", "StoreMissing", "UnknownClient"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: What :meth:`Store.update_client` may change.
+UPDATABLE = frozenset(
+    {"scopes", "default_scopes", "audiences", "token_ttl", "enabled", "introspection"}
+)
 #: Serialises schema upgrades of instances starting together on one PostgreSQL.
 _PG_MIGRATION_LOCK = 0x61757468  # "auth"
 
@@ -226,6 +230,7 @@ class Store:
         jwks: str | None = None,
         jwks_uri: str | None = None,
         tls_client_auth: str | None = None,
+        introspection: str | None = None,
     ) -> ClientRecord:
         """Register a client: with a secret (its hash; ``encrypted_secret`` too for
         ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt,
@@ -249,6 +254,7 @@ class Store:
                         jwks=jwks,
                         jwks_uri=jwks_uri,
                         tls_client_auth=tls_client_auth,
+                        introspection=introspection,
                     )
                 )
                 session.flush()
@@ -350,11 +356,25 @@ class Store:
             row.tls_client_auth = tls_client_auth
 
     def set_enabled(self, client_id: str, enabled: bool) -> None:
+        self.update_client(client_id, {"enabled": enabled})
+
+    def update_client(self, client_id: str, changes: Mapping[str, object]) -> ClientRecord:
+        """Change a client's :data:`UPDATABLE` fields (secrets and keys untouched); the result.
+
+        Space-separated lists (scopes, audiences) are given as sequences;
+        ``default_scopes`` None means all of its scopes.
+        """
+        unknown = set(changes) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
         with self.session() as session:
             row = session.get(ClientRow, client_id)
             if row is None:
                 raise UnknownClient(client_id)
-            row.enabled = enabled
+            for name, value in changes.items():
+                listed = name in ("scopes", "audiences", "default_scopes") and value is not None
+                setattr(row, name, " ".join(value) if listed else value)  # type: ignore[arg-type]
+        return self.get_client(client_id)
 
     def delete_client(self, client_id: str) -> None:
         with self.session() as session:
@@ -405,6 +425,18 @@ class Store:
                         row.published_until = takes_over + retire_others_after
             sealed = self.sealer.seal_key(kid, private_jwk)
             session.add(SigningKeyRow(kid=kid, alg=alg, private_jwk=sealed, created_at=now))
+
+    def withdraw_signing_key(self, kid: str) -> None:
+        """Stop signing with ``kid`` and publishing it, now; KeyError if no such key."""
+        now = _utcnow()
+        with self.session() as session:
+            row = session.get(SigningKeyRow, kid)
+            if row is None:
+                raise KeyError(kid)
+            retired = _aware(row.retired_at)
+            if retired is None or retired > now:
+                row.retired_at = now
+            row.published_until = now
 
     # -- revocation ----------------------------------------------------------------------
 
@@ -511,6 +543,7 @@ def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
         tls_client_auth=row.tls_client_auth,
+        introspection=row.introspection,
     )
 
 
