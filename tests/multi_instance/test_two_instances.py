@@ -187,8 +187,11 @@ def api(pair: tuple[AuthkestraServer, AuthkestraServer]) -> tuple[str, str]:
 def test_both_use_postgresql_and_redis(pair: tuple[AuthkestraServer, AuthkestraServer]) -> None:
     for server in pair:
         assert server.db.startswith("postgresql://")
-        health = httpx.get(f"{server.issuer}/healthz", timeout=10).json()
-        assert health == {"status": "ok", "store": "ok", "redis": "ok"}
+        ready = httpx.get(f"{server.issuer}/readyz", timeout=10).json()
+        assert ready == {
+            "status": "ready",
+            "checks": {"store": "ok", "redis": "ok", "signing_key": "ok"},
+        }
         metadata = httpx.get(
             f"{server.issuer}/.well-known/oauth-authorization-server", timeout=10
         ).json()
@@ -467,8 +470,8 @@ def test_two_instances_starting_together_migrate_a_fresh_database_once(
     a, b = start_pair(db, redis_server.url, LENIENT_ENV)
     try:
         for server in (a, b):
-            health = httpx.get(f"{server.issuer}/healthz", timeout=10)
-            assert health.json() == {"status": "ok", "store": "ok", "redis": "ok"}
+            ready = httpx.get(f"{server.issuer}/readyz", timeout=10)
+            assert ready.json()["checks"] == {"store": "ok", "redis": "ok", "signing_key": "ok"}
         assert postgres_server.execute(name, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert postgres_server.execute(
             name, "SELECT count(*) FROM server_state WHERE name = 'client_secret_hmac_key'"

@@ -243,8 +243,12 @@ def b64url(data: bytes) -> str:
 def assert_oauth_error(
     response: httpx.Response, error: str | None = None, status: int | None = None
 ) -> dict[str, Any]:
-    """An RFC 6749 §5.2 error: JSON object with a known ``error``, never a 5xx or a page."""
-    assert response.status_code < 500, (response.status_code, response.text)
+    """An RFC 6749 §5.2 error: JSON object with a known ``error``, never a 5xx or a page
+    (but a 503 ``temporarily_unavailable`` with Retry-After, when that is the error asked for)."""
+    if response.status_code == 503 and error == "temporarily_unavailable":
+        assert int(response.headers["retry-after"]) >= 1
+    else:
+        assert response.status_code < 500, (response.status_code, response.text)
     assert response.status_code >= 400, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json"), response.headers
     text = response.text

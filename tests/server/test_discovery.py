@@ -141,25 +141,6 @@ def test_jwks_holds_public_keys_only(make_server: MakeServer, alg: str) -> None:
     assert not any(value in response.text for value in secret_values)
 
 
-def test_healthz(server: InProcessServer) -> None:
-    response = server.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "store": "ok"}
-
-
-def test_healthz_reports_a_broken_store(
-    server: InProcessServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken() -> None:
-        raise ConnectionError("database is down")
-
-    monkeypatch.setattr(server.ctx.store, "ping", broken)
-    response = server.get("/healthz")
-    assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "reason": "ConnectionError"}
-    assert "database is down" not in response.text
-
-
 def test_head_and_get_only(server: InProcessServer) -> None:
     assert server.request("HEAD", "/healthz").status_code == 200
     for path in ("/healthz", "/jwks.json", "/.well-known/oauth-authorization-server"):

@@ -89,7 +89,7 @@ class AuthkestraServer:
             if self.process.poll() is not None:
                 break
             try:
-                answer = httpx.get(f"{self.issuer}/healthz", timeout=1, verify=self.verify)
+                answer = httpx.get(f"{self.issuer}/readyz", timeout=1, verify=self.verify)
                 if answer.status_code == 200:
                     return
             except httpx.HTTPError:

@@ -14,7 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .context import ServerContext, build_context
-from .endpoints.discovery import health_endpoint, jwks_endpoint, metadata_endpoint
+from .endpoints._common import NO_STORE, RETRY_UNAVAILABLE_AFTER
+from .endpoints.discovery import jwks_endpoint, metadata_endpoint
+from .endpoints.health import health_endpoint, readiness_endpoint
 from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.token import token_endpoint
 from .housekeeping import purge_forever
@@ -45,10 +47,48 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
+def _backend_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that say the store or Redis is in trouble (Redis only if installed)."""
+    from sqlalchemy.exc import DBAPIError
+
+    errors: list[type[Exception]] = [DBAPIError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeout
+    except ImportError:
+        return tuple(errors)
+    return (*errors, RedisConnectionError, RedisTimeout)
+
+
+async def _backend_error(request: Request, exc: Exception) -> Response:
+    """The store or Redis unreachable: a 503 to retry (``Retry-After``), never a 500.
+
+    Registered for these exception classes, so the answer is final (a handler of
+    ``Exception`` would have Starlette re-raise it into the server's log as a traceback).
+    """
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    unreachable = not isinstance(exc, DBAPIError) or (
+        isinstance(exc, OperationalError) or exc.connection_invalidated
+    )
+    if not unreachable:
+        return await _unexpected(request, exc)
+    logger.warning("authkestra server: store or Redis unreachable (%s)", type(exc).__name__)
+    return JSONResponse(
+        {
+            "error": "temporarily_unavailable",
+            "error_description": "the server cannot reach its store: retry after the time in"
+            " Retry-After",
+        },
+        status_code=503,
+        headers={**NO_STORE, "Retry-After": str(RETRY_UNAVAILABLE_AFTER)},
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     # Logged with its traceback here; the client gets no detail about the internals.
     logger.error("authkestra server: unhandled %s", type(exc).__name__, exc_info=exc)
-    return JSONResponse({"error": "server_error"}, status_code=500)
+    return JSONResponse({"error": "server_error"}, status_code=500, headers=NO_STORE)
 
 
 def create_app(
@@ -92,11 +132,16 @@ def create_app(
         Route("/.well-known/openid-configuration", metadata_endpoint, methods=["GET"]),
         Route("/jwks.json", jwks_endpoint, methods=["GET"]),
         Route("/healthz", health_endpoint, methods=["GET"]),
+        Route("/readyz", readiness_endpoint, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={
+            HTTPException: _http_error,
+            **dict.fromkeys(_backend_errors(), _backend_error),
+            Exception: _unexpected,
+        },
     )
     # No 307 from /token/ to /token (built from the Host header): an unknown path is a 404.
     app.router.redirect_slashes = False

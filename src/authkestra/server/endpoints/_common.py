@@ -17,6 +17,7 @@ from ..store import ClientRecord
 __all__ = [
     "MAX_HEADER_BYTES",
     "NO_STORE",
+    "RETRY_UNAVAILABLE_AFTER",
     "THROTTLED_ERROR",
     "authenticate_client",
     "error_response",
@@ -28,6 +29,9 @@ __all__ = [
 #: The error code of a 429 (with Retry-After) to an address that failed to authenticate
 #: too often: RFC 6749's code for "try again later" (``slow_down`` is the device flow's).
 THROTTLED_ERROR = "temporarily_unavailable"
+
+#: Seconds a client is told to wait (Retry-After) when the store or Redis is unreachable.
+RETRY_UNAVAILABLE_AFTER = 5
 
 #: RFC 6749 §5.1: responses with tokens must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -13,7 +13,7 @@ from ..context import ServerContext
 from ..dpop import DPOP_SIGNING_ALGS
 from ..registration import SUPPORTED_AUTH_METHODS
 
-__all__ = ["health_endpoint", "jwks_endpoint", "metadata_endpoint"]
+__all__ = ["jwks_endpoint", "metadata_endpoint"]
 
 #: What client assertions (private_key_jwt, client_secret_jwt) may be signed with.
 AUTH_SIGNING_ALGS = [*ASYMMETRIC, *HMAC]
@@ -59,23 +59,3 @@ async def jwks_endpoint(request: Request) -> Response:
     jwks = await anyio.to_thread.run_sync(ctx.keys.jwks)
     # Short: a rotated-in key must reach resource servers soon.
     return JSONResponse(jwks, headers={"Cache-Control": "public, max-age=60"})
-
-
-def _check(ctx: ServerContext) -> dict[str, str]:
-    status = {"store": "ok"}
-    ctx.store.ping()
-    if ctx.redis is not None:
-        ctx.redis.ping()
-        status["redis"] = "ok"
-    return status
-
-
-async def health_endpoint(request: Request) -> Response:
-    ctx: ServerContext = request.app.state.ctx
-    try:
-        checks = await anyio.to_thread.run_sync(_check, ctx)
-    except Exception as exc:
-        return JSONResponse(
-            {"status": "unavailable", "reason": type(exc).__name__}, status_code=503
-        )
-    return JSONResponse({"status": "ok", **checks})
