@@ -44,6 +44,8 @@ class AuthkestraServer:
         tls: tuple[Path, Path, Path | None] | None = None,
         ca_bundle: Path | None = None,
         workers: int = 1,
+        log_level: str = "warning",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         """``tls``: (certificate, key, client CA or None) to serve HTTPS; ``ca_bundle``
         verifies the server's certificate then."""
@@ -63,7 +65,8 @@ class AuthkestraServer:
             "--db",
             self.db,
             "--log-level",
-            "warning",
+            log_level,
+            *extra_args,
         ]
         if redis:
             args += ["--redis", redis]

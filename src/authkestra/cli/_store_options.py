@@ -71,6 +71,7 @@ FLAGS = frozenset(
         "tls_key",
         "tls_client_ca",
         "log_level",
+        "log_format",
         "master_key_file",
         "trusted_proxies",
     }

@@ -178,6 +178,7 @@ def rewrap(
     server with it. Tokens already issued stay valid (the keys themselves are kept).
     """
     env: Environment = ctx.obj
+    from ..server.logs import audit
     from ..server.master_key import MasterKey, MasterKeyError, default_master_key_path
 
     settings, store = open_store(env, db, master_key_file)
@@ -200,6 +201,7 @@ def rewrap(
         except MasterKeyError as exc:
             raise fail(env, str(exc), 2) from None
         count = store.reseal(new_key)
+        audit("master_key_rewrapped", secrets=count, door="cli")
         if replaces is not None:
             os.replace(target, replaces)  # the store opens with it from now on
             target = replaces

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +14,6 @@ from ._store_options import (
     MasterKeyOption,
     fail,
     safe_url,
-    said_master_key,
     server_settings,
     store_failure,
 )
@@ -71,6 +71,10 @@ def serve(
             help="critical, error, warning, info, debug or trace [default: info].",
         ),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="text or json (one object per line) [default: text]."),
+    ] = None,
     master_key_file: MasterKeyOption = None,
     trusted_proxies: Annotated[
         str | None,
@@ -103,30 +107,52 @@ def serve(
         tls_client_ca=tls_client_ca,
         master_key_file=master_key_file,
         log_level=log_level,
+        log_format=log_format,
         trusted_proxies=trusted_proxies,
     )
     if settings.tls_cert is None and (settings.tls_key or settings.tls_client_ca):
         raise fail(env, "--tls-key and --tls-client-ca go with --tls-cert", 2)
-    _prepare_store(env, settings)
+    master_key_made = _prepare_store(env, settings)
     _check_redis(env, settings)
     _check_address(env, settings)
+    import logging.config
+
     import uvicorn
 
     from ..server.app import create_app
+    from ..server.logs import logging_config
 
+    # Everything checked: from here on every line is a log line, in --log-format.
+    log_config = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(log_config)
+    log = logging.getLogger("authkestra.server")
+    if master_key_made is not None:
+        log.warning(
+            "made the store's master key: keep it, apart from the store's backups",
+            extra={"fields": {"path": str(master_key_made)}},
+        )
     try:
         app = create_app(settings)
     except ImportError as exc:
         raise fail(
             env, f"missing dependency {exc.name}: pip install 'authkestra[server]'"
         ) from None
-    env.stderr.write(
-        f"authkestra: issuer {settings.effective_issuer()}, store {safe_url(settings.db)}\n"
+    log.info(
+        "starting",
+        extra={
+            "fields": {
+                "issuer": settings.effective_issuer(),
+                "store": safe_url(settings.db),
+                "redis": safe_url(settings.redis) if settings.redis else None,
+                "workers": workers,
+            }
+        },
     )
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        "log_config": log_config,
         "server_header": False,
         "access_log": False,
         # The client's address is the connection's, unless it comes through a proxy the
@@ -150,17 +176,18 @@ def serve(
     )
 
 
-def _prepare_store(env: Environment, settings: ServerSettings) -> None:
+def _prepare_store(env: Environment, settings: ServerSettings) -> Path | None:
     """Make (or open) the store, its schema current and its secrets sealed, before serving:
-    a store that cannot be had is one line here, not a traceback in a worker."""
+    a store that cannot be had is one line here, not a traceback in a worker. Where a
+    master key was made for it, if one was (logged once logging is set up)."""
     from ..server.context import open_store
 
     try:
         store = open_store(settings)
     except Exception as exc:
         raise fail(env, *store_failure(exc, settings)) from None
-    said_master_key(env, store)
     store.close()
+    return store.sealer.generated
 
 
 def _check_redis(env: Environment, settings: ServerSettings) -> None:
@@ -227,7 +254,7 @@ def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
     from ..tls.uvicorn import TLSExtensionHTTPProtocol
 
     assert settings.tls_cert is not None
-    _warn_if_others_may_read(env, settings.tls_key or settings.tls_cert, "TLS private key")
+    _warn_if_others_may_read(settings.tls_key or settings.tls_cert, "TLS private key")
     factory = ServerSSLContext(
         str(settings.tls_cert),
         str(settings.tls_key) if settings.tls_key else None,
@@ -251,7 +278,7 @@ def _tls_options(env: Environment, settings: ServerSettings) -> dict[str, Any]:
     }
 
 
-def _warn_if_others_may_read(env: Environment, path: Path, what: str) -> None:
+def _warn_if_others_may_read(path: Path, what: str) -> None:
     """A warning, not a refusal: a TLS key is often shared with a group (Debian's ssl-cert)."""
     from ..server.private_files import loose_mode
 
@@ -260,9 +287,10 @@ def _warn_if_others_may_read(env: Environment, path: Path, what: str) -> None:
     except OSError:
         return  # missing: said when it is loaded
     if loose is not None:
-        env.stderr.write(
-            f"authkestra: warning: the {what} file {path} may be read by others (mode"
-            f" {loose:04o}): chmod 600 {path}, unless a group must read it\n"
+        logging.getLogger("authkestra.server").warning(
+            "the %s file may be read by others: chmod 600 it, unless a group must read it",
+            what,
+            extra={"fields": {"path": str(path), "mode": f"{loose:04o}"}},
         )
 
 

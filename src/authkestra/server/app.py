@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .access_log import AccessLogMiddleware
 from .context import ServerContext, build_context
 from .endpoints._common import NO_STORE, RETRY_UNAVAILABLE_AFTER
 from .endpoints.discovery import jwks_endpoint, metadata_endpoint
@@ -136,6 +138,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(AccessLogMiddleware)],
         lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,

@@ -91,14 +91,15 @@ class ClientDirectory:
             else []
         )
         secret_ok = self.hasher.matches(credentials.secret or "", hashes)
-        if (
-            client is None
-            or not client.enabled
-            or credentials.secret is None  # only confidential clients get tokens here
-            or credentials.method is not client.method
-            or not secret_ok
-        ):
-            raise _copy(_FAILED)
+        reason = _refusal(client, credentials.method) or (
+            # only confidential clients get tokens here
+            "no secret" if credentials.secret is None else None
+        )
+        if reason is None and not secret_ok:
+            reason = "wrong secret"
+        if reason is not None:
+            raise _refused(reason)
+        assert client is not None  # _refusal said "unknown client" otherwise
         return client
 
     def _authenticate_certificate(
@@ -111,14 +112,14 @@ class ClientDirectory:
         # connection's certificate is the proof. The hash an unknown client costs is
         # paid here too, so timing does not tell certificate clients apart.
         self.hasher.matches(credentials.secret or "", [])
-        if (
-            not client.enabled
-            or credentials.method is not AuthMethod.NONE
-            or certificate is None
-            or self.mtls is None
-            or not self.mtls.authenticates(client, certificate)
-        ):
-            raise _copy(_FAILED)
+        if not client.enabled:
+            raise _refused("client disabled")
+        if credentials.method is not AuthMethod.NONE:
+            raise _refused(f"{credentials.method.value} used by a {client.auth_method} client")
+        if certificate is None:
+            raise _refused("no client certificate")
+        if self.mtls is None or not self.mtls.authenticates(client, certificate):
+            raise _refused("certificate not the client's")
         return client
 
     def _authenticate_assertion(self, credentials: ClientCredentials) -> ClientRecord:
@@ -126,19 +127,21 @@ class ClientDirectory:
         assert assertion is not None
         verifier = self.assertions
         if verifier is None:
-            raise _copy(_FAILED)
+            raise _refused("client assertions not accepted")
         exp = verifier.check_claims(assertion)  # what it says, before any look-up
         client = self.lookup(credentials.client_id)
+        # The header's alg names the method; it must be the client's (HS256 for a
+        # private_key_jwt client is refused here, before any key is touched).
+        reason = _refusal(client, credentials.method)
         if (
-            client is None
-            or not client.enabled
-            or not client.method.uses_assertion
-            # The header's alg names the method; it must be the client's (HS256 for a
-            # private_key_jwt client is refused here, before any key is touched).
-            or credentials.method is not client.method
-            or not verifier.verify_signature(client, assertion)
+            reason is None
+            and client is not None
+            and not verifier.verify_signature(client, assertion)
         ):
-            raise _copy(_FAILED)
+            reason = "bad assertion signature"
+        if reason is not None:
+            raise _refused(reason)
+        assert client is not None
         if not verifier.first_use(client.client_id, assertion, exp):
             raise InvalidClient(
                 "client assertion replayed",
@@ -148,7 +151,19 @@ class ClientDirectory:
         return client
 
 
-def _copy(error: InvalidClient) -> InvalidClient:
+def _refusal(client: ClientRecord | None, method: AuthMethod) -> str | None:
+    """Why ``client`` may not authenticate with ``method`` at all, or None."""
+    if client is None:
+        return "unknown client"
+    if not client.enabled:
+        return "client disabled"
+    if method is not client.method:
+        return f"{method.value} used by a {client.auth_method} client"
+    return None
+
+
+def _refused(reason: str) -> InvalidClient:
+    """The one answer every refusal gets; ``reason`` is its message, for the audit log only."""
     return InvalidClient(
-        error.message, status_code=error.status_code, error_description=error.error_description
+        reason, status_code=_FAILED.status_code, error_description=_FAILED.error_description
     )

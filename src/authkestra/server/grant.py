@@ -9,6 +9,7 @@ from typing import Any
 from .._protocol.scope import is_scope_token, split_scope
 from ..errors import InvalidRequest, InvalidScope, InvalidTarget, UnsupportedGrantType
 from .keys import KeyRing
+from .logs import audit
 from .oauth_request import FormParams, single
 from .store import ClientRecord
 
@@ -104,4 +105,13 @@ def issue_token(
     }
     if scopes:
         response["scope"] = " ".join(scopes)
+    audit(
+        "token_issued",
+        client_id=client.client_id,
+        scope=claims.get("scope"),
+        aud=claims["aud"],
+        jti=claims["jti"],
+        exp=claims["exp"],
+        bound_to="dpop" if jkt is not None else ("certificate" if x5t is not None else None),
+    )
     return response

@@ -14,6 +14,7 @@ from .._jose import keys as jose_keys
 from .._jose.keys import Key, import_jwk
 from .._jose.signing import sign_jwt
 from .housekeeping import purge
+from .logs import audit
 from .store import SigningKeyRecord, Store
 
 __all__ = ["ALGORITHMS", "KeyRing", "generate_key", "signing_record"]
@@ -92,6 +93,7 @@ class KeyRing:
             if not any(r.retired_at is None for r in records):
                 kid, jwk = generate_key(self.alg)
                 self.store.add_signing_key(kid, self.alg, jwk, retire_others_after=None)
+                audit("signing_key_created", kid=kid, alg=self.alg, door="server")
                 records = self.store.signing_keys()
             self._records = records
             self._loaded_at = now
@@ -144,7 +146,7 @@ class KeyRing:
         kid, alg, key = self.signing_key()
         return sign_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key)
 
-    def withdraw(self, kid: str, *, keep_others_for: timedelta) -> str | None:
+    def withdraw(self, kid: str, *, keep_others_for: timedelta, door: str = "cli") -> str | None:
         """Withdraw ``kid`` from signing and from the JWKS at once (a key that leaked);
         KeyError if it is not published.
 
@@ -158,9 +160,10 @@ class KeyRing:
         current = signing_record(records, self.now())
         replacement = None
         if current is not None and current.kid == kid:
-            replacement = self.rotate(keep_old_for=keep_others_for, alg=current.alg)
+            replacement = self.rotate(keep_old_for=keep_others_for, alg=current.alg, door=door)
         self.store.withdraw_signing_key(kid)
         purge(self.store)  # its private part goes now
+        audit("signing_key_withdrawn", kid=kid, replaced_by=replacement, door=door)
         self._loaded_at = float("-inf")
         self._parsed.pop(kid, None)
         return replacement
@@ -171,8 +174,11 @@ class KeyRing:
         keep_old_for: timedelta,
         alg: str | None = None,
         publish_ahead: timedelta = timedelta(0),
+        door: str = "cli",
     ) -> str:
         """Add a new signing key, published at once and signing after ``publish_ahead``.
+
+        ``door``: the way the rotation came in, for the audit log.
 
         Until then the key that signs now goes on signing; then it stops, and stays in
         the JWKS for ``keep_old_for`` more (its tokens must still verify).
@@ -186,6 +192,13 @@ class KeyRing:
             signs_from=self.now() + publish_ahead,
         )
         purge(self.store)  # keys withdrawn by earlier rotations go, private parts and all
+        audit(
+            "signing_key_rotated",
+            kid=kid,
+            alg=alg or self.alg,
+            signs_in_seconds=int(publish_ahead.total_seconds()),
+            door=door,
+        )
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
         return kid

@@ -44,6 +44,7 @@ from .client_keys import InvalidJwks, normalize_jwks
 from .context import hasher_for, secret_box_for
 from .housekeeping import purge
 from .jwks_uri import JwksUriError, check_jwks_uri
+from .logs import audit
 from .mtls import SUBJECT_KINDS, TLSSubject, jwks_for_certificates, self_signed_pems
 from .settings import ServerSettings
 from .store import ClientRecord, Store, new_secret
@@ -169,9 +170,15 @@ class IssuedClient:
 class Registry:
     """The registration rules over one store; see the module docstring."""
 
-    def __init__(self, store: Store, settings: ServerSettings) -> None:
+    def __init__(self, store: Store, settings: ServerSettings, *, door: str = "cli") -> None:
+        """``door``: the way changes come in (``cli``, ``admin``, ``registration``...), which
+        every audit line of a change names."""
         self.store = store
         self.settings = settings
+        self.door = door
+
+    def _audit(self, event: str, client_id: str, **fields: Any) -> None:
+        audit(event, client_id=client_id, door=self.door, **fields)
 
     # -- registering -------------------------------------------------------------------
 
@@ -205,6 +212,14 @@ class Registry:
             tls_client_auth=subject.to_json() if subject else None,
             introspection=spec.introspection,
         )
+        self._audit(
+            "client_created",
+            spec.client_id,
+            auth_method=method.value,
+            scopes=scopes,
+            audiences=audiences,
+            can_introspect=spec.introspection,
+        )
         return IssuedClient(
             record,
             secret,
@@ -230,6 +245,7 @@ class Registry:
             encrypted_secret=self._sealed(secret, client_id, method),
         )
         purge(self.store)  # secrets of earlier rotations whose grace has passed
+        self._audit("client_secret_rotated", client_id, old_secrets_until=until.isoformat())
         return IssuedClient(self.store.get_client(client_id), secret, old_secrets_until=until)
 
     def set_keys(
@@ -258,12 +274,14 @@ class Registry:
             subject = _tls_subject(method, tls_subjects or {})
             assert subject is not None
             self.store.set_tls_subject(client_id, subject.to_json())
+            self._audit("client_keys_set", client_id, tls_subject=subject.kind)
             return IssuedClient(
                 self.store.get_client(client_id), tls_subject={subject.kind: subject.value}
             )
         _tls_subject(method, tls_subjects or {})  # refuses a subject for the other methods
         keys = self._keys(method, jwks, jwks_uri, certificates)
         self.store.set_client_keys(client_id, jwks=keys[0] if keys else None, jwks_uri=jwks_uri)
+        self._audit("client_keys_set", client_id, kids=keys[1] if keys else None, jwks_uri=jwks_uri)
         return IssuedClient(
             self.store.get_client(client_id), key_ids=tuple(keys[1]) if keys else ()
         )
@@ -287,7 +305,9 @@ class Registry:
             self.set_keys(client_id, **keys)
         if not given:
             return self.store.get_client(client_id)
-        return self.store.update_client(client_id, given)
+        updated = self.store.update_client(client_id, given)
+        self._audit("client_updated", client_id, changed=sorted(given))
+        return updated
 
     def _checked(self, client: ClientRecord, changes: ClientChanges) -> dict[str, Any]:
         """``changes`` as the store takes them, checked; RegistrationError if refused."""
@@ -322,6 +342,7 @@ class Registry:
     def delete(self, client_id: str) -> None:
         """Delete a client and its secrets."""
         self.store.delete_client(client_id)
+        self._audit("client_deleted", client_id)
 
     # -- the rules ---------------------------------------------------------------------
 

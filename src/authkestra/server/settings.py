@@ -86,6 +86,10 @@ class ServerSettings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         default="info", description="The least severe log lines written."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text (a readable line with name=value fields) or json (one object per line).",
+    )
     host: str = Field(default="127.0.0.1", description="The address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="The port to listen on.")
     secret_key: SecretStr | None = Field(

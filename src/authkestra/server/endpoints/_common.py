@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from ...errors import InvalidClient, InvalidRequest, OAuthError, RateLimited
 from ...tls import ClientCertificate
 from ..context import ServerContext
+from ..logs import audit, note_client
 from ..oauth_request import ClientCredentials, FormParams, client_credentials, parse_form
 from ..store import ClientRecord
 
@@ -125,13 +126,22 @@ def authenticate_client(
     """
     retry_after = ctx.limiter.blocked(address)
     if retry_after is not None:
+        audit("throttled", address=address, retry_after=math.ceil(retry_after))
         raise _rate_limited(retry_after)
     try:
         if credentials is None:
             credentials = client_credentials(authorization, params)
+        note_client(credentials.client_id)
         return ctx.clients.authenticate(credentials, certificate)
-    except InvalidClient:
+    except InvalidClient as refused:
         ctx.limiter.record_failure(address)
+        audit(
+            "authentication_refused",
+            client_id=credentials.client_id if credentials is not None else None,
+            method=credentials.method.value if credentials is not None else None,
+            reason=refused.message,
+            address=address,
+        )
         raise
 
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from ...errors import InvalidRequest, OAuthError, RateLimited
 from ...tls import ClientCertificate, presented_certificate
 from ..context import ServerContext
+from ..logs import audit
 from ..oauth_request import FormParams, single
 from ..registration import INTROSPECT_ANY, INTROSPECT_AUDIENCE
 from ..store import ClientRecord
@@ -102,6 +103,7 @@ def _revoke(
     # left alone, and answered the same way, so the endpoint is no oracle for other tokens.
     if claims is not None and claims["client_id"] == client.client_id:
         ctx.revocations.revoke(claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc))
+        audit("token_revoked", client_id=client.client_id, jti=claims["jti"])
 
 
 async def introspection_endpoint(request: Request) -> Response:

@@ -10,7 +10,6 @@ not seal them are sealed when the store is next opened
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from ..master_key import (
 )
 
 __all__ = ["CHECK_STATE", "CHECK_TEXT", "SEALED_STATES", "Sealer"]
-
-logger = logging.getLogger("authkestra.server")
 
 #: Named states that are secrets.
 SEALED_STATES = frozenset({"client_secret_hmac_key"})
@@ -92,12 +89,7 @@ class Sealer:
             key = MasterKey.generate(path)
         except MasterKeyExists:
             return MasterKey.load(path)  # another server on this store made it just now
-        self.generated = path
-        logger.warning(
-            "authkestra server: made a master key for the store at %s: keep it, and keep it"
-            " apart from the store's backups",
-            path,
-        )
+        self.generated = path  # said by whoever opened the store (the CLI, or serve's log)
         return key
 
     def seal_key(self, kid: str, private_jwk: str) -> str:
