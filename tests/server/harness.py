@@ -76,6 +76,7 @@ class InProcessServer:
             self.portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app))
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._admin: httpx.AsyncClient | None = None
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -214,6 +215,32 @@ class InProcessServer:
             else:
                 claims[name] = value
         return claims
+
+    # -- the admin API ------------------------------------------------------------------
+
+    def admin(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """A request to the admin API (over this server's context), with ``token`` as Bearer."""
+        if self._admin is None:
+            from authkestra.server.admin import create_admin_app
+
+            transport = httpx.ASGITransport(
+                app=create_admin_app(self.settings, context=self.ctx), client=(ADDRESS, 40001)
+            )
+            self._admin = httpx.AsyncClient(transport=transport, base_url="http://admin.test")
+            self._stack.enter_context(self.portal.wrap_async_context_manager(self._admin))
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.portal.call(
+            functools.partial(self._admin.request, method, path, headers=headers, **kwargs)
+        )
+
+    def admin_token(self, scopes: str = "authkestra:admin") -> str:
+        """A token of this server with ``scopes``, for a client registered to ask for them."""
+        client = self.add_client(scopes=scopes.split(), introspection=None)
+        return self.access_token(client, scope=scopes)
 
     def close(self) -> None:
         self._stack.close()

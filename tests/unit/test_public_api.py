@@ -50,6 +50,7 @@ PUBLIC: dict[str, list[str]] = {
     "authkestra.resource.starlette": [
         "BearerTokenBackend", "TokenUser", "on_auth_error", "require_scopes",
     ],
+    "authkestra.server.admin": ["ADMIN_SCOPE", "METRICS_SCOPE", "create_admin_app"],
     "authkestra.server": ["ServerSettings", "create_app"],
     "authkestra.tls": ["ClientCertificate", "certificate_thumbprint", "presented_certificate"],
     "authkestra.tls.uvicorn": ["TLSExtensionHTTPProtocol", "tls_extension", "uvicorn_tls_options"],

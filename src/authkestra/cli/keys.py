@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +13,6 @@ from ._render import ListFormatOption, check_format, print_records
 from ._store_options import DbOption, MasterKeyOption, fail, open_store
 
 if TYPE_CHECKING:
-    from ..server.settings import ServerSettings
-    from ..server.store import Store
     from . import Environment
 
 __all__ = ["register"]
@@ -35,35 +33,19 @@ def list_keys(
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
     check_format(env, output)
-    from ..server.keys import signing_record
+    from ..server.keys import key_listing
 
     _, store = open_store(env, db, master_key_file)
     try:
         keys = store.signing_keys(private=False)
     finally:
         store.close()
-    current = signing_record(keys, datetime.now(timezone.utc))
-    signing = current.kid if current is not None else None
     print_records(
         env,
         output,
-        [
-            {
-                "kid": k.kid,
-                "alg": k.alg,
-                "signing": k.kid == signing,
-                "created_at": _when(k.created_at),
-                "signs_until": _when(k.retired_at),
-                "published_until": _when(k.published_until),
-            }
-            for k in keys
-        ],
+        key_listing(keys),
         ("kid", "alg", "signing", "created_at", "signs_until", "published_until"),
     )
-
-
-def _when(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment is not None else None
 
 
 @keys_app.command("withdraw")
@@ -76,14 +58,14 @@ def withdraw(
     """Withdraw a key from signing and from the JWKS at once, and delete it (a key that
     leaked). Tokens it signed stop verifying; if it signs now, a new key takes over."""
     env: Environment = ctx.obj
-    from ..server.keys import KeyRing
+    from ..server.keys import KeyRing, longest_token_lifetime
 
     settings, store = open_store(env, db, master_key_file)
     try:
         ring = KeyRing(store, alg=settings.signing_alg, cache_seconds=0)
         try:
             replacement = ring.withdraw(
-                kid, keep_others_for=timedelta(seconds=_longest_token_lifetime(store, settings))
+                kid, keep_others_for=timedelta(seconds=longest_token_lifetime(store, settings))
             )
         except KeyError:
             raise fail(env, f"no published key {kid!r} (see 'authkestra keys list')") from None
@@ -92,14 +74,6 @@ def withdraw(
     env.stdout.write(f"key {kid} withdrawn and deleted\n")
     if replacement is not None:
         env.stdout.write(f"new signing key {replacement}, signing now\n")
-
-
-def _longest_token_lifetime(store: Store, settings: ServerSettings) -> int:
-    """How long the tokens of the key that signs now may live: the longest lifetime."""
-    return max(
-        [c.token_ttl or settings.default_token_ttl for c in store.list_clients()]
-        or [settings.default_token_ttl]
-    )
 
 
 @keys_app.command("rotate")
@@ -131,7 +105,7 @@ def rotate(
     """Publish a new key, then sign with it; old keys stay published until their tokens
     have expired."""
     env: Environment = ctx.obj
-    from ..server.keys import ALGORITHMS, KeyRing
+    from ..server.keys import ALGORITHMS, KeyRing, longest_token_lifetime
 
     settings, store = open_store(env, db, master_key_file)
     try:
@@ -139,7 +113,7 @@ def rotate(
         if algorithm not in ALGORITHMS:
             raise fail(env, f"--alg must be one of {', '.join(ALGORITHMS)}", 2)
         seconds = (
-            keep_old_for if keep_old_for is not None else _longest_token_lifetime(store, settings)
+            keep_old_for if keep_old_for is not None else longest_token_lifetime(store, settings)
         )
         ring = KeyRing(store, alg=algorithm, cache_seconds=0)
         ring.signing_key()  # there is an old key to retire (a fresh store has none yet)

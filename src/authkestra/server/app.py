@@ -22,6 +22,7 @@ from .endpoints.health import health_endpoint, readiness_endpoint
 from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.token import token_endpoint
 from .housekeeping import purge_forever
+from .metrics import count_backend_error
 from .settings import ServerSettings
 from .store import Store
 from .tls_server import refresh_forever
@@ -75,6 +76,7 @@ async def _backend_error(request: Request, exc: Exception) -> Response:
     )
     if not unreachable:
         return await _unexpected(request, exc)
+    count_backend_error("store" if isinstance(exc, DBAPIError) else "redis")
     logger.warning("authkestra server: store or Redis unreachable (%s)", type(exc).__name__)
     return JSONResponse(
         {

@@ -22,6 +22,7 @@ authentication failure gets; 3 says "already used".
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,9 +30,9 @@ from typing import Any
 
 from joserfc.jwk import OctKey
 
-from .._jose.algorithms import ASYMMETRIC, HMAC
+from .._jose.algorithms import ALGORITHMS, ASYMMETRIC, HMAC
 from .._jose.claims import ClaimError, TimeRules
-from .._jose.keys import hmac_key
+from .._jose.keys import generate_key, hmac_key
 from .._jose.signing import verify_signature
 from .._protocol.client_auth import AuthMethod
 from ..errors import InvalidClient
@@ -81,6 +82,7 @@ class AssertionVerifier:
         self._times = TimeRules(leeway=leeway, max_ahead=max_lifetime)
         self._inline = ParsedKeySets()
         self._secrets: dict[str, OctKey | None] = {}
+        self._decoys: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- 1. the claims ---------------------------------------------------------------------
@@ -133,7 +135,26 @@ class AssertionVerifier:
         if kid is not None and not isinstance(kid, str):
             return False
         candidates = self._public_keys(client, kid, alg)
+        if not candidates:
+            self.decoy_signature_check(assertion)  # as long as a wrong key would take
+            return False
         return any(self._verify(assertion, c.key, alg) for c in candidates)
+
+    def decoy_signature_check(self, assertion: ClientAssertion) -> None:
+        """Spend on an assertion refused before its signature (unknown, disabled or
+        other-method client; no key of its kid) what checking the signature costs, with a
+        throwaway key of its alg: the answer's timing does not tell which client ids exist."""
+        alg = assertion.header.get("alg")
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
+            return  # refused before any key by every client too
+        key = self._decoys.get(alg)
+        if key is None:
+            with self._lock:
+                key = self._decoys.get(alg)
+                if key is None:
+                    key = hmac_key(secrets.token_urlsafe(32)) if alg in HMAC else generate_key(alg)
+                    self._decoys[alg] = key
+        self._verify(assertion, key, alg)
 
     def _public_keys(self, client: ClientRecord, kid: str | None, alg: str) -> Sequence[ClientKey]:
         if client.jwks:

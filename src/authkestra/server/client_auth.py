@@ -133,11 +133,11 @@ class ClientDirectory:
         # The header's alg names the method; it must be the client's (HS256 for a
         # private_key_jwt client is refused here, before any key is touched).
         reason = _refusal(client, credentials.method)
-        if (
-            reason is None
-            and client is not None
-            and not verifier.verify_signature(client, assertion)
-        ):
+        if reason is not None:
+            # Refused before any key of the client: a signature check all the same, so an
+            # unknown id is answered as slowly as a known one with a wrong signature.
+            verifier.decoy_signature_check(assertion)
+        elif client is not None and not verifier.verify_signature(client, assertion):
             reason = "bad assertion signature"
         if reason is not None:
             raise _refused(reason)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._jose import keys as jose_keys
 from .._jose.keys import Key, import_jwk
@@ -17,7 +17,17 @@ from .housekeeping import purge
 from .logs import audit
 from .store import SigningKeyRecord, Store
 
-__all__ = ["ALGORITHMS", "KeyRing", "generate_key", "signing_record"]
+if TYPE_CHECKING:
+    from .settings import ServerSettings
+
+__all__ = [
+    "ALGORITHMS",
+    "KeyRing",
+    "generate_key",
+    "key_listing",
+    "longest_token_lifetime",
+    "signing_record",
+]
 
 #: The algorithms this server signs its tokens with.
 ALGORITHMS = ("ES256", "EdDSA", "RS256")
@@ -45,6 +55,36 @@ def signing_record(records: list[SigningKeyRecord], now: datetime) -> SigningKey
         if record.retired_at is None or record.retired_at > now:
             return record
     return None
+
+
+def key_listing(records: list[SigningKeyRecord]) -> list[dict[str, Any]]:
+    """The published keys as an operator reads them (``records`` newest first): which one
+    signs, since when, and until when each signs and stays published (ISO 8601, UTC)."""
+    current = signing_record(records, datetime.now(timezone.utc))
+    return [
+        {
+            "kid": record.kid,
+            "alg": record.alg,
+            "signing": current is not None and record.kid == current.kid,
+            "created_at": _when(record.created_at),
+            "signs_until": _when(record.retired_at),
+            "published_until": _when(record.published_until),
+        }
+        for record in records
+    ]
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds") if moment else None
+
+
+def longest_token_lifetime(store: Store, settings: ServerSettings) -> int:
+    """How long the tokens of the key that signs now may live: the longest client lifetime
+    (what an old key must stay published for after a rotation)."""
+    return max(
+        [c.token_ttl or settings.default_token_ttl for c in store.list_clients()]
+        or [settings.default_token_ttl]
+    )
 
 
 class KeyRing:
@@ -112,6 +152,11 @@ class KeyRing:
         if record is None:
             raise RuntimeError("no signing key")  # _load always creates one
         return record.kid, record.alg, self._parse(record)
+
+    def signing_key_created_at(self) -> datetime | None:
+        """When the key that signs now was made (the age operators watch)."""
+        record = signing_record(self._load(), self.now())
+        return record.created_at if record is not None else None
 
     def verification_key(self, kid: str) -> tuple[str, Key] | None:
         """(alg, key) for a published ``kid``, or None."""

@@ -34,6 +34,7 @@ __all__ = [
     "RequestLog",
     "TextFormatter",
     "audit",
+    "authenticated_client",
     "current_request",
     "logging_config",
     "new_request_id",
@@ -58,6 +59,8 @@ class RequestLog:
 
     request_id: str
     client_id: str | None = None
+    #: True once the client proved who it is (its id may then label metrics).
+    authenticated: bool = False
 
 
 _current: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar(
@@ -85,11 +88,18 @@ def new_request_id(given: str | None) -> str:
     return secrets.token_hex(8)
 
 
-def note_client(client_id: str | None) -> None:
-    """The client the current request authenticated as (or claimed to be)."""
+def note_client(client_id: str | None, *, authenticated: bool = False) -> None:
+    """The client the current request claimed to be, or (``authenticated``) proved it is."""
     request = _current.get()
     if request is not None and client_id is not None:
         request.client_id = client_id[:_MAX_VALUE]
+        request.authenticated = authenticated
+
+
+def authenticated_client() -> str | None:
+    """The id of the client the current request authenticated as, if it did."""
+    request = _current.get()
+    return request.client_id if request is not None and request.authenticated else None
 
 
 def audit(event: str, **fields: Any) -> None:

@@ -116,6 +116,8 @@ class ClientSpec:
     tls_subjects: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: Which tokens it may introspect: None, :data:`INTROSPECT_AUDIENCE` or :data:`INTROSPECT_ANY`.
     introspection: str | None = None
+    #: A name for people (RFC 7591 ``client_name``).
+    client_name: str | None = None
 
 
 class _Keep:
@@ -141,6 +143,7 @@ class ClientChanges:
     token_ttl: int | None = KEEP
     enabled: bool = KEEP
     introspection: str | None = KEEP
+    client_name: str | None = KEEP
 
     def given(self) -> dict[str, Any]:
         """The fields to change, by name."""
@@ -182,8 +185,14 @@ class Registry:
 
     # -- registering -------------------------------------------------------------------
 
-    def create(self, spec: ClientSpec) -> IssuedClient:
-        """Register ``spec``; ClientExists if its id is taken, RegistrationError if refused."""
+    def create(
+        self, spec: ClientSpec, *, registration_token_hash: str | None = None
+    ) -> IssuedClient:
+        """Register ``spec``; ClientExists if its id is taken, RegistrationError if refused.
+
+        ``registration_token_hash``: the keyed hash of its RFC 7592 registration access
+        token, for a client registered dynamically.
+        """
         method = _method(spec.auth_method)
         if not isinstance(spec.client_id, str) or not _CLIENT_ID.fullmatch(spec.client_id):
             raise RegistrationError(
@@ -195,6 +204,7 @@ class Registry:
         audiences = _audiences(spec.audiences)
         _token_ttl(spec.token_ttl)
         _introspection(spec.introspection)
+        _client_name(spec.client_name)
         keys = self._keys(method, spec.jwks, spec.jwks_uri, spec.certificates)
         subject = _tls_subject(method, spec.tls_subjects)
         secret = new_secret() if method.needs_secret else None
@@ -211,6 +221,8 @@ class Registry:
             jwks_uri=spec.jwks_uri,
             tls_client_auth=subject.to_json() if subject else None,
             introspection=spec.introspection,
+            client_name=spec.client_name,
+            registration_token_hash=registration_token_hash,
         )
         self._audit(
             "client_created",
@@ -333,6 +345,8 @@ class Registry:
             raise RegistrationError("{enabled} is true or false")
         if "introspection" in given:
             _introspection(given["introspection"])
+        if "client_name" in given:
+            _client_name(given["client_name"])
         return given
 
     def set_enabled(self, client_id: str, enabled: bool) -> None:
@@ -439,6 +453,19 @@ def _introspection(value: object) -> None:
     if value is not None and value not in INTROSPECTION_RIGHTS:
         raise RegistrationError(
             "{introspection} is one of: " + ", ".join(INTROSPECTION_RIGHTS) + " (or none)"
+        )
+
+
+#: The longest client name.
+MAX_CLIENT_NAME = 256
+
+
+def _client_name(value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str) or len(value) > MAX_CLIENT_NAME or not value.isprintable()
+    ):
+        raise RegistrationError(
+            "{client_name} is at most " + str(MAX_CLIENT_NAME) + " printable characters"
         )
 
 

@@ -12,6 +12,7 @@ from ...errors import InvalidClient, InvalidRequest, OAuthError, RateLimited
 from ...tls import ClientCertificate
 from ..context import ServerContext
 from ..logs import audit, note_client
+from ..metrics import count_refusal, count_throttled
 from ..oauth_request import ClientCredentials, FormParams, client_credentials, parse_form
 from ..store import ClientRecord
 
@@ -126,15 +127,17 @@ def authenticate_client(
     """
     retry_after = ctx.limiter.blocked(address)
     if retry_after is not None:
+        count_throttled()
         audit("throttled", address=address, retry_after=math.ceil(retry_after))
         raise _rate_limited(retry_after)
     try:
         if credentials is None:
             credentials = client_credentials(authorization, params)
         note_client(credentials.client_id)
-        return ctx.clients.authenticate(credentials, certificate)
+        client = ctx.clients.authenticate(credentials, certificate)
     except InvalidClient as refused:
         ctx.limiter.record_failure(address)
+        count_refusal(refused.message)
         audit(
             "authentication_refused",
             client_id=credentials.client_id if credentials is not None else None,
@@ -143,6 +146,8 @@ def authenticate_client(
             address=address,
         )
         raise
+    note_client(client.client_id, authenticated=True)
+    return client
 
 
 def _rate_limited(retry_after: float) -> RateLimited:

@@ -15,8 +15,11 @@ from ...tls import ClientCertificate, presented_certificate
 from ..context import ServerContext
 from ..dpop import UseDPoPNonce
 from ..grant import issue_token
+from ..logs import authenticated_client
+from ..metrics import count_token_request
 from ..oauth_request import ClientCredentials, FormParams, client_credentials
 from ._common import (
+    THROTTLED_ERROR,
     authenticate_client,
     client_address,
     error_response,
@@ -109,9 +112,12 @@ async def token_endpoint(request: Request) -> Response:
             # keep that blocking I/O off the event loop.
             result = await anyio.to_thread.run_sync(answer)
     except (OAuthError, RateLimited) as error:
+        outcome = error.error if isinstance(error, OAuthError) else THROTTLED_ERROR
+        count_token_request(authenticated_client(), outcome)
         response = error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
         if isinstance(error, UseDPoPNonce) and ctx.dpop is not None:
             nonce_headers["DPoP-Nonce"] = ctx.dpop.nonces.current()
         response.headers.update(nonce_headers)
         return response
+    count_token_request(authenticated_client(), "issued")
     return json_response(result, headers=nonce_headers)

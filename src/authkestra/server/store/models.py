@@ -43,6 +43,11 @@ class ClientRow(Base):
     #: (0004) which tokens it may introspect: "audience" (its own audiences'), "any", or
     #: NULL (none).
     introspection: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: (0005) RFC 7591 client_name: for people, never used to decide anything.
+    client_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: (0005) keyed hash of the RFC 7592 registration access token (dynamically
+    #: registered clients only).
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ClientSecretRow(Base):

@@ -47,6 +47,10 @@ class ClientRecord:
     #: Which tokens it may introspect (RFC 7662 §4): ``"audience"``, those meant for one
     #: of its :attr:`audiences`; ``"any"``, every token; None, none.
     introspection: str | None = None
+    #: RFC 7591 client_name, for people.
+    client_name: str | None = None
+    #: Keyed hash of its RFC 7592 registration access token (registered dynamically).
+    registration_token_hash: str | None = dataclasses.field(default=None, repr=False)
 
     @functools.cached_property
     def method(self) -> AuthMethod:

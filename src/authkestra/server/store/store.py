@@ -43,7 +43,15 @@ __all__ = ["ClientExists", "Store", "StoreMissing", "UnknownClient"]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: What :meth:`Store.update_client` may change.
 UPDATABLE = frozenset(
-    {"scopes", "default_scopes", "audiences", "token_ttl", "enabled", "introspection"}
+    {
+        "scopes",
+        "default_scopes",
+        "audiences",
+        "token_ttl",
+        "enabled",
+        "introspection",
+        "client_name",
+    }
 )
 #: Serialises schema upgrades of instances starting together on one PostgreSQL.
 _PG_MIGRATION_LOCK = 0x61757468  # "auth"
@@ -231,6 +239,8 @@ class Store:
         jwks_uri: str | None = None,
         tls_client_auth: str | None = None,
         introspection: str | None = None,
+        client_name: str | None = None,
+        registration_token_hash: str | None = None,
     ) -> ClientRecord:
         """Register a client: with a secret (its hash; ``encrypted_secret`` too for
         ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt,
@@ -255,6 +265,8 @@ class Store:
                         jwks_uri=jwks_uri,
                         tls_client_auth=tls_client_auth,
                         introspection=introspection,
+                        client_name=client_name,
+                        registration_token_hash=registration_token_hash,
                     )
                 )
                 session.flush()
@@ -272,19 +284,32 @@ class Store:
         return self.get_client(client_id)
 
     def get_client(self, client_id: str) -> ClientRecord:
+        """The client and its live secrets, read in one query (one round trip: a known
+        and an unknown id cost the store the same); UnknownClient if there is none.
+
+        Plain rows, no ORM objects: this is on the path of every uncached token request.
+        """
         with self.session() as session:
-            row = session.get(ClientRow, client_id)
-            if row is None:
-                raise UnknownClient(client_id)
-            now = _utcnow()
-            hashes = tuple(
-                SecretHash(s.secret_hash, _aware(s.expires_at), s.encrypted_secret)
-                for s in session.scalars(
-                    select(ClientSecretRow).where(ClientSecretRow.client_id == client_id)
+            rows = session.execute(
+                select(
+                    *ClientRow.__table__.columns,
+                    ClientSecretRow.secret_hash,
+                    ClientSecretRow.expires_at.label("secret_expires_at"),
+                    ClientSecretRow.encrypted_secret,
                 )
-                if s.expires_at is None or _aware(s.expires_at) > now  # type: ignore[operator]
-            )
-            return _record(row, hashes)
+                .outerjoin(ClientSecretRow, ClientSecretRow.client_id == ClientRow.client_id)
+                .where(ClientRow.client_id == client_id)
+                .order_by(ClientSecretRow.id)
+            ).all()
+        if not rows:
+            raise UnknownClient(client_id)
+        now = _utcnow()
+        hashes = []
+        for row in rows:
+            expires_at = _aware(row.secret_expires_at)
+            if row.secret_hash is not None and (expires_at is None or expires_at > now):
+                hashes.append(SecretHash(row.secret_hash, expires_at, row.encrypted_secret))
+        return _record(rows[0], tuple(hashes))
 
     def find_client(self, client_id: str) -> ClientRecord | None:
         try:
@@ -527,7 +552,8 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
+def _record(row: Any, hashes: tuple[SecretHash, ...]) -> ClientRecord:
+    """A record from a client's ORM row, or a plain row with the same columns."""
     return ClientRecord(
         client_id=row.client_id,
         auth_method=row.auth_method,
@@ -544,6 +570,8 @@ def _record(row: ClientRow, hashes: tuple[SecretHash, ...]) -> ClientRecord:
         jwks_uri=row.jwks_uri,
         tls_client_auth=row.tls_client_auth,
         introspection=row.introspection,
+        client_name=row.client_name,
+        registration_token_hash=row.registration_token_hash,
     )
 
 
