@@ -46,9 +46,11 @@ class AuthkestraServer:
         workers: int = 1,
         log_level: str = "warning",
         extra_args: tuple[str, ...] = (),
+        admin: bool = False,
     ) -> None:
         """``tls``: (certificate, key, client CA or None) to serve HTTPS; ``ca_bundle``
-        verifies the server's certificate then."""
+        verifies the server's certificate then. ``admin``: with the admin API on a port
+        of its own (:attr:`admin_url`)."""
         self._dir = tempfile.TemporaryDirectory(prefix="authkestra-server-")
         self.db = db or f"sqlite:///{self._dir.name}/authkestra.db"
         self.port = free_port()
@@ -72,6 +74,11 @@ class AuthkestraServer:
             args += ["--redis", redis]
         if workers != 1:
             args += ["--workers", str(workers)]
+        self.admin_url: str | None = None
+        if admin:
+            admin_port = free_port()
+            args += ["--admin-port", str(admin_port)]
+            self.admin_url = f"http://127.0.0.1:{admin_port}"
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
             if tls[2] is not None:
@@ -93,7 +100,10 @@ class AuthkestraServer:
                 break
             try:
                 answer = httpx.get(f"{self.issuer}/readyz", timeout=1, verify=self.verify)
-                if answer.status_code == 200:
+                if answer.status_code == 200 and (
+                    self.admin_url is None
+                    or httpx.get(f"{self.admin_url}/healthz", timeout=1).status_code == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass
@@ -107,6 +117,32 @@ class AuthkestraServer:
         out = cli("clients", "create", name, *args, "--format", "json", "--db", self.db)
         document = json.loads(out.stdout)
         return document["client_id"], document["client_secret"]
+
+    def admin_token(self, scope: str = "authkestra:admin") -> str:
+        """A token of this server with ``scope``, for a new client registered for it."""
+        client_id, secret = self.create_client(f"ops-{os.urandom(4).hex()}", "--scope", scope)
+        answer = httpx.post(
+            self.token_url,
+            data={"grant_type": "client_credentials", "scope": scope},
+            auth=(client_id, secret),
+            timeout=10,
+            verify=self.verify,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+    def admin_request(
+        self, method: str, path: str, token: str, **kwargs: object
+    ) -> httpx.Response:
+        """A request to the admin API with ``token`` as Bearer."""
+        assert self.admin_url is not None, "started without admin=True"
+        return httpx.request(
+            method,
+            f"{self.admin_url}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

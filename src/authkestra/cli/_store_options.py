@@ -74,6 +74,10 @@ FLAGS = frozenset(
         "log_format",
         "master_key_file",
         "trusted_proxies",
+        "admin_port",
+        "admin_host",
+        "registration",
+        "tracing",
     }
 )
 

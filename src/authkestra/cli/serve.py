@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -76,6 +78,34 @@ def serve(
         typer.Option("--log-format", help="text or json (one object per line) [default: text]."),
     ] = None,
     master_key_file: MasterKeyOption = None,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            "--admin-port",
+            min=1,
+            max=65535,
+            help="Serve the admin API (clients, keys, /metrics) on this port [default: none].",
+        ),
+    ] = None,
+    admin_host: Annotated[
+        str | None,
+        typer.Option("--admin-host", help="Address of the admin API [default: 127.0.0.1]."),
+    ] = None,
+    registration: Annotated[
+        bool | None,
+        typer.Option(
+            "--registration/--no-registration",
+            help="Dynamic client registration (RFC 7591) for holders of an initial access"
+            " token [default: off].",
+        ),
+    ] = None,
+    tracing: Annotated[
+        bool | None,
+        typer.Option(
+            "--tracing/--no-tracing",
+            help="OpenTelemetry traces (the otel extra), exported as OTEL_* says [default: off].",
+        ),
+    ] = None,
     trusted_proxies: Annotated[
         str | None,
         typer.Option(
@@ -109,12 +139,35 @@ def serve(
         log_level=log_level,
         log_format=log_format,
         trusted_proxies=trusted_proxies,
+        admin_port=admin_port,
+        admin_host=admin_host,
+        registration=registration,
+        tracing=tracing,
     )
     if settings.tls_cert is None and (settings.tls_key or settings.tls_client_ca):
         raise fail(env, "--tls-key and --tls-client-ca go with --tls-cert", 2)
     master_key_made = _prepare_store(env, settings)
     _check_redis(env, settings)
-    _check_address(env, settings)
+    _check_address(env, settings.host, settings.port, "--host/--port")
+    if settings.admin_port is not None:
+        if (settings.admin_host, settings.admin_port) == (settings.host, settings.port):
+            raise fail(env, "--admin-port: give the admin API a port of its own", 2)
+        _check_address(env, settings.admin_host, settings.admin_port, "--admin-host/--admin-port")
+    if settings.tracing:
+        _check_tracing(env)
+    # Several workers are several processes: their metrics go to files that the admin
+    # listener (in this process) adds up. Set before prometheus_client is first imported.
+    metrics_dir = _shared_metrics_dir() if workers > 1 else None
+    try:
+        _run(env, settings, workers, master_key_made)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(
+    env: Environment, settings: ServerSettings, workers: int, master_key_made: Path | None
+) -> None:
     import logging.config
 
     import uvicorn
@@ -134,9 +187,12 @@ def serve(
     try:
         app = create_app(settings)
     except ImportError as exc:
+        extra = "otel" if (exc.name or "").startswith("opentelemetry") else "server"
         raise fail(
-            env, f"missing dependency {exc.name}: pip install 'authkestra[server]'"
+            env, f"missing dependency {exc.name}: pip install 'authkestra[{extra}]'"
         ) from None
+    except ValueError as exc:  # the tracing exporter the OTEL_* environment names
+        raise fail(env, f"--tracing: {exc}", 2) from None
     log.info(
         "starting",
         extra={
@@ -145,6 +201,10 @@ def serve(
                 "store": safe_url(settings.db),
                 "redis": safe_url(settings.redis) if settings.redis else None,
                 "workers": workers,
+                "admin": f"http://{settings.admin_host}:{settings.admin_port}"
+                if settings.admin_port is not None
+                else None,
+                "registration": settings.registration,
             }
         },
     )
@@ -162,18 +222,49 @@ def serve(
     }
     if settings.tls_cert is not None:
         options.update(_tls_options(env, settings))
-    if workers == 1:
-        uvicorn.run(app, **options)
-        return
-    # Worker processes build their own app from the environment; the store was made,
-    # migrated and sealed above, so they do not race to do it.
-    os.environ.update(settings.to_environment(migrate=False))
-    uvicorn.run(
-        "authkestra.server.app:create_app_from_environment",
-        factory=True,
-        workers=workers,
-        **options,
-    )
+    admin = None
+    if settings.admin_port is not None:
+        from ..server.admin.listener import AdminListener
+
+        admin = AdminListener(settings, log_config=None)  # logging is set up above
+        admin.start()
+    try:
+        if workers == 1:
+            uvicorn.run(app, **options)
+            return
+        # Worker processes build their own app from the environment; the store was made,
+        # migrated and sealed above, so they do not race to do it.
+        os.environ.update(settings.to_environment(migrate=False))
+        uvicorn.run(
+            "authkestra.server.app:create_app_from_environment",
+            factory=True,
+            workers=workers,
+            **options,
+        )
+    finally:
+        if admin is not None:
+            admin.stop()
+
+
+def _shared_metrics_dir() -> str | None:
+    """A private directory for the workers' metrics (None: the operator set one)."""
+    from ..server.metrics import MULTIPROCESS_DIR
+
+    if os.environ.get(MULTIPROCESS_DIR):
+        return None
+    directory = tempfile.mkdtemp(prefix="authkestra-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    return directory
+
+
+def _check_tracing(env: Environment) -> None:
+    try:
+        import opentelemetry.instrumentation.asgi
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        raise fail(
+            env, "--tracing needs OpenTelemetry: pip install 'authkestra[otel]'", 2
+        ) from None
 
 
 def _prepare_store(env: Environment, settings: ServerSettings) -> Path | None:
@@ -219,28 +310,29 @@ def _check_redis(env: Environment, settings: ServerSettings) -> None:
         client.close()
 
 
-def _check_address(env: Environment, settings: ServerSettings) -> None:
-    """The address is free to listen on, or one line saying why not (uvicorn would log a
-    traceback-less error and exit 1, after the store was opened)."""
+def _check_address(env: Environment, host: str, port: int, flags: str) -> None:
+    """``host:port`` is free to listen on, or one line naming ``flags`` and saying why not
+    (uvicorn would log a traceback-less error and exit 1, after the store was opened)."""
     import errno
     import socket
 
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    host_flag, port_flag = flags.split("/")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     probe = socket.socket(family, socket.SOCK_STREAM)
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
     try:
-        probe.bind((settings.host, settings.port))
+        probe.bind((host, port))
     except OSError as exc:
-        where = f"{settings.host}:{settings.port}"
+        where = f"{host}:{port}"
         if exc.errno == errno.EADDRINUSE:
-            reason = f"{where} is in use (another server?): give another --port"
+            reason = f"{where} is in use (another server?): give another {port_flag}"
         elif exc.errno in (errno.EACCES, errno.EPERM):
-            reason = f"this user may not listen on {where}: give a --port above 1023"
+            reason = f"this user may not listen on {where}: give a {port_flag} above 1023"
         elif exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
-            reason = f"{settings.host} is not an address of this machine: give another --host"
+            reason = f"{host} is not an address of this machine: give another {host_flag}"
         else:
             reason = f"cannot listen on {where} ({exc.strerror or exc})"
-        raise fail(env, f"--host/--port: {reason}") from None
+        raise fail(env, f"{flags}: {reason}") from None
     finally:
         probe.close()
 

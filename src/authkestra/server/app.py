@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -26,6 +27,7 @@ from .metrics import count_backend_error
 from .settings import ServerSettings
 from .store import Store
 from .tls_server import refresh_forever
+from .tracing import configure_from_environment, instrument
 
 __all__ = ["create_app", "create_app_from_environment"]
 
@@ -100,6 +102,7 @@ def create_app(
     *,
     store: Store | None = None,
     context: ServerContext | None = None,
+    tracer_provider: Any = None,
 ) -> Starlette:
     """The authorization server as an ASGI app.
 
@@ -108,6 +111,10 @@ def create_app(
     The store is opened, migrated and given a signing key at startup -- or pass
     a ``context`` built with :func:`~authkestra.server.context.build_context`,
     which the app then uses (and leaves open) as it is.
+
+    ``tracer_provider``: an OpenTelemetry tracer provider to trace requests into (the
+    ``otel`` extra); without one, the ``tracing`` setting makes one from the ``OTEL_*``
+    environment.
     """
     settings = settings or ServerSettings.from_environment()
 
@@ -148,6 +155,10 @@ def create_app(
             Exception: _unexpected,
         },
     )
+    if tracer_provider is None and settings.tracing:
+        tracer_provider = configure_from_environment()
+    if tracer_provider is not None:
+        instrument(app, tracer_provider)
     # No 307 from /token/ to /token (built from the Host header): an unknown path is a 404.
     app.router.redirect_slashes = False
     if context is not None:

@@ -92,6 +92,34 @@ class ServerSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="The address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="The port to listen on.")
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "The port of the admin API (clients, keys, /metrics), a listener of its own;"
+            " none by default. Its requests need a token of this server with the scope"
+            " authkestra:admin (authkestra:metrics for /metrics only)."
+        ),
+    )
+    admin_host: str = Field(
+        default="127.0.0.1",
+        description="The address the admin API listens on (loopback unless changed).",
+    )
+    registration: bool = Field(
+        default=False,
+        description=(
+            "Dynamic client registration (RFC 7591/7592) at /register, for holders of an"
+            " initial access token (authkestra registration-tokens create). Off by default."
+        ),
+    )
+    tracing: bool = Field(
+        default=False,
+        description=(
+            "OpenTelemetry traces (pip install 'authkestra[otel]'): a span per request and per"
+            " token issued, exported where the OTEL_* environment variables say."
+        ),
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description=(

@@ -19,6 +19,9 @@ class AdminListener:
         from . import create_admin_app
 
         assert settings.admin_port is not None
+        # The store was made and migrated before serving; the public app starting beside
+        # this one must be the only one to touch the schema (Alembic is not thread-safe).
+        settings = settings.model_copy(update={"migrate": False})
         config = uvicorn.Config(
             create_admin_app(settings),
             host=settings.admin_host,

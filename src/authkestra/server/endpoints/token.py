@@ -18,6 +18,7 @@ from ..grant import issue_token
 from ..logs import authenticated_client
 from ..metrics import count_token_request
 from ..oauth_request import ClientCredentials, FormParams, client_credentials
+from ..tracing import token_span
 from ._common import (
     THROTTLED_ERROR,
     authenticate_client,
@@ -84,6 +85,19 @@ def _in_memory(
 
 
 async def token_endpoint(request: Request) -> Response:
+    with token_span(request.app) as span:
+        response, outcome = await _answer(request)
+        client_id = authenticated_client()
+        count_token_request(client_id, outcome)
+        if span is not None:
+            span.set_attribute("authkestra.outcome", outcome)
+            if client_id is not None:
+                span.set_attribute("authkestra.client_id", client_id)
+        return response
+
+
+async def _answer(request: Request) -> tuple[Response, str]:
+    """The answer to a token request, and its outcome: ``issued`` or the error code."""
     ctx: ServerContext = request.app.state.ctx
     dpop = request.headers.getlist("dpop")
     nonce_headers: dict[str, str] = {}
@@ -113,11 +127,9 @@ async def token_endpoint(request: Request) -> Response:
             result = await anyio.to_thread.run_sync(answer)
     except (OAuthError, RateLimited) as error:
         outcome = error.error if isinstance(error, OAuthError) else THROTTLED_ERROR
-        count_token_request(authenticated_client(), outcome)
         response = error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
         if isinstance(error, UseDPoPNonce) and ctx.dpop is not None:
             nonce_headers["DPoP-Nonce"] = ctx.dpop.nonces.current()
         response.headers.update(nonce_headers)
-        return response
-    count_token_request(authenticated_client(), "issued")
-    return json_response(result, headers=nonce_headers)
+        return response, outcome
+    return json_response(result, headers=nonce_headers), "issued"
