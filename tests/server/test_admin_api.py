@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from tests.server.conftest import MakeServer
 from tests.server.harness import API, InProcessServer
 
 ADMIN = "authkestra:admin"
@@ -362,3 +363,20 @@ def test_an_unknown_admin_path_is_a_problem_not_an_oauth_error(server: InProcess
     assert answer.status_code == 404
     assert answer.headers["content-type"] == "application/problem+json"
     assert "error" not in answer.json()
+
+
+def test_changes_reach_the_token_endpoint_at_once_despite_its_cache(
+    make_server: MakeServer,
+) -> None:
+    """The admin API beside the token endpoint drops what it changed from this process's
+    caches (other instances see it after ``cache_seconds``)."""
+    server = make_server(cache_seconds=600)
+    admin = server.admin_token()
+    client = server.add_client()
+    assert server.token(client).status_code == 200  # now cached for 10 minutes
+    server.admin("PATCH", f"/admin/clients/{client[0]}", token=admin, json={"enabled": False})
+    assert server.token(client).status_code == 401
+    rotated = server.admin(
+        "POST", "/admin/keys/rotate", token=admin, json={"publish_ahead": 0, "keep_old_for": 60}
+    ).json()["kid"]
+    assert rotated in {k["kid"] for k in server.jwks()["keys"]}

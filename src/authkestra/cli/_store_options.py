@@ -29,6 +29,15 @@ __all__ = [
     "store_failure",
 ]
 
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="URL",
+        help="Act through this server's admin API instead of a store, as the client of the"
+        " AUTHKESTRA_CLIENT_* environment (it needs the scope authkestra:admin).",
+    ),
+]
 DbOption = Annotated[
     str | None,
     typer.Option(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._protocol.client_auth import AuthMethod
+from ._clients_backend import ClientsBackend, clients_backend
 from ._render import ListFormatOption, check_format, print_record, print_records
-from ._store_options import DbOption, MasterKeyOption, fail, open_store, print_json
+from ._store_options import DbOption, MasterKeyOption, ServerOption, fail, print_json
 
 if TYPE_CHECKING:
-    from ..server.registration import IssuedClient, Registry
+    from ..server.registration import IssuedClient
     from ..server.store import ClientRecord
     from . import Environment
 
@@ -134,26 +134,22 @@ def _option(field: str) -> str:
     return _OPTIONS.get(field, field)
 
 
-@contextlib.contextmanager
-def _registry(
-    env: Environment, db: str | None, master_key_file: Path | None, client_id: str
-) -> Iterator[Registry]:
-    """The registration rules over the store ``--db`` names, closed after; their refusals
-    as one ``authkestra: error:`` line each."""
-    from ..server.registration import RegistrationError, Registry
-    from ..server.store import ClientExists, UnknownClient
-
-    settings, store = open_store(env, db, master_key_file)
-    try:
-        yield Registry(store, settings)
-    except RegistrationError as exc:
-        raise fail(env, exc.describe(_option), 2) from None
-    except ClientExists:
-        raise fail(env, f"a client {client_id!r} already exists") from None
-    except UnknownClient:
-        raise fail(env, f"no client {client_id!r}") from None
-    finally:
-        store.close()
+def _clients(
+    env: Environment,
+    server: str | None,
+    db: str | None,
+    master_key_file: Path | None,
+    client_id: str | None = None,
+) -> contextlib.AbstractContextManager[ClientsBackend]:
+    """The store (``--db``) or the admin API (``--server``), refusals in this CLI's words."""
+    return clients_backend(
+        env,
+        server=server,
+        db=db,
+        master_key_file=master_key_file,
+        client_id=client_id,
+        field_spelling=_option,
+    )
 
 
 def _read_text(env: Environment, option: str, value: str) -> str:
@@ -240,6 +236,7 @@ def create(
     output: FormatOption = "text",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Register a client and print its id and a new 256-bit secret (shown only this once).
 
@@ -265,8 +262,8 @@ def create(
         tls_subjects=_subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email),
         introspection=_introspection(can_introspect),
     )
-    with _registry(env, db, master_key_file, name) as registry:
-        issued = registry.create(spec)
+    with _clients(env, server, db, master_key_file, name) as backend:
+        issued = backend.create(spec)
     _print_issued(env, output, issued)
 
 
@@ -316,15 +313,13 @@ def list_clients(
     output: ListFormatOption = "table",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """List the registered clients."""
     env: Environment = ctx.obj
     check_format(env, output)
-    _, store = open_store(env, db, master_key_file)
-    try:
-        clients = store.list_clients()
-    finally:
-        store.close()
+    with _clients(env, server, db, master_key_file) as backend:
+        clients = backend.list_clients()
     print_records(env, output, [_describe(c) for c in clients], _LIST_COLUMNS)
 
 
@@ -338,20 +333,14 @@ def show(
     output: ListFormatOption = "table",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Show one client: its method, its key ids or jwks_uri, when each secret expires --
     never a secret."""
     env: Environment = ctx.obj
     check_format(env, output)
-    from ..server.store import UnknownClient
-
-    _, store = open_store(env, db, master_key_file)
-    try:
-        client = store.get_client(client_id)
-    except UnknownClient:
-        raise fail(env, f"no client {client_id!r}") from None
-    finally:
-        store.close()
+    with _clients(env, server, db, master_key_file, client_id) as backend:
+        client = backend.get_client(client_id)
     described = _describe(client)
     if client.method.needs_secret:
         described["secrets"] = [
@@ -391,12 +380,13 @@ def rotate_secret(
     output: FormatOption = "text",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Issue a new secret; the old one keeps working for the grace period."""
     env: Environment = ctx.obj
     _check_format(env, output)
-    with _registry(env, db, master_key_file, client_id) as registry:
-        issued = registry.rotate_secret(
+    with _clients(env, server, db, master_key_file, client_id) as backend:
+        issued = backend.rotate_secret(
             client_id, timedelta(seconds=grace) if grace is not None else None
         )
     assert issued.secret is not None and issued.old_secrets_until is not None
@@ -421,6 +411,7 @@ def set_keys(
     output: FormatOption = "text",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Replace what a client without a secret is known by.
 
@@ -434,8 +425,8 @@ def set_keys(
     subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     jwks_text = _read_text(env, "--jwks", jwks) if jwks is not None else None
     certificates = _read_certificates(env, cert)
-    with _registry(env, db, master_key_file, client_id) as registry:
-        issued = registry.set_keys(
+    with _clients(env, server, db, master_key_file, client_id) as backend:
+        issued = backend.set_keys(
             client_id,
             jwks=jwks_text,
             jwks_uri=jwks_uri,
@@ -488,6 +479,7 @@ def update(
     output: ListFormatOption = "table",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Change a client's scopes, audiences, token lifetime, enabled state, right to
     introspect or keys -- never its secret (that is rotate-secret). Prints the client."""
@@ -520,17 +512,24 @@ def update(
         "certificates": certificates,
         "tls_subjects": subjects,
     }
-    with _registry(env, db, master_key_file, client_id) as registry:
-        client = registry.update(client_id, changes, keys=keys if new_keys else None)
+    with _clients(env, server, db, master_key_file, client_id) as backend:
+        client = backend.update(client_id, changes, keys=keys if new_keys else None)
     print_record(env, output, _describe(client))
 
 
 def _set_enabled(
-    ctx: typer.Context, client_id: str, db: str | None, master_key_file: Path | None, enabled: bool
+    ctx: typer.Context,
+    client_id: str,
+    db: str | None,
+    master_key_file: Path | None,
+    server: str | None,
+    enabled: bool,
 ) -> None:
     env: Environment = ctx.obj
-    with _registry(env, db, master_key_file, client_id) as registry:
-        registry.set_enabled(client_id, enabled)
+    from ..server.registration import ClientChanges
+
+    with _clients(env, server, db, master_key_file, client_id) as backend:
+        backend.update(client_id, ClientChanges(enabled=enabled))
     env.stdout.write(f"{client_id} {'enabled' if enabled else 'disabled'}\n")
 
 
@@ -540,9 +539,10 @@ def disable(
     client_id: str,
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Refuse the client new tokens; its current tokens introspect inactive."""
-    _set_enabled(ctx, client_id, db, master_key_file, False)
+    _set_enabled(ctx, client_id, db, master_key_file, server, False)
 
 
 @clients_app.command("enable")
@@ -551,9 +551,10 @@ def enable(
     client_id: str,
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Undo ``disable``."""
-    _set_enabled(ctx, client_id, db, master_key_file, True)
+    _set_enabled(ctx, client_id, db, master_key_file, server, True)
 
 
 @clients_app.command("delete")
@@ -562,11 +563,12 @@ def delete(
     client_id: str,
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Delete the client and its secrets."""
     env: Environment = ctx.obj
-    with _registry(env, db, master_key_file, client_id) as registry:
-        registry.delete(client_id)
+    with _clients(env, server, db, master_key_file, client_id) as backend:
+        backend.delete(client_id)
     env.stdout.write(f"{client_id} deleted\n")
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ._clients_backend import clients_backend
 from ._render import ListFormatOption, check_format, print_records
-from ._store_options import DbOption, MasterKeyOption, fail, open_store
+from ._store_options import DbOption, MasterKeyOption, ServerOption, fail, open_store
 
 if TYPE_CHECKING:
     from . import Environment
@@ -29,22 +29,15 @@ def list_keys(
     output: ListFormatOption = "table",
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
     check_format(env, output)
-    from ..server.keys import key_listing
-
-    _, store = open_store(env, db, master_key_file)
-    try:
-        keys = store.signing_keys(private=False)
-    finally:
-        store.close()
+    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
+        keys = backend.list_keys()
     print_records(
-        env,
-        output,
-        key_listing(keys),
-        ("kid", "alg", "signing", "created_at", "signs_until", "published_until"),
+        env, output, keys, ("kid", "alg", "signing", "created_at", "signs_until", "published_until")
     )
 
 
@@ -54,23 +47,16 @@ def withdraw(
     kid: Annotated[str, typer.Argument(help="The key id (see 'keys list').")],
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Withdraw a key from signing and from the JWKS at once, and delete it (a key that
     leaked). Tokens it signed stop verifying; if it signs now, a new key takes over."""
     env: Environment = ctx.obj
-    from ..server.keys import KeyRing, longest_token_lifetime
-
-    settings, store = open_store(env, db, master_key_file)
-    try:
-        ring = KeyRing(store, alg=settings.signing_alg, cache_seconds=0)
+    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
         try:
-            replacement = ring.withdraw(
-                kid, keep_others_for=timedelta(seconds=longest_token_lifetime(store, settings))
-            )
+            replacement = backend.withdraw_key(kid)["signing_now"]
         except KeyError:
             raise fail(env, f"no published key {kid!r} (see 'authkestra keys list')") from None
-    finally:
-        store.close()
     env.stdout.write(f"key {kid} withdrawn and deleted\n")
     if replacement is not None:
         env.stdout.write(f"new signing key {replacement}, signing now\n")
@@ -101,33 +87,21 @@ def rotate(
     ] = 120,
     db: DbOption = None,
     master_key_file: MasterKeyOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Publish a new key, then sign with it; old keys stay published until their tokens
     have expired."""
     env: Environment = ctx.obj
-    from ..server.keys import ALGORITHMS, KeyRing, longest_token_lifetime
+    from ..server.keys import ALGORITHMS
 
-    settings, store = open_store(env, db, master_key_file)
-    try:
-        algorithm = alg or settings.signing_alg
-        if algorithm not in ALGORITHMS:
-            raise fail(env, f"--alg must be one of {', '.join(ALGORITHMS)}", 2)
-        seconds = (
-            keep_old_for if keep_old_for is not None else longest_token_lifetime(store, settings)
-        )
-        ring = KeyRing(store, alg=algorithm, cache_seconds=0)
-        ring.signing_key()  # there is an old key to retire (a fresh store has none yet)
-        kid = ring.rotate(
-            keep_old_for=timedelta(seconds=seconds),
-            alg=algorithm,
-            publish_ahead=timedelta(seconds=publish_ahead),
-        )
-    finally:
-        store.close()
+    if alg is not None and alg not in ALGORITHMS:
+        raise fail(env, f"--alg must be one of {', '.join(ALGORITHMS)}", 2)
+    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
+        made = backend.rotate_keys(alg=alg, keep_old_for=keep_old_for, publish_ahead=publish_ahead)
     when = f"in {publish_ahead} s" if publish_ahead else "now"
     env.stdout.write(
-        f"new signing key {kid} ({algorithm}), published now, signing {when};"
-        f" old keys stay published for {seconds} s after that\n"
+        f"new signing key {made['kid']} ({made['alg']}), published now, signing {when};"
+        f" old keys stay published for {made['keep_old_for']} s after that\n"
     )
 
 

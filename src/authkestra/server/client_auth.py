@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,17 @@ if TYPE_CHECKING:
     from .client_assertions import AssertionVerifier
     from .mtls import MutualTLS
 
-__all__ = ["ClientDirectory"]
+__all__ = ["ClientDirectory", "forget_client"]
+
+#: Every directory of this process: a change made here (the admin API beside the token
+#: endpoint) is seen at once, not after the cache's seconds (other instances wait those).
+_DIRECTORIES: weakref.WeakSet[ClientDirectory] = weakref.WeakSet()
+
+
+def forget_client(client_id: str) -> None:
+    """Drop ``client_id`` from every client cache of this process (it was just changed)."""
+    for directory in list(_DIRECTORIES):
+        directory.forget(client_id)
 
 _FAILED = InvalidClient(
     "client authentication failed",
@@ -54,6 +65,12 @@ class ClientDirectory:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
         self._lock = threading.Lock()
+        _DIRECTORIES.add(self)
+
+    def forget(self, client_id: str) -> None:
+        """Read ``client_id`` from the store next time."""
+        with self._lock:
+            self._cache.pop(client_id, None)
 
     def is_cached(self, client_id: str) -> bool:
         """True when :meth:`lookup` would answer from memory, without the store."""

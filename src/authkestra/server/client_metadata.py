@@ -17,21 +17,24 @@ A refusal is a :class:`MetadataError` naming the metadata field, answered as RFC
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._protocol.client_auth import AuthMethod
 from .mtls import SUBJECT_KINDS
 from .registration import KEEP, ClientChanges, ClientSpec, IssuedClient, RegistrationError
-from .store import ClientRecord
+from .store import ClientRecord, SecretHash
 
 __all__ = [
     "GRANT_TYPES",
     "MetadataError",
     "changes_from_metadata",
     "issued_metadata",
+    "metadata_from_changes",
+    "metadata_from_spec",
     "metadata_of",
     "metadata_spelling",
+    "record_from_metadata",
     "refusal",
     "spec_from_metadata",
 ]
@@ -187,6 +190,119 @@ def issued_metadata(issued: IssuedClient) -> dict[str, Any]:
     if issued.old_secrets_until is not None:
         document["previous_secrets_expire_at"] = int(issued.old_secrets_until.timestamp())
     return document
+
+
+def metadata_from_spec(spec: ClientSpec) -> dict[str, Any]:
+    """The registration document that asks for ``spec`` (what the CLI sends an admin API).
+
+    Certificates (``self_signed_tls_client_auth``) travel as a JWK Set with ``x5c``.
+    """
+    document: dict[str, Any] = {
+        "client_id": spec.client_id,
+        "token_endpoint_auth_method": AuthMethod.parse(spec.auth_method).value,
+        "scope": " ".join(spec.scopes),
+        "audience": list(spec.audiences),
+    }
+    if spec.default_scopes:
+        document["default_scope"] = " ".join(spec.default_scopes)
+    optional = {
+        "client_name": spec.client_name,
+        "access_token_lifetime": spec.token_ttl,
+        "jwks_uri": spec.jwks_uri,
+        "introspection": spec.introspection,
+    }
+    document.update({name: value for name, value in optional.items() if value is not None})
+    document.update(_keys_metadata(spec.jwks, spec.certificates, spec.tls_subjects))
+    return document
+
+
+def metadata_from_changes(
+    changes: ClientChanges, keys: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The PATCH document of ``changes`` (and ``Registry.set_keys`` arguments ``keys``)."""
+    names = {
+        "scopes": "scope",
+        "default_scopes": "default_scope",
+        "audiences": "audience",
+        "token_ttl": "access_token_lifetime",
+    }
+    document: dict[str, Any] = {}
+    for name, given in changes.given().items():
+        value: Any = given
+        if name in ("scopes", "default_scopes"):
+            value = " ".join(given or ()) or (None if name == "default_scopes" else "")
+        elif name == "audiences":
+            value = list(given)
+        document[names.get(name, name)] = value
+    if keys is not None:
+        document["jwks"] = None
+        document["jwks_uri"] = keys.get("jwks_uri")
+        document.update(
+            _keys_metadata(
+                keys.get("jwks"), keys.get("certificates", ()), keys.get("tls_subjects") or {}
+            )
+        )
+    return document
+
+
+def _keys_metadata(
+    jwks: str | None, certificates: Sequence[str], subjects: Mapping[str, str]
+) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    if certificates:
+        from .mtls import jwks_for_certificates
+
+        try:
+            document["jwks"] = jwks_for_certificates(list(certificates))
+        except ValueError as exc:
+            raise MetadataError(f"jwks: not a readable PEM certificate ({exc})") from None
+    elif jwks is not None:
+        try:
+            parsed = json.loads(jwks)
+        except ValueError:
+            raise MetadataError("jwks: not JSON (a PEM key is sent as a JWK Set)") from None
+        document["jwks"] = parsed if "keys" in parsed else {"keys": [parsed]}
+    for kind, value in subjects.items():
+        document[f"tls_client_auth_{kind}"] = value
+    return document
+
+
+def record_from_metadata(document: Mapping[str, Any]) -> ClientRecord:
+    """A :class:`~.store.ClientRecord` from an admin API's answer (its secret hashes are
+    never sent: each secret appears with its expiry only)."""
+    from datetime import datetime, timezone
+
+    subject = {
+        kind: document[f"tls_client_auth_{kind}"]
+        for kind in SUBJECT_KINDS
+        if document.get(f"tls_client_auth_{kind}") is not None
+    }
+    secrets = tuple(
+        SecretHash(
+            "",
+            datetime.fromtimestamp(s["expires_at"], timezone.utc) if s.get("expires_at") else None,
+        )
+        for s in document.get("secrets", ())
+    )
+    default_scope = document.get("default_scope")
+    return ClientRecord(
+        client_id=str(document["client_id"]),
+        auth_method=str(document["token_endpoint_auth_method"]),
+        scopes=tuple(str(document.get("scope") or "").split()),
+        default_scopes=tuple(default_scope.split()) if default_scope is not None else None,
+        audiences=tuple(document.get("audience") or ()),
+        token_ttl=document.get("access_token_lifetime"),
+        enabled=bool(document.get("enabled", True)),
+        created_at=datetime.fromtimestamp(
+            int(document.get("client_id_issued_at", 0)), timezone.utc
+        ),
+        secrets=secrets,
+        jwks=json.dumps(document["jwks"]) if document.get("jwks") is not None else None,
+        jwks_uri=document.get("jwks_uri"),
+        tls_client_auth=json.dumps(subject) if subject else None,
+        introspection=document.get("introspection"),
+        client_name=document.get("client_name"),
+    )
 
 
 # -- reading fields --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,16 @@ def longest_token_lifetime(store: Store, settings: ServerSettings) -> int:
     )
 
 
+#: Every key ring of this process, so a rotation made here is served at once.
+_RINGS: weakref.WeakSet[KeyRing] = weakref.WeakSet()
+
+
+def _reload_every_ring() -> None:
+    for ring in list(_RINGS):
+        ring._loaded_at = float("-inf")
+        ring._unknown_kid_reload = float("-inf")
+
+
 class KeyRing:
     """The published keys and the one that signs, read from the store and reused briefly.
 
@@ -117,6 +128,7 @@ class KeyRing:
         self._records: list[SigningKeyRecord] = []
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
+        _RINGS.add(self)
 
     def is_fresh(self) -> bool:
         """True when signing needs no read of the store."""
@@ -209,8 +221,9 @@ class KeyRing:
         self.store.withdraw_signing_key(kid)
         purge(self.store)  # its private part goes now
         audit("signing_key_withdrawn", kid=kid, replaced_by=replacement, door=door)
-        self._loaded_at = float("-inf")
-        self._parsed.pop(kid, None)
+        _reload_every_ring()
+        for ring in list(_RINGS):
+            ring._parsed.pop(kid, None)
         return replacement
 
     def rotate(
@@ -244,6 +257,5 @@ class KeyRing:
             signs_in_seconds=int(publish_ahead.total_seconds()),
             door=door,
         )
-        self._loaded_at = float("-inf")
-        self._unknown_kid_reload = float("-inf")
+        _reload_every_ring()
         return kid

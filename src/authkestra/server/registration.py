@@ -40,6 +40,7 @@ from typing import Any
 from .._protocol.client_auth import AuthMethod
 from .._protocol.scope import is_scope_token
 from ..errors import ConfigError
+from .client_auth import forget_client
 from .client_keys import InvalidJwks, normalize_jwks
 from .context import hasher_for, secret_box_for
 from .housekeeping import purge
@@ -181,6 +182,8 @@ class Registry:
         self.door = door
 
     def _audit(self, event: str, client_id: str, **fields: Any) -> None:
+        """Log a change that was made, and drop the client from this process's caches."""
+        forget_client(client_id)
         audit(event, client_id=client_id, door=self.door, **fields)
 
     # -- registering -------------------------------------------------------------------
