@@ -23,7 +23,7 @@ from typing import Annotated, TextIO
 import typer
 
 from .._version import __version__
-from . import clients, demo, init, keys, serve, token
+from . import clients, demo, init, keys, registration_tokens, serve, token
 from .exit_codes import ExitCode
 
 __all__ = ["COMMANDS", "Environment", "app", "main"]
@@ -88,6 +88,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     init.register,
     clients.register,
     keys.register,
+    registration_tokens.register,
     demo.register,
 )
 

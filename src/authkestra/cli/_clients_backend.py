@@ -48,6 +48,9 @@ class ClientsBackend(Protocol):
         self, *, alg: str | None, keep_old_for: int | None, publish_ahead: int
     ) -> dict[str, Any]: ...
     def withdraw_key(self, kid: str) -> dict[str, Any]: ...
+    def create_registration_token(
+        self, *, scope: str, audience: list[str], expires_in: int
+    ) -> dict[str, Any]: ...
 
 
 class _Store:
@@ -116,6 +119,20 @@ class _Store:
         keep = timedelta(seconds=longest_token_lifetime(self.store, self.settings))
         replacement = ring.withdraw(kid, keep_others_for=keep)
         return {"withdrawn": kid, "signing_now": replacement}
+
+    def create_registration_token(
+        self, *, scope: str, audience: list[str], expires_in: int
+    ) -> dict[str, Any]:
+        from ..server.admin.registration import issue_initial_token
+        from ..server.keys import KeyRing
+
+        ring = KeyRing(self.store, alg=self.settings.signing_alg, cache_seconds=0)
+        try:
+            return issue_initial_token(
+                ring, self.settings, scope=scope, audience=audience, expires_in=expires_in
+            )
+        except ValueError as exc:
+            raise AdminApiError(400, "invalid_request", str(exc)) from None
 
 
 class AdminApiError(Exception):
@@ -230,6 +247,12 @@ class _AdminApi:
         if keep_old_for is not None:
             body["keep_old_for"] = keep_old_for
         return dict(self._call("POST", "/admin/keys/rotate", body))
+
+    def create_registration_token(
+        self, *, scope: str, audience: list[str], expires_in: int
+    ) -> dict[str, Any]:
+        body = {"scope": scope, "audience": audience, "expires_in": expires_in}
+        return dict(self._call("POST", "/admin/registration-tokens", body))
 
     def withdraw_key(self, kid: str) -> dict[str, Any]:
         try:

@@ -21,6 +21,7 @@ from .endpoints._common import NO_STORE, RETRY_UNAVAILABLE_AFTER
 from .endpoints.discovery import jwks_endpoint, metadata_endpoint
 from .endpoints.health import health_endpoint, readiness_endpoint
 from .endpoints.introspection import introspection_endpoint, revocation_endpoint
+from .endpoints.registration import client_registration_endpoint, register_endpoint
 from .endpoints.token import token_endpoint
 from .housekeeping import purge_forever
 from .metrics import count_backend_error
@@ -145,6 +146,15 @@ def create_app(
         Route("/healthz", health_endpoint, methods=["GET"]),
         Route("/readyz", readiness_endpoint, methods=["GET"]),
     ]
+    if settings.registration:
+        routes += [
+            Route("/register", register_endpoint, methods=["POST"]),
+            Route(
+                "/register/{client_id}",
+                client_registration_endpoint,
+                methods=["GET", "PUT", "DELETE"],
+            ),
+        ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(AccessLogMiddleware)],

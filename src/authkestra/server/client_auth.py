@@ -31,6 +31,7 @@ def forget_client(client_id: str) -> None:
     for directory in list(_DIRECTORIES):
         directory.forget(client_id)
 
+
 _FAILED = InvalidClient(
     "client authentication failed",
     status_code=401,

@@ -199,9 +199,11 @@ class KeyRing:
             keys.append(public)
         return {"keys": keys}
 
-    def sign(self, claims: dict[str, Any]) -> str:
+    def sign(self, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+        """``claims`` signed by the key that signs now (an RFC 9068 access token, unless
+        ``typ`` says what else)."""
         kid, alg, key = self.signing_key()
-        return sign_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims, key)
+        return sign_jwt({"alg": alg, "kid": kid, "typ": typ}, claims, key)
 
     def withdraw(self, kid: str, *, keep_others_for: timedelta, door: str = "cli") -> str | None:
         """Withdraw ``kid`` from signing and from the JWKS at once (a key that leaked);

@@ -109,6 +109,22 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                     _answer("Withdrawn (and the key signing now, if it was replaced)"),
                 ),
             },
+            "/admin/registration-tokens": {
+                "post": _op(
+                    "An initial access token for dynamic registration (RFC 7591), allowing"
+                    " clients with at most its scope and audience",
+                    _answer("The token (shown once) and its limits"),
+                    body={
+                        "type": "object",
+                        "properties": {
+                            "scope": {"type": "string"},
+                            "audience": {"type": "array", "items": {"type": "string"}},
+                            "expires_in": {"type": "integer"},
+                        },
+                    },
+                    status="201",
+                )
+            },
             "/metrics": {
                 "get": _op(
                     "Prometheus metrics",

@@ -42,6 +42,8 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "access_token_signing_alg_values_supported": ctx.keys.algorithms(),
         "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
     }
+    if ctx.settings.registration:
+        document["registration_endpoint"] = ctx.settings.endpoint("/register")
     if tls:
         bind = ctx.mtls is not None and ctx.mtls.bind_tokens
         document["tls_client_certificate_bound_access_tokens"] = bind
