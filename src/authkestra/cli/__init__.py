@@ -23,7 +23,7 @@ from typing import Annotated, TextIO
 import typer
 
 from .._version import __version__
-from . import clients, demo, init, keys, registration_tokens, serve, token
+from . import clients, demo, init, keys, registration_tokens, serve, token, token_tools
 from .exit_codes import ExitCode
 
 __all__ = ["COMMANDS", "Environment", "app", "main"]
@@ -84,6 +84,7 @@ def _root(
 #: ``register`` of every command module, in the order ``--help`` lists them.
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     token.register,
+    token_tools.register,
     serve.register,
     init.register,
     clients.register,
