@@ -126,6 +126,49 @@ def run_demo(out: TextIO) -> int:
                     401,
                     403,
                 )
+                ok &= _operate(step, settings, ctx, issuer)
         ctx.close()
-    step("8. Servers stopped. " + ("Demo complete." if ok else "Something went wrong (see above)."))
+    step(
+        "11. Servers stopped. " + ("Demo complete." if ok else "Something went wrong (see above).")
+    )
     return 0 if ok else 1
+
+
+def _operate(step: Any, settings: ServerSettings, ctx: Any, issuer: str) -> bool:
+    """The operator's side: the admin API (a client made through it gets tokens at once)
+    and a metrics scrape, with a token of the server's own."""
+    from ..server.admin import ADMIN_SCOPE, create_admin_app
+
+    operator = Registry(ctx.store, settings).create(
+        ClientSpec("demo-operator", scopes=(ADMIN_SCOPE,))
+    )
+    assert operator.secret is not None
+    ops = ClientCredentialsFlow("demo-operator", operator.secret, issuer=issuer)
+    with (
+        _serving(create_admin_app(settings, context=ctx), _free_port()) as admin,
+        httpx.Client(base_url=admin, auth=ops.auth([ADMIN_SCOPE])) as http,
+    ):
+        made = http.post(
+            "/admin/clients",
+            json={"client_id": "demo-nightly-export", "scope": REQUIRED_SCOPE,
+                  "audience": [API_AUDIENCE]},
+        )  # fmt: skip
+        secret = made.json().get("client_secret", "")
+        step(
+            f"8. Admin API {admin}: POST /admin/clients as demo-operator (scope {ADMIN_SCOPE})"
+            f" -> {made.status_code}, demo-nightly-export and its secret ({len(secret)} characters,"
+            " in this answer only)"
+        )
+        export = ClientCredentialsFlow("demo-nightly-export", secret, issuer=issuer)
+        first = export.get_token_sync([REQUIRED_SCOPE], resource=API_AUDIENCE)
+        step(f"9. demo-nightly-export gets a token at once: scope {first.scope!r}")
+        scraped = http.get("/metrics")
+        issued = [
+            line
+            for line in scraped.text.splitlines()
+            if line.startswith("authkestra_token_requests_total{")
+        ]
+        step(f"10. GET /metrics -> {scraped.status_code}:")
+        for line in issued:
+            step(f"      {line}")
+    return made.status_code == 201 and scraped.status_code == 200 and bool(issued)
