@@ -201,7 +201,9 @@ def test_text_lines_quote_what_could_forge_a_field_or_a_line() -> None:
 @pytest.fixture(scope="module")
 def chatty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthkestraServer]:
     """A real server logging everything, as JSON."""
-    server = AuthkestraServer(log_level="debug", extra_args=("--log-format", "json"))
+    server = AuthkestraServer(
+        log_level="debug", extra_args=("--log-format", "json", "--registration"), admin=True
+    )
     yield server
     server.stop()
 
@@ -262,15 +264,51 @@ def test_no_secret_or_token_in_any_line_of_a_full_run(
         == 200
     )
 
+    # The operator's doors: the admin API, and dynamic registration.
+    admin = chatty.admin_token()
+    made = chatty.admin_request(
+        "POST", "/admin/clients", admin, json={"client_id": "svc-admin", "scope": "read"}
+    ).json()
+    rotated = chatty.admin_request(
+        "POST", "/admin/clients/svc-admin/rotate-secret", admin, json={"grace_period": 0}
+    ).json()
+    initial = chatty.admin_request(
+        "POST", "/admin/registration-tokens", admin, json={"scope": "read"}
+    ).json()["initial_access_token"]
+    registered = httpx.post(
+        f"{chatty.issuer}/register", json={}, headers={"Authorization": f"Bearer {initial}"}
+    ).json()
+    registration_token = registered["registration_access_token"]
+    assert httpx.get(
+        registered["registration_client_uri"],
+        headers={"Authorization": f"Bearer {registration_token}"},
+    ).is_success
+    assert chatty.admin_request("GET", "/metrics", admin).is_success
+    secrets_used += [
+        made["client_secret"], rotated["client_secret"], registered["client_secret"],
+    ]  # fmt: skip
+
     time.sleep(0.5)  # the last lines reach the file
     log = chatty.log_path.read_text()
     lines = [line for line in log.splitlines() if line.strip()]
     documents = [json.loads(line) for line in lines]  # every line is one JSON object
     events = {d["message"] for d in documents if d["logger"] == "authkestra.server.audit"}
     assert {"token_issued", "authentication_refused", "token_revoked"} <= events
+    doors = {d.get("door") for d in documents if d["message"] == "client_created"}
+    assert {"admin", "registration"} <= doors  # the CLI's changes: on the CLI's stderr
     access = [d for d in documents if d["logger"] == "authkestra.server.access"]
     assert len(access) >= 10 and all("?" not in d["path"] for d in access)
-    for value in (*secrets_used, wrong, first, second, third, fourth, signed, dpop_proof):
+    tokens = (first, second, third, fourth, admin, initial, registration_token)
+    for value in (*secrets_used, wrong, *tokens, signed, dpop_proof):
         assert value not in log
         # Nor the signature part of any of them on its own.
         assert value.rsplit(".", 1)[-1] not in log
+
+
+def test_a_cli_change_is_audited_on_its_stderr(chatty: AuthkestraServer) -> None:
+    made = cli("clients", "create", "svc-audited", "--format", "json", "--db", chatty.db)
+    secret = json.loads(made.stdout)["client_secret"]
+    (line,) = [x for x in made.stderr.splitlines() if " client_created " in x]
+    assert "authkestra.server.audit" in line
+    assert "client_id=svc-audited" in line and "door=cli" in line
+    assert secret not in made.stderr

@@ -292,7 +292,8 @@ def clients_backend(
         if server is None:
             settings, store = open_store(env, db, master_key_file)
             try:
-                yield _Store(settings, store)
+                with _audit_lines_to(env):
+                    yield _Store(settings, store)
             finally:
                 store.close()
         else:
@@ -309,6 +310,26 @@ def clients_backend(
         raise fail(env, f"no client {client_id!r}") from None
     except AdminApiError as exc:
         raise fail(env, *_admin_refusal(exc, server or "", client_id)) from None
+
+
+@contextlib.contextmanager
+def _audit_lines_to(env: Environment) -> Iterator[None]:
+    """The audit line of each change this command makes, on its stderr (a change made
+    through ``--server`` is audited by that server, with door ``admin``)."""
+    import logging
+
+    from ..server.logs import AUDIT, TextFormatter
+
+    handler = logging.StreamHandler(env.stderr)
+    handler.setFormatter(TextFormatter())
+    level = AUDIT.level
+    AUDIT.addHandler(handler)
+    AUDIT.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        AUDIT.removeHandler(handler)
+        AUDIT.setLevel(level)
 
 
 def _admin_refusal(exc: AdminApiError, server: str, client_id: str | None) -> tuple[str, int]:
