@@ -541,3 +541,38 @@ def run(case: Callable[..., None], smoke: dict[str, Any], argv: list[str] | None
     case(**(smoke if args.smoke else {}))
     note(f"Total time: {time.perf_counter() - started:.0f} s")
     return 0
+
+
+# -- the server's ASGI app, called directly -----------------------------------------------
+
+
+def asgi_form_post(
+    app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> Callable[[], Awaitable[tuple[int, bytes]]]:
+    """A call of ``POST path`` with a form ``body`` straight into the ASGI ``app`` (no
+    socket, no HTTP parsing): (status, body) of each answer."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 9),
+        "headers": [
+            (b"host", b"127.0.0.1:9"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def call() -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({**scope, "state": {}}, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    return call

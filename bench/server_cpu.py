@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import asgi_form_post  # noqa: E402
 from tests.support.authkestra_server import cli  # noqa: E402
 
 from authkestra.server import ServerSettings, create_app  # noqa: E402
@@ -64,30 +65,12 @@ async def per_token(settings: ServerSettings, created: dict[str, str], args: Any
     app = create_app(settings)
     basic = base64.b64encode(f"bench:{created['client_secret']}".encode())
     body = f"grant_type=client_credentials&scope=read&resource={RESOURCE}".encode()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/token", "raw_path": b"/token", "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 9),
-        "headers": [
-            (b"host", b"127.0.0.1:9"),
-            (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"content-length", str(len(body)).encode()),
-            (b"authorization", b"Basic " + basic),
-        ],
-    }  # fmt: skip
+    post = asgi_form_post(app, "/token", body, [(b"authorization", b"Basic " + basic)])
 
     async def token() -> None:
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app({**scope, "state": {}}, receive, send)
-        if sent[0]["status"] != 200:
-            raise RuntimeError(f"POST /token answered {sent[0]['status']}: {sent[1]['body']!r}")
+        status, answer = await post()
+        if status != 200:
+            raise RuntimeError(f"POST /token answered {status}: {answer!r}")
 
     async with app.router.lifespan_context(app):
         for _ in range(min(300, args.tokens)):  # warm: keys parsed, the client in memory

@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import machine, table  # noqa: E402
+from bench._common import asgi_form_post, machine, table  # noqa: E402
 from joserfc import jwt  # noqa: E402
 from joserfc.jwk import ECKey  # noqa: E402
 from tests.support.authkestra_server import cli  # noqa: E402
@@ -129,30 +129,12 @@ def _assertion_request(app: Any, client_id: str, key: ECKey) -> Request:
 
 
 def _request(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> Request:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/token", "raw_path": b"/token", "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 9),
-        "headers": [
-            (b"host", b"127.0.0.1:9"),
-            (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"content-length", str(len(body)).encode()),
-            *headers,
-        ],
-    }  # fmt: skip
+    post = asgi_form_post(app, "/token", body, headers)
 
     async def request() -> None:
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app({**scope, "state": {}}, receive, send)
-        if sent[0]["status"] not in (400, 401):
-            raise RuntimeError(f"a refusal was expected, got {sent[0]['status']}")
+        status, _ = await post()
+        if status not in (400, 401):
+            raise RuntimeError(f"a refusal was expected, got {status}")
 
     return request
 

@@ -12,7 +12,9 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ...errors import OAuthError
 from ..context import ServerContext
+from ..endpoints._common import read_body
 from .guard import ADMIN_SCOPE, AdminRefused, authorize
 
 __all__ = ["MAX_BODY_BYTES", "AdminError", "admin_handler", "json_body"]
@@ -48,12 +50,10 @@ def json_body(body: bytes) -> Any:
 
 
 async def _read_body(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise AdminError(413, "invalid_request", f"the body exceeds {MAX_BODY_BYTES} bytes")
-    return bytes(body)
+    try:
+        return await read_body(request, MAX_BODY_BYTES)
+    except OAuthError as too_large:
+        raise AdminError(413, "invalid_request", too_large.error_description or "") from None
 
 
 def admin_handler(

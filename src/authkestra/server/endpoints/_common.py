@@ -24,6 +24,7 @@ __all__ = [
     "authenticate_client",
     "error_response",
     "json_response",
+    "read_body",
     "read_form",
     "uses_basic",
 ]
@@ -91,12 +92,17 @@ async def read_form(request: Request, limit: int) -> FormParams:
             )
         if int(declared) > limit:
             raise _too_large(limit)
+    return parse_form(await read_body(request, limit), request.headers.get("content-type"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes: read no further (413 ``invalid_request``)."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
-    return parse_form(bytes(body), request.headers.get("content-type"))
+    return bytes(body)
 
 
 def _too_large(limit: int) -> InvalidRequest:

@@ -38,7 +38,7 @@ from ..logs import audit, note_client
 from ..registration import RegistrationError, Registry
 from ..registration_tokens import new_registration_token, read_initial_token
 from ..store import ClientExists, ClientRecord, UnknownClient
-from ._common import NO_STORE, check_request_line_and_headers, client_address
+from ._common import NO_STORE, check_request_line_and_headers, client_address, read_body
 
 __all__ = ["client_registration_endpoint", "register_endpoint"]
 
@@ -87,7 +87,7 @@ async def _serve(request: Request, handler: Callable[..., Response]) -> Response
         check_request_line_and_headers(request)
         body = b""
         if request.method in ("POST", "PUT"):
-            body = await _read_body(request, ctx.settings.max_body_bytes * 8)
+            body = await read_body(request, ctx.settings.max_body_bytes * 8)
         return await anyio.to_thread.run_sync(handler, ctx, request, body)
     except _Refused as refused:
         return refused.response()
@@ -97,15 +97,6 @@ async def _serve(request: Request, handler: Callable[..., Response]) -> Response
             status_code=error.status_code,
             headers=NO_STORE,
         )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _Refused(413, "invalid_request", f"the body exceeds {limit} bytes")
-    return bytes(body)
 
 
 def _bearer(request: Request) -> str:
