@@ -7,12 +7,14 @@ import os
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from authkestra import ClientCredentialsFlow
 from authkestra.server.settings import ServerSettings
-from tests.support.authkestra_server import BIN, cli
+from tests.support.authkestra_server import BIN, AuthkestraServer, cli
 from tests.support.redis_server import free_port
 
 
@@ -75,3 +77,59 @@ def test_two_workers_serve_one_issuer() -> None:
         finally:
             process.terminate()
             process.wait(timeout=20)
+
+
+def test_serve_uses_every_core_by_default(tmp_path: object) -> None:
+    """No --workers: one worker per core this process may run on, as its start line says,
+    with their metrics summed (a private multiprocess directory is made)."""
+    cores = len(os.sched_getaffinity(0))
+    server = AuthkestraServer(workers=None, log_level="info", extra_args=("--log-format", "json"))
+    try:
+        started = [
+            json.loads(line)
+            for line in server.log_path.read_text().splitlines()
+            if '"message": "starting"' in line
+        ]
+        assert started and started[0]["workers"] == cores
+        client_id, secret = server.create_client("svc", "--scope", "read")
+        for _ in range(10):
+            answer = httpx.post(
+                server.token_url,
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, secret),
+            )
+            assert answer.status_code == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many", "2.5"])
+def test_a_bad_workers_value_is_one_line(value: str, tmp_path: Path) -> None:
+    result = cli(
+        "serve", "--workers", value, "--port", str(free_port()), "--db",
+        f"sqlite:///{tmp_path}/a.db", check=False,
+    )  # fmt: skip
+    assert result.returncode == 3
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("authkestra: error: --workers (AUTHKESTRA_SERVER_WORKERS): ")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("workers", "redis", "limit"), [(None, False, 100), (1, False, 100), (2, False, 50),
+                                    (3, False, 34), (2, True, 100)],
+)  # fmt: skip
+def test_without_redis_each_worker_enforces_its_share_of_the_failure_limit(
+    workers: int | None, redis: bool, limit: int
+) -> None:
+    from authkestra.server.context import _failures_per_process
+
+    settings = ServerSettings(db="sqlite:///x.db", workers=workers, max_failures_per_address=100)
+    assert _failures_per_process(settings, redis) == limit
+
+
+def test_auto_is_the_cores_this_process_may_use() -> None:
+    assert ServerSettings(db="sqlite:///x.db", workers="auto").worker_count() == len(
+        os.sched_getaffinity(0)
+    )
+    assert ServerSettings(db="sqlite:///x.db", workers=3).worker_count() == 3

@@ -43,7 +43,7 @@ class AuthkestraServer:
         extra_env: dict[str, str] | None = None,
         tls: tuple[Path, Path, Path | None] | None = None,
         ca_bundle: Path | None = None,
-        workers: int = 1,
+        workers: int | None = 1,
         log_level: str = "warning",
         extra_args: tuple[str, ...] = (),
         admin: bool = False,
@@ -72,7 +72,8 @@ class AuthkestraServer:
         ]
         if redis:
             args += ["--redis", redis]
-        if workers != 1:
+        # One worker unless asked (None: serve's own default, one per core).
+        if workers is not None:
             args += ["--workers", str(workers)]
         self.admin_url: str | None = None
         if admin:
@@ -131,9 +132,7 @@ class AuthkestraServer:
         answer.raise_for_status()
         return str(answer.json()["access_token"])
 
-    def admin_request(
-        self, method: str, path: str, token: str, **kwargs: object
-    ) -> httpx.Response:
+    def admin_request(self, method: str, path: str, token: str, **kwargs: object) -> httpx.Response:
         """A request to the admin API with ``token`` as Bearer."""
         assert self.admin_url is not None, "started without admin=True"
         return httpx.request(

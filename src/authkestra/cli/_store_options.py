@@ -87,6 +87,7 @@ FLAGS = frozenset(
         "admin_host",
         "registration",
         "tracing",
+        "workers",
     }
 )
 

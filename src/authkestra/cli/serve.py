@@ -48,9 +48,13 @@ def serve(
         str | None, typer.Option("--signing-alg", help="ES256, EdDSA or RS256.")
     ] = None,
     workers: Annotated[
-        int,
-        typer.Option("--workers", min=1, max=64, help="Worker processes sharing the port."),
-    ] = 1,
+        str | None,
+        typer.Option(
+            "--workers",
+            metavar="auto|N",
+            help="Worker processes sharing the port [default: auto, one per core].",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS with this certificate."),
@@ -143,7 +147,9 @@ def serve(
         admin_host=admin_host,
         registration=registration,
         tracing=tracing,
+        workers=workers,
     )
+    workers_count = settings.worker_count()
     if settings.tls_cert is None and (settings.tls_key or settings.tls_client_ca):
         raise fail(env, "--tls-key and --tls-client-ca go with --tls-cert", 2)
     master_key_made = _prepare_store(env, settings)
@@ -157,9 +163,9 @@ def serve(
         _check_tracing(env)
     # Several workers are several processes: their metrics go to files that the admin
     # listener (in this process) adds up. Set before prometheus_client is first imported.
-    metrics_dir = _shared_metrics_dir() if workers > 1 else None
+    metrics_dir = _shared_metrics_dir() if workers_count > 1 else None
     try:
-        _run(env, settings, workers, master_key_made)
+        _run(env, settings, workers_count, master_key_made)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -234,7 +240,9 @@ def _run(
             return
         # Worker processes build their own app from the environment; the store was made,
         # migrated and sealed above, so they do not race to do it.
-        os.environ.update(settings.to_environment(migrate=False))
+        # Each learns how many they are (a per-address failure limit without Redis is
+        # shared out among them).
+        os.environ.update(settings.to_environment(migrate=False, workers=workers))
         uvicorn.run(
             "authkestra.server.app:create_app_from_environment",
             factory=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import secrets
 from typing import Any
 
@@ -88,6 +89,16 @@ def open_store(settings: ServerSettings, *, create: bool = True) -> Store:
     return store
 
 
+def _failures_per_process(settings: ServerSettings, shared: bool) -> int:
+    """The failure limit this process enforces: the whole of it when the counts are shared
+    (Redis) or it is the only worker; else its share (the kernel spreads an address's
+    connections over the workers, so the total stays about the limit)."""
+    workers = settings.workers or 1
+    if shared or workers == 1:
+        return settings.max_failures_per_address
+    return max(1, math.ceil(settings.max_failures_per_address / workers))
+
+
 def build_context(settings: ServerSettings, store: Store | None = None) -> ServerContext:
     store = store or open_store(settings)
     purge(store)  # a key withdrawn or a secret expired while no server ran goes now
@@ -134,7 +145,7 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         ),
         limiter=FailureLimiter(
             window=settings.failure_window,
-            max_per_address=settings.max_failures_per_address,
+            max_per_address=_failures_per_process(settings, redis_client is not None),
             redis=redis_client,
         ),
         revocations=RevocationList(store, redis_client),

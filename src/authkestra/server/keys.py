@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._jose import keys as jose_keys
 from .._jose.keys import Key, import_jwk
-from .._jose.signing import sign_jwt
+from .._jose.signing import TokenSigner
 from .housekeeping import purge
 from .logs import audit
 from .store import SigningKeyRecord, Store
@@ -125,6 +125,8 @@ class KeyRing:
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._parsed: dict[str, Key] = {}
+        #: One signer per (kid, typ): the header encoded once (see TokenSigner).
+        self._signers: dict[tuple[str, str], TokenSigner] = {}
         self._records: list[SigningKeyRecord] = []
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
@@ -203,7 +205,11 @@ class KeyRing:
         """``claims`` signed by the key that signs now (an RFC 9068 access token, unless
         ``typ`` says what else)."""
         kid, alg, key = self.signing_key()
-        return sign_jwt({"alg": alg, "kid": kid, "typ": typ}, claims, key)
+        signer = self._signers.get((kid, typ))
+        if signer is None:
+            signer = TokenSigner({"alg": alg, "kid": kid, "typ": typ}, key)
+            self._signers[(kid, typ)] = signer
+        return signer.sign(claims)
 
     def withdraw(self, kid: str, *, keep_others_for: timedelta, door: str = "cli") -> str | None:
         """Withdraw ``kid`` from signing and from the JWKS at once (a key that leaked);
@@ -226,6 +232,7 @@ class KeyRing:
         _reload_every_ring()
         for ring in list(_RINGS):
             ring._parsed.pop(kid, None)
+            ring._signers = {k: v for k, v in ring._signers.items() if k[0] != kid}
         return replacement
 
     def rotate(

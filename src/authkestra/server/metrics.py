@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate
@@ -125,8 +125,20 @@ def refusal_reason(message: str) -> str:
     return "malformed_credentials"
 
 
+#: Labelled children looked up once (``labels()`` costs microseconds on the token path);
+#: bounded like the label sets themselves (registered clients x outcomes).
+_TOKEN_CHILDREN: dict[tuple[str, str], Any] = {}
+_LATENCY_CHILDREN: dict[tuple[str, str], Any] = {}
+
+
 def count_token_request(client_id: str | None, outcome: str) -> None:
-    TOKEN_REQUESTS.labels(client_id or "", outcome).inc()
+    key = (client_id or "", outcome)
+    child = _TOKEN_CHILDREN.get(key)
+    if child is None:
+        if len(_TOKEN_CHILDREN) > 10_000:
+            _TOKEN_CHILDREN.clear()
+        child = _TOKEN_CHILDREN[key] = TOKEN_REQUESTS.labels(*key)
+    child.inc()
 
 
 def count_refusal(message: str) -> None:
@@ -148,7 +160,11 @@ def observe_request(path: str, status: int, seconds: float) -> None:
         endpoint = "admin"
     else:
         endpoint = "other"
-    REQUEST_SECONDS.labels(endpoint, f"{status // 100}xx").observe(seconds)
+    key = (endpoint, f"{status // 100}xx")
+    child = _LATENCY_CHILDREN.get(key)
+    if child is None:
+        child = _LATENCY_CHILDREN[key] = REQUEST_SECONDS.labels(*key)
+    child.observe(seconds)
 
 
 class SigningKeyAge(Collector):

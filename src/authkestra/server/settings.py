@@ -92,6 +92,15 @@ class ServerSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="The address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="The port to listen on.")
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=(
+            "Worker processes of authkestra serve, sharing its port. Default (auto): one"
+            " per core the process may run on."
+        ),
+    )
     admin_port: int | None = Field(
         default=None,
         ge=1,
@@ -272,6 +281,21 @@ class ServerSettings(BaseSettings):
                     f"{item!r} is not an address or network (e.g. 10.0.0.5, 10.0.0.0/8)"
                 ) from None
         return ",".join(_items(value))
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == "auto" else value
+
+    def worker_count(self) -> int:
+        """:attr:`workers`, or one per core this process may run on (auto)."""
+        if self.workers is not None:
+            return self.workers
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, 64))
 
     def proxies(self) -> list[str]:
         """:attr:`trusted_proxies` as a list (empty: trust no forwarded address)."""

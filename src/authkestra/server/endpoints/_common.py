@@ -56,7 +56,7 @@ def check_request_line_and_headers(request: Request) -> None:
     URL ends up in logs. One Authorization header at most: two is ambiguous (which
     one authenticates?). Headers in all under :data:`MAX_HEADER_BYTES`.
     """
-    if request.url.query:
+    if request.scope.get("query_string"):  # (request.url would build the whole URL)
         raise InvalidRequest(
             "query string at an OAuth endpoint",
             status_code=400,
