@@ -62,9 +62,10 @@ demo: install
 
 # Side-by-side benchmarks (several minutes; results go in bench/README.md).
 bench: install peers servers
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bench/run_client.sh
 	$(BIN)/python bench/verifier_throughput.py --breakdown
-	$(BIN)/python bench/server_throughput.py
+	$(BIN)/python bench/server_bench.py --json bench/results/server.json --charts bench/results
 
 clean:
 	rm -rf $(VENV) $(PEERS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -179,11 +179,12 @@ def _run(
     import uvicorn
 
     from ..server.app import create_app
-    from ..server.logs import logging_config
+    from ..server.logs import logging_config, skip_what_no_line_shows
 
     # Everything checked: from here on every line is a log line, in --log-format.
     log_config = logging_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(log_config)
+    skip_what_no_line_shows()
     log = logging.getLogger("authkestra.server")
     if master_key_made is not None:
         log.warning(

@@ -24,6 +24,7 @@ from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.registration import client_registration_endpoint, register_endpoint
 from .endpoints.token import token_endpoint
 from .housekeeping import purge_forever
+from .logs import skip_what_no_line_shows
 from .metrics import count_backend_error
 from .settings import ServerSettings
 from .store import Store
@@ -179,4 +180,5 @@ def create_app(
 
 def create_app_from_environment() -> Starlette:
     """``create_app()`` with settings from the environment (uvicorn workers use this)."""
+    skip_what_no_line_shows()  # as serve did for itself: the worker logs the same lines
     return create_app(ServerSettings.from_environment())

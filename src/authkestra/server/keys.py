@@ -127,6 +127,8 @@ class KeyRing:
         self._parsed: dict[str, Key] = {}
         #: One signer per (kid, typ): the header encoded once (see TokenSigner).
         self._signers: dict[tuple[str, str], TokenSigner] = {}
+        #: Answers rendered from the key list, kept while that list is (see memo).
+        self._memo: dict[str, tuple[list[SigningKeyRecord], bytes]] = {}
         self._records: list[SigningKeyRecord] = []
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
@@ -200,6 +202,17 @@ class KeyRing:
             public.update({"kid": record.kid, "alg": record.alg, "use": "sig"})
             keys.append(public)
         return {"keys": keys}
+
+    def memo(self, name: str, build: Callable[[], bytes]) -> bytes:
+        """``build()``'s answer (the JWKS, the metadata: documents made from the published
+        keys), made once per reading of the keys and served from memory until the next."""
+        records = self._load()
+        hit = self._memo.get(name)
+        if hit is not None and hit[0] is records:
+            return hit[1]
+        value = build()
+        self._memo[name] = (records, value)
+        return value
 
     def sign(self, claims: dict[str, Any], typ: str = "at+jwt") -> str:
         """``claims`` signed by the key that signs now (an RFC 9068 access token, unless

@@ -38,6 +38,7 @@ __all__ = [
     "current_request",
     "logging_config",
     "new_request_id",
+    "skip_what_no_line_shows",
 ]
 
 ACCESS = logging.getLogger("authkestra.server.access")
@@ -148,20 +149,36 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+#: A value written as it is: printable ASCII without space, quote, equals sign or backslash.
+_PLAIN = re.compile(r"[!#-<>-\[\]-~]+")
+
+
 def _text(value: object) -> str:
     if value is None:
         return "-"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, (list, tuple)):
         value = " ".join(str(v) for v in value)
     text = str(value)
-    if not text or not text.isprintable() or any(c in text for c in ' "='):
-        return json.dumps(text, ensure_ascii=True)
-    return text
+    if _PLAIN.fullmatch(text):
+        return text
+    return json.dumps(text, ensure_ascii=True)  # quoted: it cannot forge a field or a line
 
 
 def _timestamp(record: logging.LogRecord) -> str:
     moment = datetime.fromtimestamp(record.created, timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def skip_what_no_line_shows() -> None:
+    """Stop the logging module from collecting, per line, what no line of ours shows:
+    the caller's source file and line, thread, process (the logging HOWTO's
+    "Optimization": a quarter of a logged token request's time goes there otherwise)."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def logging_config(level: str, log_format: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ __all__ = [
     "json_response",
     "read_body",
     "read_form",
+    "reads_are_local",
     "uses_basic",
 ]
 
@@ -111,6 +112,14 @@ def _too_large(limit: int) -> InvalidRequest:
         status_code=413,
         error_description=f"the body exceeds {limit} bytes",
     )
+
+
+def reads_are_local(ctx: ServerContext) -> bool:
+    """Whether what a request reads is on this machine: a SQLite store (in WAL mode, where
+    a read never waits for a writer) and no Redis. Then the reads take microseconds, less
+    than handing the request to a worker thread and back would; over a network (PostgreSQL,
+    Redis) they leave the event loop."""
+    return ctx.redis is None and ctx.store.is_local
 
 
 def client_address(request: Request) -> str:

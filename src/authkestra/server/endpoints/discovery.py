@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..._jose.algorithms import ASYMMETRIC, HMAC
 from ..context import ServerContext
@@ -52,12 +54,28 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
 
 async def metadata_endpoint(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    document = await anyio.to_thread.run_sync(metadata, ctx)  # reads the key list
-    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
+    body = await _from_memory(ctx, "metadata", lambda: _json(metadata(ctx)))
+    return Response(body, media_type="application/json", headers=_METADATA_CACHE)
 
 
 async def jwks_endpoint(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    jwks = await anyio.to_thread.run_sync(ctx.keys.jwks)
+    body = await _from_memory(ctx, "jwks", lambda: _json(ctx.keys.jwks()))
     # Short: a rotated-in key must reach resource servers soon.
-    return JSONResponse(jwks, headers={"Cache-Control": "public, max-age=60"})
+    return Response(body, media_type="application/json", headers=_JWKS_CACHE)
+
+
+_METADATA_CACHE = {"Cache-Control": "public, max-age=300"}
+_JWKS_CACHE = {"Cache-Control": "public, max-age=60"}
+
+
+async def _from_memory(ctx: ServerContext, name: str, build: Callable[[], bytes]) -> bytes:
+    """The document, rendered once per reading of the keys: from memory while they are
+    fresh, else after reading them again (in a worker thread: the store may be remote)."""
+    if ctx.keys.is_fresh():
+        return ctx.keys.memo(name, build)
+    return await anyio.to_thread.run_sync(ctx.keys.memo, name, build)
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +24,7 @@ from ._common import (
     error_response,
     json_response,
     read_form,
+    reads_are_local,
     uses_basic,
 )
 
@@ -110,7 +112,7 @@ async def introspection_endpoint(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
     try:
         params = await read_form(request, ctx.settings.max_body_bytes)
-        result = await anyio.to_thread.run_sync(
+        answer = functools.partial(
             _introspect,
             ctx,
             request.headers.get("authorization"),
@@ -118,6 +120,10 @@ async def introspection_endpoint(request: Request) -> Response:
             client_address(request),
             presented_certificate(request.scope),
         )
+        if reads_are_local(ctx):
+            result = answer()
+        else:
+            result = await anyio.to_thread.run_sync(answer)
     except (OAuthError, RateLimited) as error:
         return error_response(error, issuer=ctx.issuer, basic=uses_basic(request))
     return json_response(result)
