@@ -83,7 +83,9 @@ def test_a_store_that_goes_down_mid_request_is_a_503(
 ) -> None:
     client = server.add_client()
     assert server.token(client).status_code == 200
-    monkeypatch.setattr(server.ctx.store, "session", broken)  # every read fails from now on
+    # Every read fails from now on, through a session or a plain connection.
+    monkeypatch.setattr(server.ctx.store, "session", broken)
+    monkeypatch.setattr(server.ctx.store.engine, "connect", broken)
     for path in ("/token", "/introspect"):
         response = server.form(
             path, {"grant_type": "client_credentials", "token": "x"}, basic=client

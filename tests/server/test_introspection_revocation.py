@@ -323,3 +323,24 @@ def test_revocations_are_purged_after_expiry(
     assert server.ctx.store.is_revoked(jti)
     poll(lambda: server.ctx.store.purge_revocations() >= 1, timeout=10, interval=0.2)
     assert not server.ctx.store.is_revoked(jti)
+
+
+def test_a_token_checked_once_is_not_trusted_past_its_key_or_with_another_signature(
+    server: InProcessServer,
+) -> None:
+    """Signatures found good are remembered (a token introspected again is not verified
+    again) -- by the whole token, and only while its key is published."""
+    from datetime import timedelta
+
+    client = server.add_client()
+    token = server.access_token(client)
+    assert server.introspect(token, client)["active"] is True
+    assert server.introspect(token, client)["active"] is True  # remembered
+    head, payload, signature = token.split(".")
+    other = "A" if signature[0] != "A" else "B"
+    assert server.introspect(f"{head}.{payload}.{other}{signature[1:]}", client) == {
+        "active": False
+    }
+    kid = jose_part(token, 0)["kid"]
+    server.ctx.keys.withdraw(kid, keep_others_for=timedelta(0))
+    assert server.introspect(token, client) == {"active": False}

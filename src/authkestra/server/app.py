@@ -23,6 +23,7 @@ from .endpoints.health import health_endpoint, readiness_endpoint
 from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.registration import client_registration_endpoint, register_endpoint
 from .endpoints.token import token_endpoint
+from .hot_paths import HotPaths
 from .housekeeping import purge_forever
 from .logs import skip_what_no_line_shows
 from .metrics import count_backend_error
@@ -156,9 +157,24 @@ def create_app(
                 methods=["GET", "PUT", "DELETE"],
             ),
         ]
+    hot = {
+        ("POST", "/token"): token_endpoint,
+        ("POST", "/introspect"): introspection_endpoint,
+        ("GET", "/jwks.json"): jwks_endpoint,
+        ("GET", "/.well-known/oauth-authorization-server"): metadata_endpoint,
+        ("GET", "/.well-known/openid-configuration"): metadata_endpoint,
+    }
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLogMiddleware)],
+        middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(
+                HotPaths,
+                routes=hot,
+                backend_errors=_backend_errors(),
+                on_backend_error=_backend_error,
+            ),
+        ],
         lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,

@@ -88,6 +88,9 @@ def longest_token_lifetime(store: Store, settings: ServerSettings) -> int:
     )
 
 
+#: How many tokens a key ring remembers as checked (about 5 MB of tokens at most).
+MAX_CHECKED_TOKENS = 10_000
+
 #: Every key ring of this process, so a rotation made here is served at once.
 _RINGS: weakref.WeakSet[KeyRing] = weakref.WeakSet()
 
@@ -129,6 +132,8 @@ class KeyRing:
         self._signers: dict[tuple[str, str], TokenSigner] = {}
         #: Answers rendered from the key list, kept while that list is (see memo).
         self._memo: dict[str, tuple[list[SigningKeyRecord], bytes]] = {}
+        #: Tokens whose signature was checked, while the keys are those it was checked with.
+        self._checked: dict[str, list[SigningKeyRecord]] = {}
         self._records: list[SigningKeyRecord] = []
         self._loaded_at = float("-inf")
         self._unknown_kid_reload = float("-inf")
@@ -151,6 +156,10 @@ class KeyRing:
                 self.store.add_signing_key(kid, self.alg, jwk, retire_others_after=None)
                 audit("signing_key_created", kid=kid, alg=self.alg, door="server")
                 records = self.store.signing_keys()
+            if records == self._records:
+                # Unchanged: the same list, so what was made from it (memo, checked
+                # signatures) stays good.
+                records = self._records
             self._records = records
             self._loaded_at = now
             return records
@@ -214,6 +223,18 @@ class KeyRing:
         self._memo[name] = (records, value)
         return value
 
+    def signature_checked(self, token: str) -> bool:
+        """Whether ``token``'s signature was found good under the keys published now (a
+        token presented again -- to introspection, say -- is not verified again). A key
+        withdrawn or rotated changes the keys: every token is checked anew."""
+        return self._checked.get(token) is self._load()
+
+    def remember_checked(self, token: str) -> None:
+        """Note that ``token``'s signature was found good under the keys published now."""
+        if len(self._checked) >= MAX_CHECKED_TOKENS:
+            self._checked.clear()  # bounded: a flood of tokens only costs verifications
+        self._checked[token] = self._load()
+
     def sign(self, claims: dict[str, Any], typ: str = "at+jwt") -> str:
         """``claims`` signed by the key that signs now (an RFC 9068 access token, unless
         ``typ`` says what else)."""
@@ -239,7 +260,13 @@ class KeyRing:
         replacement = None
         if current is not None and current.kid == kid:
             replacement = self.rotate(keep_old_for=keep_others_for, alg=current.alg, door=door)
-        self.store.withdraw_signing_key(kid)
+        try:
+            self.store.withdraw_signing_key(kid)
+        except KeyError:
+            # The rotation above retired it with nothing to keep (keep_others_for 0), and
+            # its purge deleted it already: withdrawn all the same.
+            if replacement is None:
+                raise
         purge(self.store)  # its private part goes now
         audit("signing_key_withdrawn", kid=kid, replaced_by=replacement, door=door)
         _reload_every_ring()

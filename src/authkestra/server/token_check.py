@@ -40,12 +40,16 @@ def read_signed(token: str, *, keys: KeyRing, issuer: str, typ: str) -> dict[str
     kid = header.get("kid")
     if header.get("typ") != typ or not isinstance(kid, str):
         return None
-    found = keys.verification_key(kid)
-    if found is None:
-        return None
-    alg, key = found
-    if header.get("alg") != alg or not verify_signature(alg, jws.signing_input, jws.signature, key):
-        return None
+    if not keys.signature_checked(token):
+        found = keys.verification_key(kid)
+        if found is None:
+            return None
+        alg, key = found
+        if header.get("alg") != alg or not verify_signature(
+            alg, jws.signing_input, jws.signature, key
+        ):
+            return None
+        keys.remember_checked(token)
     try:
         _TIMES.check(claims, time.time())
     except ClaimError:
