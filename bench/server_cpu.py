@@ -10,7 +10,7 @@ straight into the ASGI app (no socket, no uvicorn, no HTTP parsing): what is
 left is the server's own work per token -- form parsing, client
 authentication, the grant, the ES256 signature, the JSON answer. The figure is
 process CPU time per token, the best of ``--rounds`` rounds (a shared machine's
-noise only ever adds). ``bench/server_throughput.py`` measures the whole server
+noise only ever adds). ``bench/server_bench.py`` measures the whole server
 under load instead.
 """
 
