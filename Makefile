@@ -64,7 +64,7 @@ demo: install
 bench: install peers servers
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bench/run_client.sh
-	$(BIN)/python bench/verifier_throughput.py --breakdown
+	$(BIN)/python bench/verifier_throughput.py --breakdown --charts bench/results
 	$(BIN)/python bench/server_bench.py --json bench/results/server.json --charts bench/results
 
 clean:

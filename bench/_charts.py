@@ -64,3 +64,77 @@ def _save(plt: Any, figure: Any, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def verifier_chart(breakdown: dict[str, dict[str, float]], directory: Path) -> Path:
+    """Verifications per second per algorithm, one bar per library (log scale: cached
+    verification is orders of magnitude above the rest)."""
+    plt = _pyplot()
+    directory.mkdir(parents=True, exist_ok=True)
+    libraries = {
+        "raw": "raw cryptography", "joserfc": "joserfc", "pyjwt": "PyJWT",
+        "uncached": "authkestra (uncached)", "cached": "authkestra (cached)",
+    }  # fmt: skip
+    algs = list(breakdown)
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / len(libraries)
+    for index, (key, label) in enumerate(libraries.items()):
+        positions = [i + (index - (len(libraries) - 1) / 2) * width for i in range(len(algs))]
+        axis.bar(positions, [breakdown[a][key] for a in algs], width, label=label)
+    axis.set_yscale("log")
+    axis.set_title("Access-token verifications per second, one thread (log scale)")
+    axis.set_xticks(range(len(algs)), algs)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return _save(plt, figure, directory / "verifier_throughput.png")
+
+
+def table_charts(
+    tables: list[tuple[str, list[str], list[list[Any]]]], directory: Path, prefix: str
+) -> list[Path]:
+    """One chart per printed table: a group of horizontal bars per row (the scenario),
+    a bar per numeric column (the library), log-scaled when the values span decades."""
+    plt = _pyplot()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, (title, headers, rows) in enumerate(tables, 1):
+        columns = [
+            i
+            for i in range(1, len(headers))
+            if rows and all(_number(r[i]) is not None for r in rows)
+        ]
+        if not columns:
+            continue
+        height = 0.8 / len(columns)
+        figure, axis = plt.subplots(figsize=(9, 0.9 + 0.55 * len(rows) * max(1, len(columns) / 2)))
+        values_all = []
+        for index, column in enumerate(columns):
+            values = [_number(r[column]) or 0.0 for r in rows]
+            values_all += values
+            positions = [i + (index - (len(columns) - 1) / 2) * height for i in range(len(rows))]
+            bars = axis.barh(positions, values, height, label=headers[column])
+            axis.bar_label(bars, labels=[str(r[column]) for r in rows], fontsize=7, padding=2)
+        positive = [v for v in values_all if v > 0]
+        if positive and max(positive) / min(positive) > 50:
+            axis.set_xscale("log")
+        axis.set_yticks(range(len(rows)), [str(r[0])[:60] for r in rows], fontsize=7)
+        axis.invert_yaxis()
+        axis.set_title(title, fontsize=9)
+        if len(columns) > 1:
+            axis.legend(fontsize=7)
+        figure.tight_layout()
+        written.append(_save(plt, figure, directory / f"{prefix}_{number}.png"))
+    return written
+
+
+def _number(cell: Any) -> float | None:
+    """A cell's number (``1,234``, ``56.7 %``, ``0.90x``, ``12 µs``), or None."""
+    if isinstance(cell, (int, float)):
+        return float(cell)
+    text = str(cell).replace(",", "").strip()
+    for suffix in (" %", "%", "x", " µs", " ms", " s"):
+        text = text.removesuffix(suffix)
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -63,8 +63,14 @@ LIBS = ("authkestra", "Authlib", "httpx-auth")
 # -- output -------------------------------------------------------------------------------
 
 
+MACHINE_TABLE = "Machine"
+#: Every table printed, for --charts.
+TABLES: list[tuple[str, list[str], list[list[Any]]]] = []
+
+
 def table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
     """A Markdown table (readable as text, pasteable into the README)."""
+    TABLES.append((title, headers, rows))
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     print(f"\n### {title}\n")
@@ -129,7 +135,7 @@ def machine() -> None:
         ["oidc-provider (npm)", op_version],
         ["redis-server", command("redis-server", "--version")],
     ]
-    table("Machine", ["", ""], rows)
+    table(MACHINE_TABLE, ["", ""], rows)
 
 
 # -- the authorization server ---------------------------------------------------------------
@@ -533,6 +539,7 @@ def run(case: Callable[..., None], smoke: dict[str, Any], argv: list[str] | None
     parser.add_argument(
         "--smoke", action="store_true", help="a seconds-long run that only checks the case works"
     )
+    parser.add_argument("--charts", type=Path, help="draw each table as a PNG into this directory")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.smoke:
@@ -540,6 +547,12 @@ def run(case: Callable[..., None], smoke: dict[str, Any], argv: list[str] | None
     machine()
     case(**(smoke if args.smoke else {}))
     note(f"Total time: {time.perf_counter() - started:.0f} s")
+    if args.charts and not args.smoke:
+        from bench._charts import table_charts
+
+        measured = [t for t in TABLES if t[0] != MACHINE_TABLE]
+        for path in table_charts(measured, args.charts, Path(sys.argv[0]).stem):
+            note(f"chart: {path}")
     return 0
 
 

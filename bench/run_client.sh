@@ -5,8 +5,8 @@
 #   bench/run_client.sh --smoke    every case, seconds each: do they still work?
 set -eu
 cd "$(dirname "$0")/.."
-smoke=""
-if [ "${1:-}" = "--smoke" ]; then smoke="--smoke"; shift; fi
+options="--charts bench/results"   # each table drawn too (matplotlib: make bench)
+if [ "${1:-}" = "--smoke" ]; then options="--smoke"; shift; fi
 for case in ${@:-cold expiry fleet hot rollover profile}; do
-    .venv/bin/python "bench/client_$case.py" $smoke
+    .venv/bin/python "bench/client_$case.py" $options
 done

@@ -37,10 +37,12 @@ import binascii
 import json
 import os
 import platform
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import cryptography
@@ -204,6 +206,7 @@ def main() -> None:
     parser.add_argument(
         "--smoke", action="store_true", help="a run of milliseconds: does the benchmark work?"
     )
+    parser.add_argument("--charts", type=Path, help="draw the results as a PNG in this directory")
     args = parser.parse_args()
     if args.smoke:
         global TURN  # noqa: PLW0603 - a smoke run's one setting
@@ -288,6 +291,11 @@ def main() -> None:
         )
     turns = max(3, round(args.seconds / TURN))
     print(f"\n(verifications per second, one thread, best of {turns} turns of {TURN} s)")
+    if args.charts and not args.smoke:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from bench._charts import verifier_chart
+
+        print(f"chart: {verifier_chart(breakdown, args.charts)}")
     if args.breakdown:
         print("\nauthkestra's share, as a fraction of raw (verifications per second / raw's):")
         print(f"{'alg':6} {'jose sig':>10} {'uncached':>10} {'floor':>10} {'jose floor':>11}")
