@@ -92,36 +92,41 @@ def verifier_chart(breakdown: dict[str, dict[str, float]], directory: Path) -> P
 def table_charts(
     tables: list[tuple[str, list[str], list[list[Any]]]], directory: Path, prefix: str
 ) -> list[Path]:
-    """One chart per printed table: a group of horizontal bars per row (the scenario),
-    a bar per numeric column (the library), log-scaled when the values span decades."""
+    """One chart per printed table: a panel per measured column, a horizontal bar per row
+    (labelled by the row's leading text columns), log-scaled where values span decades.
+    A cell that is not a number (``2 before + 0 in the burst``) is drawn at 0, with its
+    text, rather than dropping its column."""
     plt = _pyplot()
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for number, (title, headers, rows) in enumerate(tables, 1):
-        columns = [
+        if not rows:
+            continue
+        measured = [
             i
             for i in range(1, len(headers))
-            if rows and all(_number(r[i]) is not None for r in rows)
+            if sum(_number(r[i]) is not None for r in rows) * 3 >= len(rows) * 2
+            and not all(_number(r[i]) == _number(rows[0][i]) for r in rows)  # a constant
         ]
-        if not columns:
+        if not measured:
             continue
-        height = 0.8 / len(columns)
-        figure, axis = plt.subplots(figsize=(9, 0.9 + 0.55 * len(rows) * max(1, len(columns) / 2)))
-        values_all = []
-        for index, column in enumerate(columns):
+        lead = [i for i in range(len(headers)) if i < measured[0]]
+        labels = [" / ".join(str(r[i]) for i in lead)[:70] for r in rows]
+        figure, axes = plt.subplots(
+            1, len(measured), figsize=(5 + 3.2 * len(measured), 0.9 + 0.42 * len(rows)),
+            sharey=True, squeeze=False,
+        )  # fmt: skip
+        for axis, column in zip(axes[0], measured, strict=True):
             values = [_number(r[column]) or 0.0 for r in rows]
-            values_all += values
-            positions = [i + (index - (len(columns) - 1) / 2) * height for i in range(len(rows))]
-            bars = axis.barh(positions, values, height, label=headers[column])
+            bars = axis.barh(range(len(rows)), values, color=_colors(len(rows)))
             axis.bar_label(bars, labels=[str(r[column]) for r in rows], fontsize=7, padding=2)
-        positive = [v for v in values_all if v > 0]
-        if positive and max(positive) / min(positive) > 50:
-            axis.set_xscale("log")
-        axis.set_yticks(range(len(rows)), [str(r[0])[:60] for r in rows], fontsize=7)
-        axis.invert_yaxis()
-        axis.set_title(title, fontsize=9)
-        if len(columns) > 1:
-            axis.legend(fontsize=7)
+            if min(values) > 0 and max(values) / min(values) > 50:
+                axis.set_xscale("log")  # decades apart, and no zero to lose
+            axis.set_title(headers[column], fontsize=9)
+            axis.margins(x=0.25)
+        axes[0][0].set_yticks(range(len(rows)), labels, fontsize=7)
+        axes[0][0].invert_yaxis()
+        figure.suptitle(title, fontsize=10)
         figure.tight_layout()
         written.append(_save(plt, figure, directory / f"{prefix}_{number}.png"))
     return written

@@ -120,13 +120,24 @@ def _bounded(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Level names as lines write them (a dict: ``levelname.lower()`` on every line adds up).
+_LEVELS: dict[int, str] = {
+    logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+    logging.ERROR: "error", logging.CRITICAL: "critical", 5: "trace",
+}  # fmt: skip
+
+
+def _level(record: logging.LogRecord) -> str:
+    return _LEVELS.get(record.levelno) or record.levelname.lower()
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the record's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
             "time": _timestamp(record),
-            "level": record.levelname.lower(),
+            "level": _level(record),
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -140,9 +151,8 @@ class TextFormatter(logging.Formatter):
     """``time level logger message name=value ...``; values with spaces or quotes quoted."""
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = [_timestamp(record), record.levelname.lower(), record.name, record.getMessage()]
-        for name, value in getattr(record, "fields", {}).items():
-            parts.append(f"{name}={_text(value)}")
+        parts = [_timestamp(record), _level(record), record.name, record.getMessage()]
+        parts += [f"{name}={_text(value)}" for name, value in getattr(record, "fields", {}).items()]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -166,9 +176,18 @@ def _text(value: object) -> str:
     return json.dumps(text, ensure_ascii=True)  # quoted: it cannot forge a field or a line
 
 
+_second_text: tuple[int, str] = (-1, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-12-06T07:58:50.123Z``; the part up to the second made once a second."""
+    global _second_text  # noqa: PLW0603 - a one-entry cache, replaced whole (thread-safe)
+    second = int(record.created)
+    cached = _second_text
+    if cached[0] != second:
+        moment = datetime.fromtimestamp(second, timezone.utc)
+        cached = _second_text = (second, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{int((record.created - second) * 1000):03d}Z"
 
 
 def skip_what_no_line_shows() -> None:

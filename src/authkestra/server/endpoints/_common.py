@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ...errors import InvalidClient, InvalidRequest, OAuthError, RateLimited
@@ -98,12 +98,20 @@ async def read_form(request: Request, limit: int) -> FormParams:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes: read no further (413 ``invalid_request``)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+    # ASGI messages read directly (Request.stream() wraps each in an async generator).
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
             raise _too_large(limit)
-    return bytes(body)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int) -> InvalidRequest:
