@@ -66,12 +66,19 @@ def counted() -> Iterator[Any]:
         step()
 
 
+def warmed(
+    make_server: MakeServer, counted: Any, **settings: Any
+) -> tuple[InProcessServer, tuple[str, str], Counter]:
+    """A server whose client and keys are in memory (one token issued), and its counter."""
+    server = make_server(cache_seconds=60, **settings)
+    client = server.add_client()
+    server.access_token(client)  # reads the client and the keys once
+    return server, client, counted(server)
+
+
 def test_a_token_from_memory_costs_no_round_trip(make_server: MakeServer, counted: Any) -> None:
     """SQLite, no Redis, client and keys cached (the steady state within cache_seconds)."""
-    server = make_server(cache_seconds=60)
-    client = server.add_client()
-    server.access_token(client)  # reads the client once
-    counter = counted(server)
+    server, client, counter = warmed(make_server, counted)
     for _ in range(10):
         server.access_token(client)
     assert counter.sql == []
@@ -90,10 +97,7 @@ def test_with_redis_a_token_is_one_redis_read_and_no_write(
     make_server: MakeServer, counted: Any, redis_url: str
 ) -> None:
     """The failure limit's count for the caller's address: one GET; nothing written."""
-    server = make_server(cache_seconds=60, redis=redis_url)
-    client = server.add_client()
-    server.access_token(client)
-    counter = counted(server)
+    server, client, counter = warmed(make_server, counted, redis=redis_url)
     for _ in range(10):
         server.access_token(client)
     assert counter.sql == []
@@ -103,10 +107,7 @@ def test_with_redis_a_token_is_one_redis_read_and_no_write(
 def test_a_refused_secret_is_one_redis_write(
     make_server: MakeServer, counted: Any, redis_url: str
 ) -> None:
-    server = make_server(cache_seconds=60, redis=redis_url)
-    client = server.add_client()
-    server.access_token(client)
-    counter = counted(server)
+    server, client, counter = warmed(make_server, counted, redis=redis_url)
     assert server.token((client[0], "wrong")).status_code == 401
     assert counter.redis == ["GET", "PIPELINE"]  # the count, then INCR + EXPIRE at once
     assert counter.sql == []
