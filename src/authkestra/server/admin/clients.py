@@ -35,7 +35,7 @@ def _checked(call: Any) -> Any:
     try:
         return call()
     except RegistrationError as exc:
-        raise AdminError(400, "invalid_client_metadata", refusal(exc).args[0]) from None
+        raise AdminError(400, "invalid_client_metadata", str(refusal(exc))) from None
     except MetadataError as exc:
         raise AdminError(400, "invalid_client_metadata", str(exc)) from None
     except UnknownClient:

@@ -38,13 +38,10 @@ class AdminRefused(Exception):
         self.scope = scope
 
     def response(self) -> JSONResponse:
+        body = {"error": self.error or "invalid_token", "error_description": self.description}
         challenge = f'Bearer realm="{_REALM}"'
-        body: dict[str, str] = {"error": self.error or "invalid_token"}
-        if self.error is not None:
+        if self.error is not None:  # RFC 6750 §3.1: no error code when no token was sent
             challenge += f', error="{self.error}", error_description="{self.description}"'
-            body["error_description"] = self.description
-        else:
-            body["error_description"] = self.description
         if self.status == 403:
             challenge += f', scope="{self.scope}"'
         return JSONResponse(

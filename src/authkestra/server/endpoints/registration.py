@@ -162,7 +162,7 @@ def _register(ctx: ServerContext, request: Request, body: bytes) -> Response:
             spec, registration_token_hash=ctx.hasher.hash(token)
         )
     except RegistrationError as exc:
-        raise _metadata_refused(refusal(exc).args[0]) from None
+        raise _metadata_refused(str(refusal(exc))) from None
     except ClientExists:  # 96 random bits taken: not in this universe
         raise _Refused(409, "invalid_client_metadata", "retry the registration") from None
     note_client(client_id, authenticated=True)
@@ -235,7 +235,7 @@ def _update(registry: Registry, client: ClientRecord, document: dict[str, Any]) 
     try:
         return registry.update(client.client_id, changes, keys=keys)
     except RegistrationError as exc:
-        raise _metadata_refused(refusal(exc).args[0]) from None
+        raise _metadata_refused(str(refusal(exc))) from None
     except UnknownClient:
         raise _BAD_TOKEN from None
 
