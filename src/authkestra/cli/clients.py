@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._protocol.client_auth import AuthMethod
-from ._clients_backend import ClientsBackend, clients_backend
+from ._management import Management, management
 from ._render import ListFormatOption, check_format, print_record, print_records
 from ._store_options import DbOption, MasterKeyOption, ServerOption, fail, print_json
 
@@ -140,9 +140,9 @@ def _clients(
     db: str | None,
     master_key_file: Path | None,
     client_id: str | None = None,
-) -> contextlib.AbstractContextManager[ClientsBackend]:
+) -> contextlib.AbstractContextManager[Management]:
     """The store (``--db``) or the admin API (``--server``), refusals in this CLI's words."""
-    return clients_backend(
+    return management(
         env,
         server=server,
         db=db,

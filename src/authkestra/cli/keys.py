@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._clients_backend import clients_backend
+from ._management import management
 from ._render import ListFormatOption, check_format, print_records
 from ._store_options import DbOption, MasterKeyOption, ServerOption, fail, open_store
 
@@ -34,7 +34,7 @@ def list_keys(
     """The published keys: the one that signs, and retired ones still in the JWKS."""
     env: Environment = ctx.obj
     check_format(env, output)
-    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
+    with management(env, server=server, db=db, master_key_file=master_key_file) as backend:
         keys = backend.list_keys()
     print_records(
         env, output, keys, ("kid", "alg", "signing", "created_at", "signs_until", "published_until")
@@ -52,7 +52,7 @@ def withdraw(
     """Withdraw a key from signing and from the JWKS at once, and delete it (a key that
     leaked). Tokens it signed stop verifying; if it signs now, a new key takes over."""
     env: Environment = ctx.obj
-    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
+    with management(env, server=server, db=db, master_key_file=master_key_file) as backend:
         try:
             replacement = backend.withdraw_key(kid)["signing_now"]
         except KeyError:
@@ -96,7 +96,7 @@ def rotate(
 
     if alg is not None and alg not in ALGORITHMS:
         raise fail(env, f"--alg must be one of {', '.join(ALGORITHMS)}", 2)
-    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
+    with management(env, server=server, db=db, master_key_file=master_key_file) as backend:
         made = backend.rotate_keys(alg=alg, keep_old_for=keep_old_for, publish_ahead=publish_ahead)
     when = f"in {publish_ahead} s" if publish_ahead else "now"
     env.stdout.write(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._clients_backend import clients_backend
+from ._management import management
 from ._store_options import DbOption, MasterKeyOption, ServerOption, print_json
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def create(
     the one the server runs with.
     """
     env: Environment = ctx.obj
-    with clients_backend(env, server=server, db=db, master_key_file=master_key_file) as backend:
+    with management(env, server=server, db=db, master_key_file=master_key_file) as backend:
         made = backend.create_registration_token(
             scope=" ".join(scope or []), audience=list(audience or []), expires_in=expires_in
         )

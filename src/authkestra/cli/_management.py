@@ -1,5 +1,6 @@
-"""Where ``authkestra clients`` and ``keys`` act: the store itself (``--db``), or a server's
-admin API (``--server URL``), with one interface so every command works either way.
+"""Where ``authkestra clients``, ``keys`` and ``registration-tokens`` act: the store itself
+(``--db``) or a server's admin API (``--server URL``), with one interface so every
+command works either way.
 
 Through ``--server`` the command authenticates as a client of that server, read from
 the environment like ``authkestra token`` (``AUTHKESTRA_CLIENT_ID``,
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
     from ..server.store import ClientRecord
     from . import Environment
 
-__all__ = ["ADMIN_SCOPE", "ClientsBackend", "clients_backend"]
+__all__ = ["ADMIN_SCOPE", "Management", "management"]
 
 ADMIN_SCOPE = "authkestra:admin"
 
 
-class ClientsBackend(Protocol):
+class Management(Protocol):
     """What the management commands do, wherever the clients and keys are."""
 
     def list_clients(self) -> list[ClientRecord]: ...
@@ -268,7 +269,7 @@ def _client_path(client_id: str) -> str:
 
 
 @contextlib.contextmanager
-def clients_backend(
+def management(
     env: Environment,
     *,
     server: str | None,
@@ -276,7 +277,7 @@ def clients_backend(
     master_key_file: Path | None,
     client_id: str | None = None,
     field_spelling: Any = None,
-) -> Iterator[ClientsBackend]:
+) -> Iterator[Management]:
     """The store (``--db``) or the admin API at ``server``; every refusal one line.
 
     ``client_id``: the client the command is about, named in "no such client" lines.
