@@ -85,3 +85,20 @@ def test_an_initial_token_through_the_admin_api(server: AuthkestraServer) -> Non
     )
     assert registered.status_code == 201
     assert registered.json()["scope"] == "read"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--scope", "bad\\scope"), "scope: a space-separated string of scope tokens"),
+        (("--audience", "has space"), "audience: a list of URIs"),
+    ],
+)
+def test_a_bad_initial_token_request_is_one_line(
+    server: AuthkestraServer, args: tuple[str, ...], message: str
+) -> None:
+    result = cli("registration-tokens", "create", *args, "--db", server.db, check=False)
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("authkestra: error:")]
+    assert line == f"authkestra: error: {message}"
+    assert "Traceback" not in result.stderr
