@@ -138,6 +138,12 @@ def test_create_without_an_id_makes_one(server: InProcessServer, admin: str) -> 
         ({"token_endpoint_auth_method": "none"}, "confidential"),
         ({"token_endpoint_auth_method": "bogus"}, "token_endpoint_auth_method"),
         ({"grant_types": ["authorization_code"]}, "grant_types"),
+        ({"grant_types": [{}]}, "grant_types"),
+        ({"grant_types": "client_credentials"}, "grant_types"),
+        ({"client_name": ["x"]}, "client_name"),
+        ({"client_name": "line\nbreak"}, "client_name"),
+        ({"token_endpoint_auth_method": 7}, "token_endpoint_auth_method"),
+        ({"jwks_uri": "http://keys.example/jwks"}, "jwks_uri"),
         ({"audience": "https://api.example/"}, "audience"),
         ({"access_token_lifetime": 0}, "access_token_lifetime"),
         ({"default_scope": "admin", "scope": "read"}, "default_scope"),
@@ -377,3 +383,40 @@ def test_changes_reach_the_token_endpoint_at_once_despite_its_cache(
         "POST", "/admin/keys/rotate", token=admin, json={"publish_ahead": 0, "keep_old_for": 60}
     ).json()["kid"]
     assert rotated in {k["kid"] for k in server.jwks()["keys"]}
+
+
+HOSTILE_VALUES = [
+    None,
+    0,
+    -1,
+    True,
+    1.5,
+    "",
+    "\u0000",
+    "x" * 3000,
+    [],
+    {},
+    [{}],
+    [None],
+    {"keys": 1},
+]
+FIELDS = [
+    "client_id", "client_name", "scope", "default_scope", "grant_types",
+    "token_endpoint_auth_method", "jwks", "jwks_uri", "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns", "audience", "access_token_lifetime", "enabled", "introspection",
+]  # fmt: skip
+
+
+def test_hostile_metadata_is_refused_never_a_500(server: InProcessServer, admin: str) -> None:
+    """Every field with every kind of wrong value: 201 or 400, for create and change."""
+    target = server.add_client()[0]
+    for field in FIELDS:
+        for value in HOSTILE_VALUES:
+            made = server.admin("POST", "/admin/clients", token=admin, json={field: value})
+            assert made.status_code in (201, 400), (field, value, made.text)
+            if made.status_code == 400:
+                assert made.json()["error"] == "invalid_client_metadata", (field, value)
+            changed = server.admin(
+                "PATCH", f"/admin/clients/{target}", token=admin, json={field: value}
+            )
+            assert changed.status_code in (200, 400), (field, value, changed.text)

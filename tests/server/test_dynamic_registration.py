@@ -228,3 +228,18 @@ def test_admin_refuses_bad_initial_token_requests(server: InProcessServer) -> No
     ):
         answer = server.admin("POST", "/admin/registration-tokens", token=admin, json=body)
         assert answer.status_code == 400, body
+
+
+def test_hostile_metadata_at_registration_is_refused_never_a_500(server: InProcessServer) -> None:
+    from tests.server.test_admin_api import FIELDS, HOSTILE_VALUES
+
+    token = initial_token(server)
+    client = register(server, token, {}).json()
+    for field in FIELDS:
+        for value in HOSTILE_VALUES:
+            answer = register(server, token, {field: value})
+            assert answer.status_code in (201, 400), (field, value, answer.text)
+            put = manage(
+                server, "PUT", client, json={"client_id": client["client_id"], field: value}
+            )
+            assert put.status_code in (200, 400), (field, value, put.text)

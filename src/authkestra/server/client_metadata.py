@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._protocol.client_auth import AuthMethod
+from ..errors import ConfigError
 from .mtls import SUBJECT_KINDS
 from .registration import KEEP, ClientChanges, ClientSpec, IssuedClient, RegistrationError
 from .store import ClientRecord, SecretHash
@@ -96,14 +97,18 @@ def spec_from_metadata(
     """
     fields = _object(document, ignore_unknown=ignore_unknown)
     grant_types = fields.get("grant_types", list(GRANT_TYPES))
-    if not isinstance(grant_types, list) or not grant_types or set(grant_types) - set(GRANT_TYPES):
+    if (
+        not isinstance(grant_types, list)
+        or not grant_types
+        or not all(isinstance(g, str) and g in GRANT_TYPES for g in grant_types)
+    ):
         raise MetadataError(
             "grant_types: this server issues tokens to clients with client_credentials only"
         )
     method = _string(fields, "token_endpoint_auth_method") or AuthMethod.CLIENT_SECRET_BASIC.value
     try:
         auth_method = AuthMethod.parse(method)
-    except Exception:
+    except ConfigError:  # not a method at all
         raise MetadataError(f"token_endpoint_auth_method: unknown method {method[:64]!r}") from None
     jwks = _jwks(fields)
     return ClientSpec(
