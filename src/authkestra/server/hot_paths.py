@@ -3,7 +3,7 @@
 Nearly every request an authorization server answers is ``POST /token``, then
 introspection, the JWKS and the metadata. For those exact method-and-path pairs this
 middleware calls the endpoint itself, skipping Starlette's routing and exception
-middleware -- a fifth of a token request's time in process (``bench/README.md``).
+middleware (about 5 % of a token request's time in process, ``bench/README.md``).
 Everything else (another method, a HEAD, a path with a trailing slash, a 404) goes
 on to the application as before. The access log, the request id and the metrics are
 outside it, unchanged; a store or Redis failure gets the same 503 answer; any other
