@@ -420,3 +420,11 @@ def test_hostile_metadata_is_refused_never_a_500(server: InProcessServer, admin:
                 "PATCH", f"/admin/clients/{target}", token=admin, json={field: value}
             )
             assert changed.status_code in (200, 400), (field, value, changed.text)
+
+
+def test_refused_tokens_are_throttled_per_address(make_server: MakeServer) -> None:
+    server = make_server(max_failures_per_address=3)
+    answers = [server.admin("GET", "/admin/clients", token="forged") for _ in range(5)]
+    assert [a.status_code for a in answers[:3]] == [401, 401, 401]
+    assert answers[-1].status_code == 429
+    assert int(answers[-1].headers["Retry-After"]) >= 1

@@ -243,3 +243,13 @@ def test_hostile_metadata_at_registration_is_refused_never_a_500(server: InProce
                 server, "PUT", client, json={"client_id": client["client_id"], field: value}
             )
             assert put.status_code in (200, 400), (field, value, put.text)
+
+
+def test_wrong_tokens_are_throttled_with_retry_after(make_server: MakeServer) -> None:
+    server = make_server(registration=True, max_failures_per_address=3)
+    answers = [register(server, "garbage", {}) for _ in range(5)]
+    assert [a.status_code for a in answers[:3]] == [401, 401, 401]
+    throttled = answers[-1]
+    assert throttled.status_code == 429
+    assert throttled.json()["error"] == "temporarily_unavailable"
+    assert int(throttled.headers["Retry-After"]) >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,12 +68,24 @@ def admin_handler(
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
         ctx: ServerContext = request.app.state.ctx
+        address = request.client.host if request.client else "unknown"
+        retry_after = ctx.limiter.blocked(address)
+        if retry_after is not None:  # too many tokens refused from there: no more checks
+            return JSONResponse(
+                {"error": "temporarily_unavailable",
+                 "error_description": "too many refused tokens from this address: retry"
+                 " after the time in Retry-After"},
+                status_code=429,
+                headers={**_NO_STORE, "Retry-After": str(math.ceil(retry_after))},
+            )  # fmt: skip
         try:
             body = await _read_body(request) if takes_body else b""
             await anyio.to_thread.run_sync(authorize, ctx, request, scope)
             args = (ctx, request, body) if takes_body else (ctx, request)
             result = await anyio.to_thread.run_sync(lambda: handler(*args))
         except AdminRefused as refused:
+            if refused.status == 401:
+                ctx.limiter.record_failure(address)  # each costs a signature check
             return refused.response()
         except AdminError as error:
             return error.response()

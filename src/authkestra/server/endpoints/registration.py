@@ -16,6 +16,7 @@ operator's), delete it.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -49,14 +50,19 @@ _IDENTIFYING = ("client_id", "client_secret", "token_endpoint_auth_method", "gra
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, error: str, description: str) -> None:
+    def __init__(
+        self, status: int, error: str, description: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(description)
         self.status, self.error, self.description = status, error, description
+        self.retry_after = retry_after
 
     def response(self) -> Response:
         headers = dict(NO_STORE)
         if self.status == 401:
             headers["WWW-Authenticate"] = f'Bearer error="{self.error}"'
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(math.ceil(self.retry_after))
         return JSONResponse(
             {"error": self.error, "error_description": self.description},
             status_code=self.status,
@@ -99,6 +105,18 @@ async def _serve(request: Request, handler: Callable[..., Response]) -> Response
         )
 
 
+def _not_throttled(ctx: ServerContext, address: str) -> None:
+    """429 with Retry-After while ``address`` is over its failure limit (wrong tokens count)."""
+    retry_after = ctx.limiter.blocked(address)
+    if retry_after is not None:
+        raise _Refused(
+            429,
+            "temporarily_unavailable",
+            "too many failed attempts from this address: retry after the time in Retry-After",
+            retry_after=retry_after,
+        )
+
+
 def _bearer(request: Request) -> str:
     headers = request.headers.getlist("authorization")
     scheme, _, token = headers[0].partition(" ") if len(headers) == 1 else ("", "", "")
@@ -131,8 +149,7 @@ def _within(asked: tuple[str, ...], allowed: tuple[str, ...], name: str, whose: 
 
 def _register(ctx: ServerContext, request: Request, body: bytes) -> Response:
     address = client_address(request)
-    if ctx.limiter.blocked(address) is not None:
-        raise _Refused(429, "temporarily_unavailable", "too many failed attempts: retry later")
+    _not_throttled(ctx, address)
     grant = read_initial_token(
         _bearer(request),
         keys=ctx.keys,
@@ -200,8 +217,7 @@ def _registered_client(ctx: ServerContext, request: Request) -> ClientRecord:
 
 
 def _manage(ctx: ServerContext, request: Request, body: bytes) -> Response:
-    if ctx.limiter.blocked(client_address(request)) is not None:
-        raise _Refused(429, "temporarily_unavailable", "too many failed attempts: retry later")
+    _not_throttled(ctx, client_address(request))
     client = _registered_client(ctx, request)
     registry = Registry(ctx.store, ctx.settings, door="registration")
     if request.method == "DELETE":
