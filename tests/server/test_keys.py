@@ -231,3 +231,13 @@ def test_keys_list_reads_and_never_writes(tmp_path: Path) -> None:
         code, out, err = run("keys", "list", "--db", db, "--format", "json")
         assert code == 0, err
         assert json.loads(out) == []
+
+
+def test_no_key_id_looks_like_an_option() -> None:
+    """A kid is given to ``keys withdraw KID`` on the command line: one starting with "-"
+    would be taken for an option (it did, once in 64 keys)."""
+    from authkestra.server.keys import new_kid
+
+    kids = [new_kid() for _ in range(5000)]
+    assert not any(kid.startswith("-") for kid in kids)
+    assert len(set(kids)) == len(kids) and all(len(kid) == 16 for kid in kids)

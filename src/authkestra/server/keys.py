@@ -34,13 +34,22 @@ __all__ = [
 ALGORITHMS = ("ES256", "EdDSA", "RS256")
 
 
+def new_kid() -> str:
+    """A key id: 96 random bits, URL-safe, never starting with ``-`` (which a command line
+    would take for an option: ``authkestra keys withdraw -x...``)."""
+    while True:
+        kid = secrets.token_urlsafe(12)
+        if not kid.startswith("-"):
+            return kid
+
+
 def generate_key(alg: str) -> tuple[str, str]:
     """A new private key for ``alg``: (kid, private JWK as JSON)."""
     if alg not in ALGORITHMS:
         raise ValueError(
             f"unsupported signing algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}"
         )
-    kid = secrets.token_urlsafe(12)
+    kid = new_kid()
     key = jose_keys.generate_key(alg, {"alg": alg, "use": "sig", "kid": kid})
     return kid, json.dumps(key.as_dict(private=True))
 
