@@ -9,12 +9,17 @@ come from the issuer's metadata; ``decode`` reads a JWT locally and verifies not
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
 import typer
 from typer.core import TyperCommand
 
+from .._protocol.client_auth import AuthMethod
 from ._store_options import fail, print_json
 from .exit_codes import ExitCode, exit_code_for
 
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+#: How these commands authenticate to the server: with the client's secret.
+_AUTH_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
 #: The longest token read (an RFC 9068 token is a few hundred bytes to a few KiB).
 MAX_TOKEN_BYTES = 16 * 1024
 TOKEN_WAYS = "pipe it on standard input, or give --token-file PATH"
@@ -82,72 +89,90 @@ def _read_token(env: Environment, token_file: Path | None) -> str:
     return token
 
 
-def _endpoint_and_auth(env: Environment, name: str) -> tuple[str, tuple[str, str]]:
-    """The server's ``name`` endpoint (from its RFC 8414 metadata) and the environment's
-    client id and secret."""
-    import httpx
-
-    from .._protocol.urls import check_endpoint_url, metadata_urls
+def _ask_server(env: Environment, name: str, token: str, hint: str | None) -> bytes:
+    """POST ``token`` to the server's ``name`` endpoint as the environment's client; the
+    answer's body. Through the library's own protocol: the endpoint from the issuer's
+    metadata (discovered and checked as a flow does: the issuer must match, the endpoint
+    must be https), client_secret_basic or _post, retries, typed errors with every
+    secret and the token masked -- each failure one line with its exit code."""
+    from .._io.drivers import Drivers
+    from .._protocol.context import ProtocolContext
+    from .._protocol.redact import Redactor
+    from .._protocol.retry import RetryPolicy
+    from .._version import __version__
     from ..errors import AuthError, ConfigError
     from ..flow.environment import flow_arguments_from_env
+    from ..secrets import to_secret_source
 
     try:
         args = flow_arguments_from_env(env.environ)
         issuer = args.get("issuer")
         if not issuer:
             raise ConfigError(f"AUTHKESTRA_ISSUER is not set: it says where the {name} is")
-        check_endpoint_url(issuer, what="AUTHKESTRA_ISSUER", allow_insecure_http=False)
+        method = AuthMethod.parse(args.get("auth_method") or AuthMethod.CLIENT_SECRET_BASIC)
+        source = to_secret_source(args.get("client_secret"))
+        if method not in _AUTH_METHODS or source is None:
+            raise ConfigError(
+                f"the {name} endpoint is called with the client's secret"
+                " (client_secret_basic or client_secret_post): set AUTHKESTRA_CLIENT_SECRET"
+                " (or AUTHKESTRA_CLIENT_SECRET_FILE)"
+            )
+        clock = time.monotonic
+        protocol = ProtocolContext(
+            policy=RetryPolicy(max_attempts=2, base_backoff=0.2, max_backoff=1.0, total_timeout=30),
+            clock=clock,
+            wall_clock=lambda: datetime.now(timezone.utc),
+            max_body=64 * 1024,
+            user_agent=f"authkestra/{__version__}",
+            redact=Redactor(),
+        )
+        drivers = Drivers(timeout=httpx.Timeout(10.0), clock=clock, secret_source=source)
+        operation = _post_token(protocol, issuer, name, str(args["client_id"]), method, token, hint)
+        body: bytes = drivers.sync.run(operation)
+        return body
     except AuthError as exc:
         raise fail(env, str(exc), exit_code_for(exc)) from None
-    secret = args.get("client_secret")
-    if secret is None:
-        raise fail(
-            env,
-            f"the {name} endpoint is called with the client's secret: set"
-            " AUTHKESTRA_CLIENT_SECRET (or AUTHKESTRA_CLIENT_SECRET_FILE)",
+
+
+def _post_token(
+    ctx: Any,
+    issuer: str,
+    name: str,
+    client_id: str,
+    method: Any,
+    token: str,
+    hint: str | None,
+) -> Any:
+    """The operation: discover ``name``'s endpoint, POST the token there, check the answer."""
+    from .._protocol.actions import HttpRequest, ReadSecret
+    from .._protocol.discovery import discover
+    from .._protocol.redact import Redactor
+    from .._protocol.responses import raise_for_failure
+    from .._protocol.retry import send_with_retries
+    from .._protocol.token_request import build_authenticated_post
+
+    metadata = yield from discover(issuer, ctx, require=f"{name}_endpoint")
+    secret: str = yield ReadSecret()
+    redact = Redactor([token])
+    redact.add(secret, client_id=client_id)
+    params = [("token", token)] + ([("token_type_hint", hint)] if hint is not None else [])
+
+    def request(deadline: float) -> HttpRequest:
+        return build_authenticated_post(
+            metadata.endpoint,
+            params,
+            client_id=client_id,
+            secret=secret,
+            auth_method=method,
+            form_encode_basic=True,
+            deadline=deadline,
+            max_body=ctx.max_body,
+            user_agent=ctx.user_agent,
         )
-    document: Any = None
-    for url in metadata_urls(issuer):
-        try:
-            answer = httpx.get(url, timeout=10)
-            document = answer.json() if answer.status_code == 200 else None
-        except httpx.HTTPError:
-            raise fail(env, f"{issuer}: no answer", ExitCode.NETWORK) from None
-        except ValueError:
-            document = None
-        if isinstance(document, dict):
-            break
-    endpoint = document.get(f"{name}_endpoint") if isinstance(document, dict) else None
-    if not isinstance(endpoint, str):
-        raise fail(env, f"{issuer} advertises no {name}_endpoint", ExitCode.PROVIDER_ERROR)
-    from ..secrets import FileSecret, Secret
 
-    if isinstance(secret, FileSecret):
-        secret = secret.read()
-    value = secret.get_secret_value() if isinstance(secret, Secret) else str(secret)
-    return endpoint, (str(args["client_id"]), value)
-
-
-def _post(env: Environment, name: str, token: str, hint: str | None) -> Any:
-    import httpx
-
-    endpoint, credentials = _endpoint_and_auth(env, name)
-    data = {"token": token}
-    if hint is not None:
-        data["token_type_hint"] = hint
-    try:
-        answer = httpx.post(endpoint, data=data, auth=credentials, timeout=30)
-    except httpx.HTTPError as exc:
-        raise fail(env, f"{endpoint}: no answer ({type(exc).__name__})", ExitCode.NETWORK) from None
-    if answer.status_code != 200:
-        try:
-            error = answer.json()
-        except ValueError:
-            error = {}
-        described = error.get("error_description") or error.get("error") or answer.reason_phrase
-        code = ExitCode.INVALID_CLIENT if answer.status_code == 401 else ExitCode.OAUTH_ERROR
-        raise fail(env, f"{endpoint}: {answer.status_code} {str(described)[:200]}", code)
-    return answer
+    response = yield from send_with_retries(request, ctx.policy, ctx.clock, what=f"{name} request")
+    raise_for_failure(response, redact, what=f"the {name} endpoint")
+    return response.body
 
 
 def introspect(
@@ -160,9 +185,9 @@ def introspect(
     """
     env: Environment = ctx.obj
     token = _read_token(env, token_file)
-    answer = _post(env, "introspection", token, type_hint)
+    body = _ask_server(env, "introspection", token, type_hint)
     try:
-        document = answer.json()
+        document = json.loads(body)
     except ValueError:
         raise fail(
             env, "the introspection answer is not JSON", ExitCode.MALFORMED_RESPONSE
@@ -178,7 +203,7 @@ def revoke(
     """Revoke a token (RFC 7009) of the environment's client."""
     env: Environment = ctx.obj
     token = _read_token(env, token_file)
-    _post(env, "revocation", token, type_hint)
+    _ask_server(env, "revocation", token, type_hint)
     env.stdout.write("revoked (or it was not a token of this client: RFC 7009 answers alike)\n")
 
 
