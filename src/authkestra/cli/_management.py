@@ -96,30 +96,19 @@ class _Store:
     def rotate_keys(
         self, *, alg: str | None, keep_old_for: int | None, publish_ahead: int
     ) -> dict[str, Any]:
-        from ..server.keys import KeyRing, longest_token_lifetime
+        from ..server.keys import KeyRing, rotate_keys
 
-        algorithm = alg or self.settings.signing_alg
-        keep = (
-            keep_old_for
-            if keep_old_for is not None
-            else longest_token_lifetime(self.store, self.settings)
-        )
-        ring = KeyRing(self.store, alg=algorithm, cache_seconds=0)
-        ring.signing_key()  # there is an old key to retire (a fresh store has none yet)
-        kid = ring.rotate(
-            keep_old_for=timedelta(seconds=keep),
-            alg=algorithm,
-            publish_ahead=timedelta(seconds=publish_ahead),
-        )
-        return {"kid": kid, "alg": algorithm, "keep_old_for": keep, "publish_ahead": publish_ahead}
+        ring = KeyRing(self.store, alg=alg or self.settings.signing_alg, cache_seconds=0)
+        return rotate_keys(
+            ring, self.settings, alg=alg, keep_old_for=keep_old_for,
+            publish_ahead=publish_ahead, door="cli",
+        )  # fmt: skip
 
     def withdraw_key(self, kid: str) -> dict[str, Any]:
-        from ..server.keys import KeyRing, longest_token_lifetime
+        from ..server.keys import KeyRing, withdraw_key
 
         ring = KeyRing(self.store, alg=self.settings.signing_alg, cache_seconds=0)
-        keep = timedelta(seconds=longest_token_lifetime(self.store, self.settings))
-        replacement = ring.withdraw(kid, keep_others_for=keep)
-        return {"withdrawn": kid, "signing_now": replacement}
+        return withdraw_key(ring, self.settings, kid, door="cli")
 
     def create_registration_token(
         self, *, scope: str, audience: list[str], expires_in: int

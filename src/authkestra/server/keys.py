@@ -27,7 +27,9 @@ __all__ = [
     "generate_key",
     "key_listing",
     "longest_token_lifetime",
+    "rotate_keys",
     "signing_record",
+    "withdraw_key",
 ]
 
 #: The algorithms this server signs its tokens with.
@@ -95,6 +97,39 @@ def longest_token_lifetime(store: Store, settings: ServerSettings) -> int:
         [c.token_ttl or settings.default_token_ttl for c in store.list_clients()]
         or [settings.default_token_ttl]
     )
+
+
+def rotate_keys(
+    ring: KeyRing,
+    settings: ServerSettings,
+    *,
+    alg: str | None,
+    keep_old_for: int | None,
+    publish_ahead: int,
+    door: str,
+) -> dict[str, Any]:
+    """Rotate ``ring``'s keys as the CLI and the admin API do: the new key signs after
+    ``publish_ahead`` seconds, the old ones stay published ``keep_old_for`` more (default:
+    the longest token lifetime). What was done, as both report it."""
+    algorithm = alg or settings.signing_alg
+    keep = (
+        keep_old_for if keep_old_for is not None else longest_token_lifetime(ring.store, settings)
+    )
+    ring.signing_key()  # there is an old key to retire (a fresh store has none yet)
+    kid = ring.rotate(
+        keep_old_for=timedelta(seconds=keep),
+        alg=algorithm,
+        publish_ahead=timedelta(seconds=publish_ahead),
+        door=door,
+    )
+    return {"kid": kid, "alg": algorithm, "keep_old_for": keep, "publish_ahead": publish_ahead}
+
+
+def withdraw_key(ring: KeyRing, settings: ServerSettings, kid: str, *, door: str) -> dict[str, Any]:
+    """Withdraw ``kid`` (KeyError if it is not published), the other keys kept for the
+    longest token lifetime; what was done, as the CLI and the admin API report it."""
+    keep = timedelta(seconds=longest_token_lifetime(ring.store, settings))
+    return {"withdrawn": kid, "signing_now": ring.withdraw(kid, keep_others_for=keep, door=door)}
 
 
 #: How many tokens a key ring remembers as checked (about 5 MB of tokens at most).
