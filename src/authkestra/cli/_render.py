@@ -16,7 +16,14 @@ import typer
 if TYPE_CHECKING:
     from . import Environment
 
-__all__ = ["FORMATS", "ListFormatOption", "check_format", "print_record", "print_records"]
+__all__ = [
+    "FORMATS",
+    "ListFormatOption",
+    "check_format",
+    "check_text_or_json",
+    "print_record",
+    "print_records",
+]
 
 #: What ``--format`` takes; ``text`` is the older name of ``table``.
 FORMATS = ("table", "json", "text")
@@ -32,6 +39,15 @@ def check_format(env: Environment, value: str) -> None:
 
     if value not in FORMATS:
         raise fail(env, f"--format must be table or json, not {value!r}", 2)
+
+
+def check_text_or_json(env: Environment, value: str) -> None:
+    """One line and exit 2 unless ``value`` is ``text`` or ``json`` (the ``--format`` of
+    commands that print one result, not a list)."""
+    from ._store_options import fail
+
+    if value not in ("text", "json"):
+        raise fail(env, "--format must be text or json", 2)
 
 
 def cell(value: object) -> str:

@@ -12,7 +12,13 @@ import typer
 
 from .._protocol.client_auth import AuthMethod
 from ._management import Management, management
-from ._render import ListFormatOption, check_format, print_record, print_records
+from ._render import (
+    ListFormatOption,
+    check_format,
+    check_text_or_json,
+    print_record,
+    print_records,
+)
 from ._store_options import DbOption, MasterKeyOption, ServerOption, fail, print_json
 
 if TYPE_CHECKING:
@@ -87,11 +93,6 @@ CanIntrospectOption = Annotated[
 def _introspection(value: str | None) -> str | None:
     """The --can-introspect value as the registration rules take it ('none': None)."""
     return None if value in (None, "none") else value
-
-
-def _check_format(env: Environment, value: str) -> None:
-    if value not in ("text", "json"):
-        raise fail(env, "--format must be text or json", 2)
 
 
 def _describe(client: ClientRecord) -> dict[str, object]:
@@ -246,7 +247,7 @@ def create(
     one --tls-san-*), a self_signed_tls_client_auth client by its certificate (--cert).
     """
     env: Environment = ctx.obj
-    _check_format(env, output)
+    check_text_or_json(env, output)
     from ..server.registration import ClientSpec
 
     spec = ClientSpec(
@@ -384,7 +385,7 @@ def rotate_secret(
 ) -> None:
     """Issue a new secret; the old one keeps working for the grace period."""
     env: Environment = ctx.obj
-    _check_format(env, output)
+    check_text_or_json(env, output)
     with _clients(env, server, db, master_key_file, client_id) as backend:
         issued = backend.rotate_secret(
             client_id, timedelta(seconds=grace) if grace is not None else None
@@ -421,7 +422,7 @@ def set_keys(
     certificate; drop the old one once the client uses the new.
     """
     env: Environment = ctx.obj
-    _check_format(env, output)
+    check_text_or_json(env, output)
     subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     jwks_text = _read_text(env, "--jwks", jwks) if jwks is not None else None
     certificates = _read_certificates(env, cert)

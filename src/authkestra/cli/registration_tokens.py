@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._management import management
-from ._store_options import DbOption, MasterKeyOption, ServerOption, fail, print_json
-from .exit_codes import ExitCode
+from ._render import check_text_or_json
+from ._store_options import DbOption, MasterKeyOption, ServerOption, print_json
 
 if TYPE_CHECKING:
     from . import Environment
@@ -48,8 +48,7 @@ def create(
     the one the server runs with.
     """
     env: Environment = ctx.obj
-    if output not in ("text", "json"):
-        raise fail(env, "--format must be text or json", ExitCode.USAGE)
+    check_text_or_json(env, output)
     with management(env, server=server, db=db, master_key_file=master_key_file) as backend:
         made = backend.create_registration_token(
             scope=" ".join(scope or []), audience=list(audience or []), expires_in=expires_in
