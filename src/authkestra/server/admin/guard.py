@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..context import ServerContext
+from ..endpoints._common import bearer_token
 from ..logs import note_client
 from ..store import UnknownClient
 from ..token_check import read_own_token
@@ -54,13 +55,12 @@ class AdminRefused(Exception):
 def authorize(ctx: ServerContext, request: Request, scope: str = ADMIN_SCOPE) -> dict[str, Any]:
     """The claims of the request's admin token, if it grants ``scope`` (or the admin
     scope); else :class:`AdminRefused`. Blocking (it may read the store)."""
-    headers = request.headers.getlist("authorization")
-    if not headers:
+    if "authorization" not in request.headers:
         raise AdminRefused(401, None, "the admin API needs a Bearer token", scope)
-    scheme, _, token = headers[0].partition(" ")
-    if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise AdminRefused(401, "invalid_request", "send one Authorization: Bearer header", scope)
-    claims = read_own_token(token.strip(), keys=ctx.keys, issuer=ctx.issuer)
+    claims = read_own_token(token, keys=ctx.keys, issuer=ctx.issuer)
     if claims is None or ctx.revocations.is_revoked(claims["jti"]):
         raise AdminRefused(401, "invalid_token", "not a valid token of this server", scope)
     if "cnf" in claims:

@@ -22,6 +22,7 @@ __all__ = [
     "RETRY_UNAVAILABLE_AFTER",
     "THROTTLED_ERROR",
     "authenticate_client",
+    "bearer_token",
     "error_response",
     "json_response",
     "read_body",
@@ -120,6 +121,17 @@ def _too_large(limit: int) -> InvalidRequest:
         status_code=413,
         error_description=f"the body exceeds {limit} bytes",
     )
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of the request's one ``Authorization: Bearer`` header; None when there
+    is none, more than one, another scheme, or an empty token."""
+    headers = request.headers.getlist("authorization")
+    if len(headers) != 1:
+        return None
+    scheme, _, token = headers[0].partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def reads_are_local(ctx: ServerContext) -> bool:

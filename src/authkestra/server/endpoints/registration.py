@@ -39,7 +39,13 @@ from ..logs import audit, note_client
 from ..registration import RegistrationError, Registry
 from ..registration_tokens import new_registration_token, read_initial_token
 from ..store import ClientExists, ClientRecord, UnknownClient
-from ._common import NO_STORE, check_request_line_and_headers, client_address, read_body
+from ._common import (
+    NO_STORE,
+    bearer_token,
+    check_request_line_and_headers,
+    client_address,
+    read_body,
+)
 
 __all__ = ["client_registration_endpoint", "register_endpoint"]
 
@@ -118,11 +124,10 @@ def _not_throttled(ctx: ServerContext, address: str) -> None:
 
 
 def _bearer(request: Request) -> str:
-    headers = request.headers.getlist("authorization")
-    scheme, _, token = headers[0].partition(" ") if len(headers) == 1 else ("", "", "")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise _Refused(401, "invalid_token", "send the token as Authorization: Bearer")
-    return token.strip()
+    return token
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
