@@ -9,8 +9,10 @@ The public API; everything else is internal and may change::
 """
 
 from ._version import __version__
+from .assertions import AssertionFile
 from .errors import (
     AuthError,
+    ClientAssertionError,
     ConfigError,
     InsufficientScope,
     InvalidClient,
@@ -32,8 +34,10 @@ from .secrets import EnvSecret, FileSecret, Secret, SecretSource
 from .token import Token
 
 __all__ = [
+    "AssertionFile",
     "AuthError",
     "AuthMethod",
+    "ClientAssertionError",
     "ClientCredentialsFlow",
     "ConfigError",
     "EnvSecret",

@@ -4,6 +4,7 @@
 
     AuthError                      base of everything authkestra raises
     ├── ConfigError                the flow is misconfigured (names the setting or variable)
+    │   └── ClientAssertionError   a platform's client assertion is missing, unreadable or expired
     ├── InvalidToken               resource servers: a presented token is not valid (RFC 6750, 401)
     ├── InsufficientScope          resource servers: valid, but lacks a scope (RFC 6750, 403)
     ├── NetworkError               connect, read, timeout or TLS failure (cause chained)
@@ -34,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "OAUTH_ERRORS",
     "AuthError",
+    "ClientAssertionError",
     "ConfigError",
     "InsufficientScope",
     "InvalidClient",
@@ -83,6 +85,16 @@ class ConfigError(AuthError):
     """The flow, the CLI or the environment is misconfigured.
 
     The message names the argument or environment variable to fix.
+    """
+
+
+class ClientAssertionError(ConfigError):
+    """The client assertion the platform provides cannot be used.
+
+    Its file is missing, unreadable or empty, its callable failed, it is not a
+    JWT, or it has expired (or is about to) and reading it again gave no fresher
+    one -- the platform (kubelet, CI runner, workload identity agent) has not
+    renewed it. The message names the source, never the assertion.
     """
 
 

@@ -79,6 +79,8 @@ class SecretSource:
     """
 
     rotating: bool = True
+    #: What the source holds, as error messages name it.
+    what: str = "client secret"
 
     def read(self) -> SecretValue | Awaitable[SecretValue]:
         """Return the current secret, or an awaitable of it."""
@@ -129,25 +131,26 @@ class FileSecret(SecretSource):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
+    #: The error a file that cannot be read raises.
+    error: type[ConfigError] = ConfigError
+
     def read(self) -> Secret:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            raise ConfigError(
-                f"cannot read the client secret file {str(self.path)!r}: {exc.strerror}"
+            raise self.error(
+                f"cannot read the {self.what} file {str(self.path)!r}: {exc.strerror}"
             ) from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise ConfigError(
-                f"the client secret file {str(self.path)!r} is not UTF-8 text"
-            ) from None
+            raise self.error(f"the {self.what} file {str(self.path)!r} is not UTF-8 text") from None
         if text.endswith("\r\n"):
             text = text[:-2]
         elif text.endswith("\n"):
             text = text[:-1]
         if not text:
-            raise ConfigError(f"the client secret file {str(self.path)!r} is empty")
+            raise self.error(f"the {self.what} file {str(self.path)!r} is empty")
         return Secret(text)
 
     def __repr__(self) -> str:
@@ -190,14 +193,14 @@ def to_secret_source(value: SecretLike | None) -> SecretSource | None:
     )
 
 
-def secret_text(value: object) -> str:
-    """The text of a value a source returned, checked."""
+def secret_text(value: object, source: SecretSource | None = None) -> str:
+    """The text of a value ``source`` returned, checked."""
+    what = source.what if source is not None else SecretSource.what
+    error = getattr(source, "error", ConfigError)
     if isinstance(value, Secret):
         value = value.get_secret_value()
     if not isinstance(value, str):
-        raise ConfigError(
-            f"the client secret source returned {type(value).__name__}, expected str or Secret"
-        )
+        raise error(f"the {what} source returned {type(value).__name__}, expected str or Secret")
     if not value:
-        raise ConfigError("the client secret source returned an empty secret")
+        raise error(f"the {what} source returned an empty {what}")
     return value

@@ -454,7 +454,10 @@ def test_wrong_secret_is_invalid_client(oidc_provider: OidcProvider, method: str
     env = basic_env(oidc_provider, CLIENT_SECRET=WRONG_SECRET)
     result = run(["--auth-method", method], env)
     lines = assert_failure(result, ExitCode.INVALID_CLIENT, "invalid_client")
-    assert lines[1] == "authkestra: hint: check the client id and secret, and --auth-method"
+    assert lines[1] == (
+        "authkestra: hint: check the client id and its credential (secret, key or assertion),"
+        " and --auth-method"
+    )
 
 
 def test_scope_not_allowed_is_invalid_scope(oidc_provider: OidcProvider) -> None:

@@ -362,9 +362,9 @@ def test_auth_methods_it_cannot_send_are_refused(endpoint: Endpoint, method: Aut
 
 def test_an_empty_secret_from_a_source_is_a_config_error(endpoint: Endpoint) -> None:
     verifier = make(endpoint, client_secret=lambda: "")
-    with pytest.raises(ConfigError, match="empty secret"):
+    with pytest.raises(ConfigError, match="empty client secret"):
         verifier.verify_sync("t")
-    with pytest.raises(ConfigError, match="empty secret"):
+    with pytest.raises(ConfigError, match="empty client secret"):
         anyio.run(verifier.verify, "t")
     assert endpoint.requests == []
 

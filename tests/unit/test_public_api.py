@@ -15,14 +15,15 @@ from authkestra import errors
 #: API: deliberate, documented, and (for a removal or a rename) with a deprecated alias.
 PUBLIC: dict[str, list[str]] = {
     "authkestra": [
-        "AuthError", "AuthMethod", "ClientCredentialsFlow", "ConfigError", "EnvSecret",
+        "AssertionFile", "AuthError", "AuthMethod", "ClientAssertionError",
+        "ClientCredentialsFlow", "ConfigError", "EnvSecret",
         "FileSecret", "InsufficientScope", "InvalidClient", "InvalidGrant", "InvalidRequest",
         "InvalidScope", "InvalidTarget", "InvalidToken", "MalformedResponse", "NetworkError",
         "OAuthError", "ProviderError", "RateLimited", "RetryPolicy", "Secret", "SecretSource",
         "Token", "UnauthorizedClient", "UnsupportedGrantType", "__version__",
     ],
     "authkestra.errors": [
-        "AuthError", "ConfigError", "InsufficientScope", "InvalidClient", "InvalidGrant",
+        "AuthError", "ClientAssertionError", "ConfigError", "InsufficientScope", "InvalidClient", "InvalidGrant",
         "InvalidRequest", "InvalidScope", "InvalidTarget", "InvalidToken", "MalformedResponse",
         "NetworkError", "OAUTH_ERRORS", "OAuthError", "ProviderError", "RateLimited",
         "UnauthorizedClient", "UnsupportedGrantType", "oauth_error_from_wire",
@@ -31,6 +32,9 @@ PUBLIC: dict[str, list[str]] = {
         "EnvSecret", "FileSecret", "Secret", "SecretLike", "SecretSource", "to_secret_source",
     ],
     "authkestra.token": ["Token"],
+    "authkestra.assertions": [
+        "AssertionFile", "AssertionLike", "CallableAssertion", "to_assertion_source",
+    ],
     "authkestra.flow": [
         "AuthMethod", "ClientCredentialsFlow", "RetryPolicy", "ServerMetadata", "TokenSource",
     ],
@@ -68,6 +72,7 @@ INTERNAL_PACKAGES = {
 ERROR_TREE = {
     "AuthError": Exception,
     "ConfigError": "AuthError",
+    "ClientAssertionError": "ConfigError",
     "InvalidToken": "AuthError",
     "InsufficientScope": "AuthError",
     "NetworkError": "AuthError",

@@ -84,9 +84,10 @@ class _Client(Generic[C]):
         return self.made
 
 
-def _source_failed(exc: Exception) -> ConfigError:
+def _source_failed(source: SecretSource, exc: Exception) -> ConfigError:
     # The source's own message could quote the secret: name the type, chain the cause.
-    return ConfigError(f"the client secret source failed ({type(exc).__name__})")
+    error: type[ConfigError] = getattr(source, "error", ConfigError)
+    return error(f"the {source.what} source failed ({type(exc).__name__})")
 
 
 class SyncDriver:
@@ -145,19 +146,20 @@ class SyncDriver:
         raise TypeError(f"unknown action {action!r}")
 
     def _read_secret(self) -> str:
-        assert self.secret_source is not None
+        source = self.secret_source
+        assert source is not None
         try:
-            value = self.secret_source.read()
+            value = source.read()
             if inspect.isawaitable(value):
-                value = self._resolve_awaitable(value)
+                value = self._resolve_awaitable(value, source.what)
         except AuthError:
             raise
         except Exception as exc:
-            raise _source_failed(exc) from exc
-        return secret_text(value)
+            raise _source_failed(source, exc) from exc
+        return secret_text(value, source)
 
     @staticmethod
-    def _resolve_awaitable(value: Awaitable[Any]) -> Any:
+    def _resolve_awaitable(value: Awaitable[Any], what: str) -> Any:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -166,7 +168,7 @@ class SyncDriver:
             if inspect.iscoroutine(value):
                 value.close()
             raise ConfigError(
-                "the client secret source is async and an event loop is running in this"
+                f"the {what} source is async and an event loop is running in this"
                 " thread: call 'await flow.get_token()' instead of get_token_sync()"
             )
 
@@ -240,8 +242,8 @@ class AsyncDriver:
         except AuthError:
             raise
         except Exception as exc:
-            raise _source_failed(exc) from exc
-        return secret_text(value)
+            raise _source_failed(source, exc) from exc
+        return secret_text(value, source)
 
 
 class Drivers:

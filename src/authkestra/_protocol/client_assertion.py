@@ -12,13 +12,24 @@ import dataclasses
 import secrets
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ClientAssertionError, ConfigError
 
-__all__ = ["ASSERTION_LIFETIME", "JWT_BEARER", "AssertionKey", "client_assertion"]
+__all__ = [
+    "ASSERTION_LIFETIME",
+    "EXPIRY_MARGIN",
+    "JWT_BEARER",
+    "AssertionKey",
+    "client_assertion",
+    "platform_assertion_expiry",
+]
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Assertions are good for one minute: enough for a slow network, short for a thief.
 ASSERTION_LIFETIME = 60
+#: A platform's assertion expiring sooner than this is not sent: it could expire on the way.
+EXPIRY_MARGIN = 10
+#: The longest platform assertion read (Kubernetes tokens are about 1 KiB).
+MAX_ASSERTION_LENGTH = 16_384
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -72,3 +83,29 @@ def client_assertion(
         "jti": secrets.token_urlsafe(24),
     }
     return str(signing.sign_jwt(header, claims, signer.key))
+
+
+def platform_assertion_expiry(assertion: str, where: str) -> float | None:
+    """The ``exp`` of an assertion a platform issued, read without checking anything else
+    (the authorization server checks it), or None when it has none.
+
+    A value that is not a JWT is a :class:`ClientAssertionError` naming ``where`` it
+    came from, never quoting it.
+    """
+    from .._jose.claims import ClaimError, claim_time
+    from .._jose.compact import MalformedJWS, parse_compact
+
+    try:
+        claims = parse_compact(assertion, max_length=MAX_ASSERTION_LENGTH).claims
+    except MalformedJWS as exc:
+        raise ClientAssertionError(
+            f"the client assertion from {where} is not a JWT: {exc.describe('it', 'its')}"
+        ) from None
+    if "exp" not in claims:
+        return None
+    try:
+        return claim_time(claims["exp"], "exp")
+    except ClaimError:
+        raise ClientAssertionError(
+            f"the client assertion from {where} has an exp that is not a time"
+        ) from None

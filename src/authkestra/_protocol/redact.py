@@ -23,11 +23,16 @@ def clean_text(text: str, limit: int = 200) -> str:
     return text
 
 
+#: The most needles a redactor keeps: a credential that rotates every hour (a platform's
+#: assertion) must not grow it for the life of the process; the oldest go first.
+MAX_NEEDLES = 256
+
+
 class Redactor:
     """Replaces known secrets, in every encoding we send them in, with ``***``."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._needles: set[str] = set()
+        self._needles: dict[str, None] = {}  # a set that remembers the order of arrival
         for secret in secrets:
             self.add(secret)
 
@@ -36,13 +41,18 @@ class Redactor:
         if len(secret) < 4:
             # Masking a one- or two-character "secret" would shred every message.
             return
-        self._needles.update({secret, quote_plus(secret, safe=""), quote(secret, safe="")})
+        needles = [secret, quote_plus(secret, safe=""), quote(secret, safe="")]
         if client_id is not None:
             for pair in (
                 f"{quote_plus(client_id, safe='')}:{quote_plus(secret, safe='')}",
                 f"{client_id}:{secret}",
             ):
-                self._needles.add(base64.b64encode(pair.encode()).decode())
+                needles.append(base64.b64encode(pair.encode()).decode())
+        for needle in needles:
+            self._needles.pop(needle, None)
+            self._needles[needle] = None
+        while len(self._needles) > MAX_NEEDLES:
+            del self._needles[next(iter(self._needles))]
 
     def __call__(self, text: str) -> str:
         # Longest first, so a secret inside its own encoding is masked whole.

@@ -7,10 +7,16 @@ import hmac
 import logging
 
 from .._json import parse_json_object
-from ..errors import InvalidClient
+from ..errors import ClientAssertionError, InvalidClient
 from ..token import Token
 from .actions import HttpRequest, HttpResponse, Operation, ReadSecret
-from .client_assertion import AssertionKey, client_assertion, secret_key
+from .client_assertion import (
+    EXPIRY_MARGIN,
+    AssertionKey,
+    client_assertion,
+    platform_assertion_expiry,
+    secret_key,
+)
 from .client_auth import AuthMethod
 from .context import ProtocolContext
 from .dpop import DPoPState
@@ -18,7 +24,7 @@ from .responses import parse_token_response
 from .retry import send_with_retries
 from .token_request import TokenRequestSpec, build_token_request
 
-__all__ = ["AssertionSettings", "request_token"]
+__all__ = ["AssertionSettings", "read_platform_assertion", "request_token"]
 
 logger = logging.getLogger("authkestra")
 
@@ -27,11 +33,14 @@ logger = logging.getLogger("authkestra")
 class AssertionSettings:
     """How a JWT-authenticating client signs: its key (``private_key_jwt``) and audience.
 
-    ``audience`` None means the token endpoint URL.
+    ``audience`` None means the token endpoint URL. ``from_platform``: the client
+    signs nothing; the assertion is read from the credential source (a file the
+    platform rewrites, a callable) for each request.
     """
 
     key: AssertionKey | None = None
     audience: str | None = None
+    from_platform: bool = False
 
 
 def request_token(
@@ -53,22 +62,56 @@ def request_token(
     more and, if it now gives another secret, the request is retried once: a
     rotated secret is picked up without a restart.
     """
+    assertions = assertions or AssertionSettings()
     secret: str | None = None
-    if spec.auth_method.needs_secret:
+    if assertions.from_platform:
+        secret = yield from read_platform_assertion(ctx)
+    elif spec.auth_method.needs_secret:
         secret = yield ReadSecret()
         ctx.redact.add(secret, client_id=spec.client_id)
-    assertions = assertions or AssertionSettings()
     try:
         return (yield from _exchange(spec, token_url, secret, ctx, assertions, dpop=dpop))
     except InvalidClient:
         if secret is None or not secret_rotates:
             raise
-        fresh: str = yield ReadSecret()
+        fresh: str
+        if assertions.from_platform:
+            fresh = yield from read_platform_assertion(ctx)
+        else:
+            fresh = yield ReadSecret()
+            ctx.redact.add(fresh, client_id=spec.client_id)
         if hmac.compare_digest(fresh.encode(), secret.encode()):
             raise
-        ctx.redact.add(fresh, client_id=spec.client_id)
-        logger.info("authkestra: invalid_client; the secret source has a new secret, retrying once")
+        logger.info(
+            "authkestra: invalid_client; the credential source has a new one, retrying once"
+        )
         return (yield from _exchange(spec, token_url, fresh, ctx, assertions, dpop=dpop))
+
+
+def read_platform_assertion(ctx: ProtocolContext) -> Operation[str]:
+    """The platform's current assertion, read from its source and fit to send.
+
+    One expiring within :data:`EXPIRY_MARGIN` seconds is read once more (the platform
+    may have renewed it since); if that one expires as soon, nothing is sent:
+    :class:`ClientAssertionError`.
+    """
+    for attempt in (1, 2):
+        assertion: str = yield ReadSecret()
+        ctx.redact.add(assertion)
+        expires = platform_assertion_expiry(assertion, "its source")
+        left = None if expires is None else expires - ctx.wall_clock().timestamp()
+        if left is None or left > EXPIRY_MARGIN:
+            return assertion
+        if attempt == 1:
+            logger.info(
+                "authkestra: the client assertion expires in %.0f s; reading it again", left
+            )
+    assert left is not None
+    when = f"expired {-left:.0f} s ago" if left <= 0 else f"expires in {left:.0f} s"
+    raise ClientAssertionError(
+        f"the client assertion {when} and its source has no fresher one: is the platform"
+        " renewing it (kubelet token projection, workload identity agent)?"
+    )
 
 
 def _assertion(
@@ -81,6 +124,8 @@ def _assertion(
     """A fresh client assertion for one attempt, or None for the other methods."""
     if not spec.auth_method.uses_assertion:
         return None
+    if assertions.from_platform:
+        return secret  # the platform's, as read for this request
     if spec.auth_method is AuthMethod.CLIENT_SECRET_JWT:
         assert secret is not None
         key = secret_key(secret)

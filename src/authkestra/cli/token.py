@@ -14,9 +14,11 @@ from typer.core import TyperCommand
 from .._protocol.client_auth import AuthMethod
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
+from ..assertions import AssertionFile
 from ..cache.file import FileCache
 from ..errors import (
     AuthError,
+    ClientAssertionError,
     ConfigError,
     InvalidClient,
     InvalidScope,
@@ -155,6 +157,16 @@ def token_command(
             help="Read the client secret from this file [env: AUTHKESTRA_CLIENT_SECRET_FILE].",
         ),
     ] = None,
+    client_assertion_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-assertion-file",
+            metavar="PATH",
+            help="private_key_jwt with the platform's assertion: the file it keeps the"
+            " workload's JWT in, e.g. a Kubernetes projected service-account token"
+            " [env: AUTHKESTRA_CLIENT_ASSERTION_FILE].",
+        ),
+    ] = None,
     client_secret_stdin: Annotated[
         bool,
         typer.Option(
@@ -252,8 +264,9 @@ def token_command(
       --client-secret-stdin           read it from standard input
 
     \b
-    Keys instead of a secret: --auth-method private_key_jwt --private-key-file PATH;
-    --auth-method tls_client_auth --client-cert PATH [--client-key PATH].
+    Keys instead of a secret: --private-key-file PATH (private_key_jwt);
+    --client-assertion-file PATH (the platform's JWT, e.g. a Kubernetes service-account
+    token); --auth-method tls_client_auth --client-cert PATH [--client-key PATH].
 
     \b
     Examples:
@@ -269,6 +282,10 @@ def token_command(
         )
     if client_key is not None and client_cert is None:
         raise typer.BadParameter("--client-key goes with --client-cert", ctx=ctx)
+    if client_assertion_file is not None and (client_secret_file or client_secret_stdin):
+        raise typer.BadParameter(
+            "give --client-assertion-file or a client secret, not both", ctx=ctx
+        )
 
     redact = Redactor()
     try:
@@ -294,6 +311,9 @@ def token_command(
             "retry": policy,
             "cache": _file_cache(cache, env),
             "private_key": str(private_key_file) if private_key_file else None,
+            "client_assertion": (
+                AssertionFile(client_assertion_file) if client_assertion_file else None
+            ),
             "key_id": key_id,
             "client_cert": _client_cert(client_cert, client_key),
             "ca_bundle": str(ca_bundle) if ca_bundle else None,
@@ -380,8 +400,11 @@ def render(token: Token, output_format: OutputFormat) -> str:
 #: Exception class -> a next step for the user, found through the MRO like exit codes.
 HINTS: dict[type[BaseException], str] = {
     ConfigError: "see 'authkestra token --help' for the options and AUTHKESTRA_* variables",
+    ClientAssertionError: "the platform gives the workload this file: check its mount and"
+    " that it is renewed (a Kubernetes projected token, AZURE_FEDERATED_TOKEN_FILE)",
     NetworkError: "check the token URL or issuer, and that the server is reachable from here",
-    InvalidClient: "check the client id and secret, and --auth-method",
+    InvalidClient: "check the client id and its credential (secret, key or assertion),"
+    " and --auth-method",
     InvalidScope: "ask only for scopes this client is allowed (--scope, AUTHKESTRA_SCOPES)",
     InvalidTarget: "check --audience and --resource against what the server accepts",
     RateLimited: "the server asks to slow down: wait before trying again",

@@ -28,6 +28,7 @@ from .._protocol.token_fetch import AssertionSettings, request_token
 from .._protocol.token_request import TokenRequestSpec
 from .._protocol.urls import check_endpoint_url
 from .._version import __version__
+from ..assertions import AssertionLike, to_assertion_source
 from ..cache.base import TokenCache
 from ..cache.memory import MemoryCache
 from ..errors import ConfigError
@@ -55,6 +56,26 @@ DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024
 USER_AGENT = f"authkestra/{__version__}"
 
 _UNSET: Any = object()
+
+
+def _method(
+    auth_method: str | AuthMethod | None, private_key: object, client_assertion: object
+) -> AuthMethod:
+    """The method given, or the one the credentials given imply; refused when they clash."""
+    if private_key is not None and client_assertion is not None:
+        raise ConfigError(
+            "give private_key (the client signs) or client_assertion (the platform signs), not both"
+        )
+    signs = private_key is not None or client_assertion is not None
+    if auth_method is None:
+        return AuthMethod.PRIVATE_KEY_JWT if signs else AuthMethod.CLIENT_SECRET_BASIC
+    method = AuthMethod.parse(auth_method)
+    if (method is AuthMethod.PRIVATE_KEY_JWT) != signs:
+        raise ConfigError(
+            "private_key or client_assertion goes with auth_method='private_key_jwt',"
+            " and that method needs one of them"
+        )
+    return method
 
 
 def _check_where(token_url: str | None, issuer: str | None, allow_insecure_http: bool) -> None:
@@ -90,7 +111,10 @@ class ClientCredentialsFlow:
             discovered from its metadata (RFC 8414, then OpenID Connect
             Discovery) once and kept. The metadata's ``issuer`` must match exactly.
         scopes: default scopes for :meth:`get_token` when it is called without any.
-        auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"`` or ``"none"``.
+        auth_method: ``"client_secret_basic"`` (the default with a secret),
+            ``"client_secret_post"``, ``"client_secret_jwt"``, ``"private_key_jwt"``
+            (the default with ``private_key`` or ``client_assertion``), ``"none"``,
+            or one of the two TLS methods.
         audience: an ``audience`` parameter, for servers that use one (Auth0, ...).
         resource: one or more RFC 8707 resource indicators.
         extra_params: further form parameters for every request.
@@ -116,6 +140,15 @@ class ClientCredentialsFlow:
         private_key: for ``auth_method="private_key_jwt"``: the client's private
             key (a PEM or JWK file path, its text, a JWK dict or a joserfc key;
             EC P-256/384/521, Ed25519 or RSA). Parsed once.
+        client_assertion: for ``private_key_jwt`` without a key of the client's own:
+            the assertion a platform issues for the workload (a Kubernetes
+            projected service-account token, ``AZURE_FEDERATED_TOKEN_FILE``, a
+            GitHub Actions OIDC token), sent as the RFC 7523 ``client_assertion``.
+            A file path (read again for every token request) or a callable, sync
+            or async (called for every token request); see
+            :mod:`authkestra.assertions`. One that expires within 10 s is read
+            again, never sent; a source with no fresher one raises
+            :class:`~authkestra.ClientAssertionError`.
         key_id: the ``kid`` the server knows the key by (default: the JWK's).
         signing_alg: override the key's default algorithm (RSA: ``PS256``, ...).
         assertion_audience: the ``aud`` of client assertions: by default the
@@ -156,7 +189,7 @@ class ClientCredentialsFlow:
         *,
         issuer: str | None = None,
         scopes: ScopesLike = None,
-        auth_method: str | AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
+        auth_method: str | AuthMethod | None = None,
         audience: str | None = None,
         resource: str | Iterable[str] | None = None,
         extra_params: Mapping[str, str] | None = None,
@@ -171,6 +204,7 @@ class ClientCredentialsFlow:
         default_token_ttl: float = 300.0,
         on_event: TokenEventHook | None = None,
         private_key: PrivateKeyLike | None = None,
+        client_assertion: AssertionLike | None = None,
         key_id: str | None = None,
         signing_alg: str | None = None,
         assertion_audience: str | None = None,
@@ -181,7 +215,7 @@ class ClientCredentialsFlow:
         clock: Clock | None = None,
     ) -> None:
         check_client_id(client_id)
-        method = AuthMethod.parse(auth_method)
+        method = _method(auth_method, private_key, client_assertion)
         source = to_secret_source(client_secret)
         if method.needs_secret and source is None:
             raise ConfigError(f"client_secret is required with auth_method={method.value!r}")
@@ -189,10 +223,8 @@ class ClientCredentialsFlow:
             raise ConfigError(
                 f"auth_method={method.value!r} sends no secret: do not pass client_secret"
             )
-        if (method is AuthMethod.PRIVATE_KEY_JWT) != (private_key is not None):
-            raise ConfigError(
-                "private_key goes with auth_method='private_key_jwt', and that method needs it"
-            )
+        if client_assertion is not None:
+            source = to_assertion_source(client_assertion)
         self._assertion_key = (
             load_private_key(private_key, key_id=key_id, alg=signing_alg)
             if private_key is not None
@@ -229,6 +261,7 @@ class ClientCredentialsFlow:
         self.max_response_bytes = max_response_bytes
         self.clock: Clock = clock or SystemClock()
         self._secret_source: SecretSource | None = source
+        self._platform_assertion = client_assertion is not None
         self._token_url = token_url
         self._metadata: ServerMetadata | None = None
         self._ctx = ProtocolContext(
@@ -278,6 +311,10 @@ class ClientCredentialsFlow:
         ``AUTHKESTRA_RESOURCE`` (space separated). A missing one is a
         :class:`ConfigError` naming the variable. Keyword arguments override
         or add to what the environment gives.
+
+        ``AUTHKESTRA_CLIENT_ASSERTION_FILE``: the file a platform keeps the
+        workload's assertion in (``private_key_jwt`` without a key of the
+        client's own; read again for every token request).
 
         Keys and certificates, by path: ``AUTHKESTRA_PRIVATE_KEY_FILE`` (with
         ``AUTHKESTRA_KEY_ID`` and ``AUTHKESTRA_SIGNING_ALG``) for
@@ -419,7 +456,8 @@ class ClientCredentialsFlow:
         )
         return (
             f"ClientCredentialsFlow(client_id={self.client_id!r}, {where}, "
-            f"auth_method={self.auth_method.value!r}, secret={self._secret_source!r})"
+            f"auth_method={self.auth_method.value!r}, "
+            f"{'assertion' if self._platform_assertion else 'secret'}={self._secret_source!r})"
         )
 
     # -- internals ---------------------------------------------------------------------
@@ -473,7 +511,11 @@ class ClientCredentialsFlow:
             token_url = self._token_url = self._metadata.endpoint
             logger.debug("authkestra: discovered token endpoint %s", token_url)
         rotates = bool(self._secret_source and self._secret_source.rotating)
-        assertions = AssertionSettings(self._assertion_key, self._assertion_audience_for(token_url))
+        assertions = AssertionSettings(
+            self._assertion_key,
+            self._assertion_audience_for(token_url),
+            from_platform=self._platform_assertion,
+        )
         return (
             yield from request_token(
                 spec,

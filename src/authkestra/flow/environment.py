@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._protocol.client_auth import AuthMethod
+from ..assertions import AssertionFile
 from ..errors import ConfigError
 from ..secrets import FileSecret, Secret
 
@@ -19,6 +20,7 @@ CLIENT_VARIABLES = (
     "CLIENT_ID",
     "CLIENT_SECRET",
     "CLIENT_SECRET_FILE",
+    "CLIENT_ASSERTION_FILE",
     "TOKEN_URL",
     "ISSUER",
     "SCOPES",
@@ -64,25 +66,7 @@ def flow_arguments_from_env(
     if auth_method is not None:
         args["auth_method"] = auth_method
 
-    if "client_secret" in given:
-        args["client_secret"] = given.pop("client_secret")
-    else:
-        secret, secret_file = _get(env, "CLIENT_SECRET"), _get(env, "CLIENT_SECRET_FILE")
-        if secret is not None and secret_file is not None:
-            raise ConfigError(
-                "both AUTHKESTRA_CLIENT_SECRET and AUTHKESTRA_CLIENT_SECRET_FILE are set: keep one"
-            )
-        if secret_file is not None:
-            source = FileSecret(secret_file)
-            source.read()  # fail now, naming the file, rather than at the first request
-            args["client_secret"] = source
-        elif secret is not None:
-            args["client_secret"] = Secret(secret)
-        elif _needs_secret(auth_method):
-            raise ConfigError(
-                "AUTHKESTRA_CLIENT_SECRET (or AUTHKESTRA_CLIENT_SECRET_FILE) is not set:"
-                " it holds the client's secret"
-            )
+    args.update(_credential_arguments(env, given, auth_method))
 
     if "token_url" in given or "issuer" in given:
         args["token_url"] = given.pop("token_url", None)
@@ -110,9 +94,50 @@ def flow_arguments_from_env(
     return args
 
 
-def _needs_secret(auth_method: Any) -> bool:
+def _credential_arguments(
+    env: Mapping[str, str], given: dict[str, Any], auth_method: Any
+) -> dict[str, Any]:
+    """The client's secret, or the platform's assertion: from ``given``, else the environment.
+
+    Takes what it uses out of ``given``.
+    """
+    if "client_secret" in given:
+        return {"client_secret": given.pop("client_secret")}
+    if "client_assertion" in given:
+        return {}  # the platform's assertion authenticates the client
+    secret, secret_file = _get(env, "CLIENT_SECRET"), _get(env, "CLIENT_SECRET_FILE")
+    assertion_file = _get(env, "CLIENT_ASSERTION_FILE")
+    if assertion_file is not None:
+        if secret is not None or secret_file is not None:
+            raise ConfigError(
+                "AUTHKESTRA_CLIENT_ASSERTION_FILE and a client secret are both set: keep one"
+            )
+        assertion = AssertionFile(assertion_file.strip())
+        assertion.read()  # fail now, naming the file, rather than at the first request
+        return {"client_assertion": assertion}
+    if secret is not None and secret_file is not None:
+        raise ConfigError(
+            "both AUTHKESTRA_CLIENT_SECRET and AUTHKESTRA_CLIENT_SECRET_FILE are set: keep one"
+        )
+    if secret_file is not None:
+        source = FileSecret(secret_file)
+        source.read()  # fail now, naming the file, rather than at the first request
+        return {"client_secret": source}
+    if secret is not None:
+        return {"client_secret": Secret(secret)}
+    if _needs_secret(auth_method, signs="private_key" in given or _get(env, "PRIVATE_KEY_FILE")):
+        raise ConfigError(
+            "AUTHKESTRA_CLIENT_SECRET (or AUTHKESTRA_CLIENT_SECRET_FILE, or"
+            " AUTHKESTRA_CLIENT_ASSERTION_FILE) is not set: it holds the client's credential"
+        )
+    return {}
+
+
+def _needs_secret(auth_method: Any, *, signs: object) -> bool:
+    if auth_method is None:
+        return not signs  # a private key implies private_key_jwt
     try:
-        return AuthMethod.parse(auth_method or AuthMethod.CLIENT_SECRET_BASIC).needs_secret
+        return AuthMethod.parse(auth_method).needs_secret
     except ConfigError:
         return True  # the flow names the unknown method
 
