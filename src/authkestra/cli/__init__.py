@@ -23,7 +23,17 @@ from typing import Annotated, TextIO
 import typer
 
 from .._version import __version__
-from . import clients, demo, init, keys, registration_tokens, serve, token, token_tools
+from . import (
+    clients,
+    demo,
+    init,
+    issuers,
+    keys,
+    registration_tokens,
+    serve,
+    token,
+    token_tools,
+)
 from .exit_codes import ExitCode
 
 __all__ = ["COMMANDS", "Environment", "app", "main"]
@@ -89,6 +99,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     init.register,
     clients.register,
     keys.register,
+    issuers.register,
     registration_tokens.register,
     demo.register,
 )

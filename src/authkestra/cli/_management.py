@@ -1,5 +1,5 @@
-"""Where ``authkestra clients``, ``keys`` and ``registration-tokens`` act: the store itself
-(``--db``) or a server's admin API (``--server URL``), with one interface so every
+"""Where ``authkestra clients``, ``keys``, ``issuers`` and ``registration-tokens`` act: the
+store itself (``--db``) or a server's admin API (``--server URL``), with one interface so every
 command works either way.
 
 Through ``--server`` the command authenticates as a client of that server, read from
@@ -52,6 +52,9 @@ class Management(Protocol):
     def create_registration_token(
         self, *, scope: str, audience: list[str], expires_in: int
     ) -> dict[str, Any]: ...
+    def list_issuers(self) -> list[dict[str, Any]]: ...
+    def add_issuer(self, name: str, **fields: Any) -> dict[str, Any]: ...
+    def remove_issuer(self, name: str) -> None: ...
 
 
 class _Store:
@@ -123,6 +126,21 @@ class _Store:
             )
         except ValueError as exc:
             raise AdminApiError(400, "invalid_request", str(exc)) from None
+
+    def list_issuers(self) -> list[dict[str, Any]]:
+        from ..server.issuers import issuer_document
+
+        return [issuer_document(record) for record in self.store.issuers()]
+
+    def add_issuer(self, name: str, **fields: Any) -> dict[str, Any]:
+        from ..server.issuers import IssuerRegistry, issuer_document
+
+        return issuer_document(IssuerRegistry(self.store, self.settings).add(name, **fields))
+
+    def remove_issuer(self, name: str) -> None:
+        from ..server.issuers import IssuerRegistry
+
+        IssuerRegistry(self.store, self.settings).remove(name)
 
 
 class AdminApiError(Exception):
@@ -252,6 +270,23 @@ class _AdminApi:
                 raise KeyError(kid) from None
             raise
 
+    def list_issuers(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/admin/issuers")["issuers"])
+
+    def add_issuer(self, name: str, **fields: Any) -> dict[str, Any]:
+        body = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
+        return dict(self._call("POST", "/admin/issuers", body))
+
+    def remove_issuer(self, name: str) -> None:
+        from ..server.store import UnknownIssuer
+
+        try:
+            self._call("DELETE", f"/admin/issuers/{quote(name, safe='')}")
+        except AdminApiError as exc:
+            if exc.status == 404:
+                raise UnknownIssuer(name) from None
+            raise
+
 
 def _client_path(client_id: str) -> str:
     return f"/admin/clients/{quote(client_id, safe='')}"
@@ -273,8 +308,9 @@ def management(
     ``field_spelling``: how a registration refusal names its fields (the CLI's flags).
     """
     from ..server.client_metadata import MetadataError
+    from ..server.issuers import IssuerError
     from ..server.registration import RegistrationError
-    from ..server.store import ClientExists, UnknownClient
+    from ..server.store import ClientExists, UnknownClient, UnknownIssuer
 
     if server is not None and db is not None:
         raise fail(env, "--server and --db name two places: give one", ExitCode.USAGE)
@@ -292,8 +328,10 @@ def management(
     except RegistrationError as exc:
         message = exc.describe(field_spelling) if field_spelling else str(exc)
         raise fail(env, message, ExitCode.USAGE) from None
-    except MetadataError as exc:
+    except (MetadataError, IssuerError) as exc:
         raise fail(env, str(exc), ExitCode.USAGE) from None
+    except UnknownIssuer as exc:
+        raise fail(env, f"no trusted issuer {exc.args[0]!r}") from None
     except ClientExists:
         raise fail(env, f"a client {client_id!r} already exists") from None
     except UnknownClient:

@@ -125,6 +125,8 @@ _OPTIONS = {
     "set_keys": "'clients set-keys'",
     "introspection": "--can-introspect",
     "enabled": "--enable/--disable",
+    "trusted_issuer": "--trusted-issuer",
+    "subject": "--subject",
 }
 
 
@@ -220,10 +222,32 @@ def create(
         typer.Option("--audience", help="An API (resource/audience) its tokens may be for."),
     ] = None,
     auth_method: Annotated[
-        AuthMethod, typer.Option("--auth-method")
-    ] = AuthMethod.CLIENT_SECRET_BASIC,
+        AuthMethod | None,
+        typer.Option(
+            "--auth-method",
+            help="[default: client_secret_basic; private_key_jwt with --trusted-issuer]",
+        ),
+    ] = None,
     token_ttl: Annotated[
         int | None, typer.Option("--token-ttl", min=1, max=86400, help="Seconds.")
+    ] = None,
+    trusted_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-issuer",
+            metavar="NAME",
+            help="No secret or key: the tokens of this trusted issuer (authkestra issuers"
+            " add) about --subject authenticate it.",
+        ),
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject",
+            metavar="SUB",
+            help="With --trusted-issuer: the sub of the workload's tokens, e.g."
+            " system:serviceaccount:payments:reporter.",
+        ),
     ] = None,
     jwks: JwksOption = None,
     jwks_uri: JwksUriOption = None,
@@ -245,11 +269,16 @@ def create(
     and the server keeps its public keys (--jwks) or where to fetch them (--jwks-uri).
     A tls_client_auth client is known by its certificate's subject (--tls-subject-dn or
     one --tls-san-*), a self_signed_tls_client_auth client by its certificate (--cert).
+    A workload's client needs neither: --trusted-issuer NAME --subject SUB binds it to its
+    platform's tokens (a Kubernetes service account, a GitHub Actions workflow).
     """
     env: Environment = ctx.obj
     check_text_or_json(env, output)
     from ..server.registration import ClientSpec
 
+    if auth_method is None:
+        federated = trusted_issuer is not None
+        auth_method = AuthMethod.PRIVATE_KEY_JWT if federated else AuthMethod.CLIENT_SECRET_BASIC
     spec = ClientSpec(
         name,
         auth_method,
@@ -262,6 +291,8 @@ def create(
         certificates=_read_certificates(env, cert),
         tls_subjects=_subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email),
         introspection=_introspection(can_introspect),
+        trusted_issuer=trusted_issuer,
+        subject=subject,
     )
     with _clients(env, server, db, master_key_file, name) as backend:
         issued = backend.create(spec)
@@ -287,8 +318,19 @@ def _print_issued(env: Environment, output: str, issued: IssuedClient) -> None:
         if issued.key_ids:
             document["key_ids"] = list(issued.key_ids)
         _print_document(env, output, document)
+    elif client.federated:
+        _print_document(env, output, _federation(client))
     else:
         _print_keys(env, output, client.client_id, list(issued.key_ids), client.jwks_uri)
+
+
+def _federation(client: ClientRecord) -> dict[str, object]:
+    return {
+        "client_id": client.client_id,
+        "auth_method": client.auth_method,
+        "trusted_issuer": client.federated_issuer,
+        "subject": client.federated_subject,
+    }
 
 
 def _subjects(*values: str | None) -> dict[str, str]:
@@ -358,7 +400,9 @@ def show(
         from ..server.client_keys import jwks_kids
 
         described["certificate_kids"] = jwks_kids(client.jwks)
-    if client.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
+    if client.federated:
+        described.update(_federation(client))
+    elif client.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
         from ..server.client_keys import jwks_kids
 
         if client.jwks_uri:

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 
 from .._protocol.client_auth import AuthMethod
 from ..errors import InvalidClient
-from .oauth_request import ClientCredentials
+from .federation import FederatedRefusal
+from .oauth_request import ClientAssertion, ClientCredentials
 from .secret_hashing import SecretHasher
 from .store import ClientRecord, Store
 
 if TYPE_CHECKING:
     from ..tls import ClientCertificate
     from .client_assertions import AssertionVerifier
+    from .federation import TrustedIssuers
     from .mtls import MutualTLS
 
 __all__ = ["ClientDirectory", "forget_client"]
@@ -57,11 +59,13 @@ class ClientDirectory:
         *,
         cache_seconds: float,
         assertions: AssertionVerifier | None = None,
+        federation: TrustedIssuers | None = None,
         mtls: MutualTLS | None = None,
     ) -> None:
         self.store = store
         self.hasher = hasher
         self.assertions = assertions
+        self.federation = federation
         self.mtls = mtls
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
@@ -146,6 +150,8 @@ class ClientDirectory:
         verifier = self.assertions
         if verifier is None:
             raise _refused("client assertions not accepted")
+        if assertion.federated:
+            return self._authenticate_federated(credentials, assertion, verifier)
         exp = verifier.check_claims(assertion)  # what it says, before any look-up
         client = self.lookup(credentials.client_id)
         # The header's alg names the method; it must be the client's (HS256 for a
@@ -166,6 +172,30 @@ class ClientDirectory:
                 status_code=401,
                 error_description="the client assertion was already used (its jti is spent)",
             )
+        return client
+
+    def _authenticate_federated(
+        self,
+        credentials: ClientCredentials,
+        assertion: ClientAssertion,
+        verifier: AssertionVerifier,
+    ) -> ClientRecord:
+        """A trusted issuer's assertion about the client's workload (see :mod:`.federation`)."""
+        client = self.lookup(credentials.client_id)
+        reason = _refusal(client, credentials.method)
+        if reason is None and client is not None and not client.federated:
+            reason = "assertion from another issuer for a client bound to none"
+        if reason is None and self.federation is None:
+            reason = "federated client authentication not set up"
+        if reason is not None:
+            # As slow as a refused signature: timing does not tell which client ids exist.
+            verifier.decoy_signature_check(assertion)
+            raise _refused(reason)
+        assert client is not None and self.federation is not None
+        try:
+            self.federation.check(client, assertion)
+        except FederatedRefusal as refusal:
+            raise _refused(str(refusal)) from None
         return client
 
 

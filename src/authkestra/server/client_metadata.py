@@ -67,7 +67,10 @@ _CHANGEABLE = {
     "jwks_uri",
     *_TLS_FIELDS,
 }
-_KNOWN = {*_CHANGEABLE, "client_id", "grant_types", "token_endpoint_auth_method"}
+#: A federated client's binding (this server's own members): set when it is made, by an
+#: operator only -- dynamic registration ignores them, as it does every unknown member.
+_FEDERATION = {"trusted_issuer", "subject"}
+_KNOWN = {*_CHANGEABLE, *_FEDERATION, "client_id", "grant_types", "token_endpoint_auth_method"}
 
 
 class MetadataError(ValueError):
@@ -96,6 +99,8 @@ def spec_from_metadata(
     silently dropped).
     """
     fields = _object(document, ignore_unknown=ignore_unknown)
+    if ignore_unknown:
+        fields = {name: value for name, value in fields.items() if name not in _FEDERATION}
     grant_types = fields.get("grant_types", list(GRANT_TYPES))
     if (
         not isinstance(grant_types, list)
@@ -105,7 +110,11 @@ def spec_from_metadata(
         raise MetadataError(
             "grant_types: this server issues tokens to clients with client_credentials only"
         )
-    method = _string(fields, "token_endpoint_auth_method") or AuthMethod.CLIENT_SECRET_BASIC.value
+    method = _string(fields, "token_endpoint_auth_method") or (
+        AuthMethod.PRIVATE_KEY_JWT.value  # its platform's assertions are private_key_jwt ones
+        if "trusted_issuer" in fields
+        else AuthMethod.CLIENT_SECRET_BASIC.value
+    )
     try:
         auth_method = AuthMethod.parse(method)
     except ConfigError:  # not a method at all
@@ -123,6 +132,8 @@ def spec_from_metadata(
         jwks_uri=_string(fields, "jwks_uri"),
         tls_subjects=_tls_subjects(fields),
         introspection=_introspection(fields),
+        trusted_issuer=_string(fields, "trusted_issuer"),
+        subject=_string(fields, "subject"),
     )
 
 
@@ -177,6 +188,9 @@ def metadata_of(client: ClientRecord) -> dict[str, Any]:
     if client.tls_client_auth:
         for kind, value in json.loads(client.tls_client_auth).items():
             document[f"tls_client_auth_{kind}"] = value
+    if client.federated:
+        document["trusted_issuer"] = client.federated_issuer
+        document["subject"] = client.federated_subject
     if client.method.needs_secret:
         document["secrets"] = [
             {"expires_at": int(s.expires_at.timestamp()) if s.expires_at else None}
@@ -215,6 +229,8 @@ def metadata_from_spec(spec: ClientSpec) -> dict[str, Any]:
         "access_token_lifetime": spec.token_ttl,
         "jwks_uri": spec.jwks_uri,
         "introspection": spec.introspection,
+        "trusted_issuer": spec.trusted_issuer,
+        "subject": spec.subject,
     }
     document.update({name: value for name, value in optional.items() if value is not None})
     document.update(_keys_metadata(spec.jwks, spec.certificates, spec.tls_subjects))
@@ -307,6 +323,8 @@ def record_from_metadata(document: Mapping[str, Any]) -> ClientRecord:
         tls_client_auth=json.dumps(subject) if subject else None,
         introspection=document.get("introspection"),
         client_name=document.get("client_name"),
+        federated_issuer=document.get("trusted_issuer"),
+        federated_subject=document.get("subject"),
     )
 
 

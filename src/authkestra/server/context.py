@@ -11,6 +11,7 @@ from typing import Any
 from .client_assertions import AssertionVerifier
 from .client_auth import ClientDirectory
 from .dpop import DPoPNonces, DPoPVerifier
+from .federation import TrustedIssuers
 from .housekeeping import purge
 from .jwks_uri import RemoteKeySets
 from .keys import KeyRing
@@ -114,11 +115,23 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
     keys = KeyRing(store, alg=settings.signing_alg, cache_seconds=settings.cache_seconds)
     keys.signing_key()  # create the first key now, not in the middle of a request
     issuer = settings.effective_issuer()
+    replay = AssertionReplayCache(store, redis_client)
+    federation = TrustedIssuers(
+        store,
+        server_issuer=issuer,
+        token_endpoint=settings.endpoint("/token"),
+        replay=replay,
+        default_max_lifetime=settings.federation_max_lifetime,
+        leeway=settings.assertion_leeway,
+        cache_seconds=settings.cache_seconds,
+        keys_max_age=settings.jwks_uri_cache_seconds,
+        allow_insecure=settings.allow_insecure_jwks_uri,
+    )
     assertions = AssertionVerifier(
         issuer=issuer,
         token_endpoint=settings.endpoint("/token"),
         box=SecretBox(key),
-        replay=AssertionReplayCache(store, redis_client),
+        replay=replay,
         remote=RemoteKeySets(
             cache_seconds=settings.jwks_uri_cache_seconds,
             allow_insecure=settings.allow_insecure_jwks_uri,
@@ -141,6 +154,7 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
             hasher,
             cache_seconds=settings.cache_seconds,
             assertions=assertions,
+            federation=federation,
             mtls=mtls,
         ),
         limiter=FailureLimiter(

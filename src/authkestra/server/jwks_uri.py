@@ -26,14 +26,18 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio.to_thread
 import httpx
 
 from .._protocol.urls import is_loopback_host
+from ..errors import NetworkError
 from .client_keys import ClientKey, InvalidJwks, parse_jwks
 
 __all__ = [
     "FETCH_TIMEOUT",
     "MAX_JWKS_BYTES",
+    "AsyncGuardedTransport",
+    "GuardedTransport",
     "JwksUriError",
     "RemoteKeySets",
     "check_jwks_uri",
@@ -120,6 +124,96 @@ def _tls() -> ssl.SSLContext:
         return _ssl_context
 
 
+class _Pin:
+    """Checks a request's URL and the addresses its host resolves to, and points the request
+    at the address checked (Host header and TLS server name keep the host name)."""
+
+    def __init__(self, *, allow_insecure: bool, resolver: Resolver | None) -> None:
+        self.allow_insecure = allow_insecure
+        self.resolver = resolver or _system_resolver
+
+    def __call__(self, request: httpx.Request) -> httpx.Request:
+        try:
+            return self._pin(request)
+        except JwksUriError as exc:
+            # Not retryable: asking again gets the same refusal.
+            raise NetworkError(str(exc), retryable=False) from None
+
+    def _pin(self, request: httpx.Request) -> httpx.Request:
+        uri = str(request.url)
+        check_jwks_uri(uri, allow_insecure=self.allow_insecure)
+        parts = urlsplit(uri)
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        try:
+            addresses = self.resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise JwksUriError(
+                f"the jwks_uri host does not resolve ({type(exc).__name__})"
+            ) from None
+        if not addresses:
+            raise JwksUriError("the jwks_uri host does not resolve")
+        for address in addresses:
+            if not _address_allowed(address, allow_insecure=self.allow_insecure):
+                raise JwksUriError(
+                    "the jwks_uri host resolves to a loopback, private or reserved address"
+                )
+        if scheme == "http" and not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+            raise JwksUriError("an http jwks_uri must stay on loopback")
+        # Connect to the address just checked: no second lookup a hostile DNS could answer.
+        address = addresses[0]
+        literal = f"[{address}]" if ":" in address else address
+        pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+        default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+        host_literal = f"[{host}]" if ":" in host else host
+        headers = httpx.Headers(request.headers)
+        headers["Host"] = host_literal if default_port else f"{host_literal}:{port}"
+        extensions = dict(request.extensions)
+        if scheme == "https":
+            extensions["sni_hostname"] = host
+        return httpx.Request(
+            request.method, pinned, headers=headers, stream=request.stream, extensions=extensions
+        )
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """An httpx transport for URLs others chose (a client's ``jwks_uri``, a trusted issuer's
+    metadata and keys): only what :func:`check_jwks_uri` allows, to public addresses only,
+    connecting to the address it checked; no proxies from the environment."""
+
+    def __init__(
+        self,
+        *,
+        allow_insecure: bool = False,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool | None = None,
+    ) -> None:
+        super().__init__(verify=_tls() if verify is None else verify, trust_env=False)
+        self._pin = _Pin(allow_insecure=allow_insecure, resolver=resolver)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return super().handle_request(self._pin(request))
+
+
+class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
+    """:class:`GuardedTransport` for ``httpx.AsyncClient`` (the lookup in a worker thread)."""
+
+    def __init__(
+        self,
+        *,
+        allow_insecure: bool = False,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool | None = None,
+    ) -> None:
+        super().__init__(verify=_tls() if verify is None else verify, trust_env=False)
+        self._pin = _Pin(allow_insecure=allow_insecure, resolver=resolver)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pinned = await anyio.to_thread.run_sync(self._pin, request)
+        return await super().handle_async_request(pinned)
+
+
 def fetch_jwks(
     uri: str,
     *,
@@ -131,50 +225,18 @@ def fetch_jwks(
 ) -> dict[str, Any]:
     """The JSON document at ``uri``, fetched under the rules above (blocking)."""
     check_jwks_uri(uri, allow_insecure=allow_insecure)
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    port = parts.port or (443 if scheme == "https" else 80)
-    try:
-        addresses = (resolver or _system_resolver)(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise JwksUriError(f"the jwks_uri host does not resolve ({type(exc).__name__})") from None
-    if not addresses:
-        raise JwksUriError("the jwks_uri host does not resolve")
-    for address in addresses:
-        if not _address_allowed(address, allow_insecure=allow_insecure):
-            raise JwksUriError(
-                "the jwks_uri host resolves to a loopback, private or reserved address"
-            )
-    if scheme == "http" and not all(ipaddress.ip_address(a).is_loopback for a in addresses):
-        raise JwksUriError("an http jwks_uri must stay on loopback")
-    # Connect to the address just checked; Host header and TLS (SNI, certificate) keep the name.
-    address = addresses[0]
-    literal = f"[{address}]" if ":" in address else address
-    pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
-    host_literal = f"[{host}]" if ":" in host else host
-    host_header = host_literal if default_port else f"{host_literal}:{port}"
-    extensions: dict[str, Any] = {}
-    if scheme == "https":
-        extensions["sni_hostname"] = host
     deadline = time.monotonic() + timeout
+    transport = GuardedTransport(allow_insecure=allow_insecure, resolver=resolver, verify=verify)
     try:
         with (
             httpx.Client(
+                transport=transport,
                 trust_env=False,
                 follow_redirects=False,
                 timeout=httpx.Timeout(timeout),
-                verify=_tls() if verify is None else verify,
             ) as client,
             client.stream(
-                "GET",
-                pinned,
-                headers={
-                    "Host": host_header,
-                    "Accept": "application/jwk-set+json, application/json",
-                },
-                extensions=extensions,
+                "GET", uri, headers={"Accept": "application/jwk-set+json, application/json"}
             ) as response,
         ):
             if response.status_code != 200:
@@ -189,6 +251,8 @@ def fetch_jwks(
                     raise JwksUriError(f"the JWK Set at the jwks_uri exceeds {max_bytes} bytes")
                 if time.monotonic() > deadline:
                     raise JwksUriError(f"the jwks_uri took more than {timeout:g} s")
+    except NetworkError as exc:
+        raise JwksUriError(exc.message) from None
     except httpx.HTTPError as exc:
         raise JwksUriError(f"the jwks_uri could not be fetched ({type(exc).__name__})") from None
     try:

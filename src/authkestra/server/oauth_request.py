@@ -72,6 +72,9 @@ class ClientAssertion:
 
     jwt: str
     jws: CompactJWS
+    #: From a trusted issuer about a workload (``iss`` is not ``sub``): the client is the
+    #: ``client_id`` sent with it, bound to that issuer and subject.
+    federated: bool = False
 
     @property
     def header(self) -> dict[str, Any]:
@@ -188,8 +191,23 @@ def _assertion_credentials(
     if not isinstance(alg, str) or alg.lower() == "none":
         raise _assertion_failed("the client assertion must be signed")
     issuer, subject = claims.get("iss"), claims.get("sub")
+    if (
+        isinstance(issuer, str)
+        and isinstance(subject, str)
+        and issuer
+        and subject
+        and issuer != subject
+        and body_id is not None
+    ):
+        # A trusted issuer's token about a workload (federated client authentication).
+        _check_chars(body_id, "")
+        federated = ClientAssertion(assertion, jws, federated=True)
+        return ClientCredentials(body_id, None, AuthMethod.PRIVATE_KEY_JWT, federated)
     if not isinstance(issuer, str) or not issuer or issuer != subject:
-        raise _assertion_failed("the client assertion's iss and sub must both be the client id")
+        raise _assertion_failed(
+            "the client assertion's iss and sub must both be the client id (or, for a"
+            " trusted issuer's assertion, the client_id parameter must name the client)"
+        )
     if body_id is not None and body_id != issuer:
         raise _assertion_failed("the client assertion was made for another client")
     _check_chars(issuer, "")

@@ -13,6 +13,8 @@ client may be:
   each checked by :mod:`.client_keys`) or an ``https`` ``jwks_uri``;
 - ``self_signed_tls_client_auth``: its certificates (PEM, or a JWK Set with ``x5c``);
 - ``tls_client_auth``: exactly one certificate subject (subject DN or one SAN);
+- a federated ``private_key_jwt`` client: no keys, but a trusted issuer (by name,
+  see :mod:`.issuers`) and the ``sub`` of that issuer's tokens for its workload;
 - its right to introspect tokens (RFC 7662 §4): none (the default), the tokens
   meant for one of its audiences (:data:`INTROSPECT_AUDIENCE`), or every token
   (:data:`INTROSPECT_ANY`).
@@ -44,6 +46,7 @@ from .client_auth import forget_client
 from .client_keys import InvalidJwks, normalize_jwks
 from .context import hasher_for, secret_box_for
 from .housekeeping import purge
+from .issuers import IssuerError, UnknownIssuer, check_subject
 from .jwks_uri import JwksUriError, check_jwks_uri
 from .logs import audit
 from .mtls import SUBJECT_KINDS, TLSSubject, jwks_for_certificates, self_signed_pems
@@ -119,6 +122,10 @@ class ClientSpec:
     introspection: str | None = None
     #: A name for people (RFC 7591 ``client_name``).
     client_name: str | None = None
+    #: Federated (private_key_jwt with no keys): the trusted issuer whose tokens
+    #: authenticate it, and their ``sub`` (``system:serviceaccount:payments:reporter``).
+    trusted_issuer: str | None = None
+    subject: str | None = None
 
 
 class _Keep:
@@ -208,7 +215,10 @@ class Registry:
         _token_ttl(spec.token_ttl)
         _introspection(spec.introspection)
         _client_name(spec.client_name)
-        keys = self._keys(method, spec.jwks, spec.jwks_uri, spec.certificates)
+        federation = self._federation(method, spec)
+        keys = (
+            None if federation else self._keys(method, spec.jwks, spec.jwks_uri, spec.certificates)
+        )
         subject = _tls_subject(method, spec.tls_subjects)
         secret = new_secret() if method.needs_secret else None
         record = self.store.create_client(
@@ -226,6 +236,8 @@ class Registry:
             introspection=spec.introspection,
             client_name=spec.client_name,
             registration_token_hash=registration_token_hash,
+            federated_issuer=federation[0] if federation else None,
+            federated_subject=federation[1] if federation else None,
         )
         self._audit(
             "client_created",
@@ -234,6 +246,7 @@ class Registry:
             scopes=scopes,
             audiences=audiences,
             can_introspect=spec.introspection,
+            trusted_issuer=spec.trusted_issuer,
         )
         return IssuedClient(
             record,
@@ -281,6 +294,11 @@ class Registry:
         method = AuthMethod.parse(client.auth_method)
         if method.needs_secret:
             raise RegistrationError(f"{client_id!r} is a {method.value} client: it has no keys")
+        if client.federated:
+            raise RegistrationError(
+                f"{client_id!r} is authenticated by the tokens of trusted issuer"
+                f" {client.federated_issuer!r}: it has no keys"
+            )
         if method is AuthMethod.TLS_CLIENT_AUTH:
             if jwks is not None or jwks_uri is not None or certificates:
                 raise RegistrationError(
@@ -362,6 +380,31 @@ class Registry:
         self._audit("client_deleted", client_id)
 
     # -- the rules ---------------------------------------------------------------------
+
+    def _federation(self, method: AuthMethod, spec: ClientSpec) -> tuple[str, str] | None:
+        """(issuer name, subject) of a federated client, checked; None for the others."""
+        if spec.trusted_issuer is None and spec.subject is None:
+            return None
+        if spec.trusted_issuer is None or spec.subject is None:
+            raise RegistrationError("{trusted_issuer} and {subject} go together")
+        if method is not AuthMethod.PRIVATE_KEY_JWT:
+            raise RegistrationError("{trusted_issuer} goes with {auth_method} private_key_jwt")
+        if spec.jwks is not None or spec.jwks_uri is not None or spec.certificates:
+            raise RegistrationError(
+                "a client of a {trusted_issuer} has no keys of its own: drop {jwks}/{jwks_uri}"
+            )
+        try:
+            subject = check_subject(spec.subject)
+            self.store.get_issuer(spec.trusted_issuer)
+        except IssuerError as exc:
+            raise RegistrationError("{subject}: " + _literal(str(exc))) from None
+        except UnknownIssuer:
+            raise RegistrationError(
+                "{trusted_issuer}: no trusted issuer "
+                + _literal(repr(spec.trusted_issuer))
+                + " (authkestra issuers add)"
+            ) from None
+        return spec.trusted_issuer, subject
 
     def _sealed(self, secret: str | None, client_id: str, method: AuthMethod) -> str | None:
         """The secret, encrypted, for a client whose assertions need it back."""

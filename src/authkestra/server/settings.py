@@ -207,16 +207,31 @@ class ServerSettings(BaseSettings):
         le=300,
         description="Seconds of clock skew allowed on a client assertion's exp, nbf and iat.",
     )
+    federation_max_lifetime: int = Field(
+        default=3600,
+        ge=60,
+        le=86400,
+        description=(
+            "Federated client authentication: the longest lifetime (exp - iat, and how far"
+            " ahead exp is) of a trusted issuer's assertion, unless the issuer has its own"
+            " (authkestra issuers add --max-lifetime). Kubernetes projects service-account"
+            " tokens for one hour by default."
+        ),
+    )
     jwks_uri_cache_seconds: float = Field(
         default=300.0,
         ge=0,
-        description="How long a client's JWKS fetched from its jwks_uri is reused.",
+        description=(
+            "How long a client's JWKS fetched from its jwks_uri, or a trusted issuer's keys,"
+            " are reused."
+        ),
     )
     allow_insecure_jwks_uri: bool = Field(
         default=False,
         description=(
-            "For tests only: let a client's jwks_uri be http:// on loopback and point at"
-            " loopback or private addresses (refused otherwise, against SSRF)."
+            "For tests only: let a client's jwks_uri, and a trusted issuer's metadata and"
+            " keys, be http:// on loopback and point at loopback or private addresses"
+            " (refused otherwise, against SSRF)."
         ),
     )
 

@@ -21,7 +21,7 @@ from .. import metrics
 from ..access_log import AccessLogMiddleware
 from ..context import ServerContext, build_context
 from ..settings import ServerSettings
-from . import clients, keys, registration
+from . import clients, issuers, keys, registration
 from ._http import admin_handler
 from .guard import ADMIN_SCOPE, METRICS_SCOPE
 from .openapi import openapi_document
@@ -71,7 +71,12 @@ def create_admin_app(
 
     routes = [
         Route(path, endpoint, methods=[method])
-        for method, path, endpoint in (*clients.ROUTES, *keys.ROUTES, *registration.ROUTES)
+        for method, path, endpoint in (
+            *clients.ROUTES,
+            *keys.ROUTES,
+            *issuers.ROUTES,
+            *registration.ROUTES,
+        )
     ]
     routes += [
         Route("/metrics", admin_handler(_metrics, scope=METRICS_SCOPE), methods=["GET"]),

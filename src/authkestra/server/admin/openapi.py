@@ -45,6 +45,18 @@ def openapi_document(issuer: str) -> dict[str, Any]:
     """The document; ``issuer`` gives the token URL of its security scheme."""
     client_id = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}
     kid = {"name": "kid", "in": "path", "required": True, "schema": {"type": "string"}}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    issuer_fields = {
+        "type": "object",
+        "required": ["name", "issuer"],
+        "properties": {
+            "name": {"type": "string"},
+            "issuer": {"type": "string", "format": "uri"},
+            "jwks_url": {"type": "string", "format": "uri"},
+            "audience": {"type": "string"},
+            "max_lifetime": {"type": "integer"},
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "authkestra admin API", "version": "1"},
@@ -107,6 +119,23 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                 "delete": _op(
                     "Withdraw a key from signing and from the JWKS at once",
                     _answer("Withdrawn (and the key signing now, if it was replaced)"),
+                ),
+            },
+            "/admin/issuers": {
+                "get": _op("Trusted issuers (federated client authentication)", _answer("They")),
+                "post": _op(
+                    "Trust an issuer: its tokens authenticate the clients bound to it",
+                    _answer("The trusted issuer", issuer_fields),
+                    body=issuer_fields,
+                    status="201",
+                ),
+            },
+            "/admin/issuers/{name}": {
+                "parameters": [name],
+                "delete": _op(
+                    "Trust an issuer no more (409 while clients are bound to it)",
+                    _answer("Removed"),
+                    status="204",
                 ),
             },
             "/admin/registration-tokens": {

@@ -14,6 +14,7 @@ __all__ = [
     "RevokedTokenRow",
     "ServerStateRow",
     "SigningKeyRow",
+    "TrustedIssuerRow",
     "UsedAssertionRow",
 ]
 
@@ -48,6 +49,26 @@ class ClientRow(Base):
     #: (0005) keyed hash of the RFC 7592 registration access token (dynamically
     #: registered clients only).
     registration_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: (0006) federated client authentication: the name of the trusted issuer whose
+    #: assertions authenticate the client, and the ``sub`` they must carry.
+    federated_issuer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    federated_subject: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+class TrustedIssuerRow(Base):
+    """(0006) An external issuer whose JWTs may authenticate clients bound to it."""
+
+    __tablename__ = "trusted_issuers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(2048), unique=True)
+    #: Where its keys are; NULL: the jwks_uri of its metadata (discovery).
+    jwks_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    #: The aud its assertions must carry; NULL: this server's issuer or token endpoint.
+    audience: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    #: The longest lifetime (exp - iat, and exp - now) accepted; NULL: the server default.
+    max_lifetime: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ClientSecretRow(Base):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from ..._protocol.client_auth import AuthMethod
 
-__all__ = ["ClientRecord", "SecretHash", "SigningKeyRecord"]
+__all__ = ["ClientRecord", "SecretHash", "SigningKeyRecord", "TrustedIssuerRecord"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +51,15 @@ class ClientRecord:
     client_name: str | None = None
     #: Keyed hash of its RFC 7592 registration access token (registered dynamically).
     registration_token_hash: str | None = dataclasses.field(default=None, repr=False)
+    #: Federated client authentication: the trusted issuer (by name) whose assertions
+    #: authenticate this client, and the ``sub`` they carry.
+    federated_issuer: str | None = None
+    federated_subject: str | None = None
+
+    @property
+    def federated(self) -> bool:
+        """True when the client authenticates with assertions of a trusted issuer."""
+        return self.federated_issuer is not None
 
     @functools.cached_property
     def method(self) -> AuthMethod:
@@ -74,3 +83,20 @@ class SigningKeyRecord:
 
     def __repr__(self) -> str:
         return f"SigningKeyRecord({self.kid!r}, {self.alg}, retired_at={self.retired_at})"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustedIssuerRecord:
+    """An external issuer whose JWTs may authenticate the clients bound to it.
+
+    ``jwks_url`` None: its keys are found through its metadata (``jwks_uri``);
+    ``audience`` None: assertions are for this server's issuer or token endpoint;
+    ``max_lifetime`` None: the server's ``federation_max_lifetime``.
+    """
+
+    name: str
+    issuer: str
+    jwks_url: str | None
+    audience: str | None
+    max_lifetime: int | None
+    created_at: datetime

@@ -40,14 +40,23 @@ from .models import (
     RevokedTokenRow,
     ServerStateRow,
     SigningKeyRow,
+    TrustedIssuerRow,
     UsedAssertionRow,
 )
-from .records import ClientRecord, SecretHash, SigningKeyRecord
+from .records import ClientRecord, SecretHash, SigningKeyRecord, TrustedIssuerRecord
 from .sealed import CHECK_STATE, CHECK_TEXT, SEALED_STATES, Sealer, key_place, state_place
 
 logger = logging.getLogger("authkestra.server")
 
-__all__ = ["ClientExists", "Store", "StoreMissing", "UnknownClient"]
+__all__ = [
+    "ClientExists",
+    "IssuerExists",
+    "IssuerInUse",
+    "Store",
+    "StoreMissing",
+    "UnknownClient",
+    "UnknownIssuer",
+]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: What :meth:`Store.update_client` may change.
@@ -72,6 +81,18 @@ class UnknownClient(LookupError):
 
 class ClientExists(ValueError):
     """A client with that id is already registered."""
+
+
+class UnknownIssuer(LookupError):
+    """No trusted issuer of that name."""
+
+
+class IssuerExists(ValueError):
+    """A trusted issuer of that name, or with that issuer URL, is registered already."""
+
+
+class IssuerInUse(ValueError):
+    """Clients are bound to the trusted issuer: it cannot be removed before them."""
 
 
 class StoreMissing(LookupError):
@@ -252,6 +273,8 @@ class Store:
         introspection: str | None = None,
         client_name: str | None = None,
         registration_token_hash: str | None = None,
+        federated_issuer: str | None = None,
+        federated_subject: str | None = None,
     ) -> ClientRecord:
         """Register a client: with a secret (its hash; ``encrypted_secret`` too for
         ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt,
@@ -278,6 +301,8 @@ class Store:
                         introspection=introspection,
                         client_name=client_name,
                         registration_token_hash=registration_token_hash,
+                        federated_issuer=federated_issuer,
+                        federated_subject=federated_subject,
                     )
                 )
                 session.flush()
@@ -408,6 +433,74 @@ class Store:
             result = session.execute(delete(ClientRow).where(ClientRow.client_id == client_id))
             if cast("CursorResult[Any]", result).rowcount == 0:
                 raise UnknownClient(client_id)
+
+    def set_federation(self, client_id: str, *, issuer: str, subject: str) -> None:
+        """Bind a client to a trusted issuer (by name) and the ``sub`` of its assertions."""
+        with self.session() as session:
+            if session.get(TrustedIssuerRow, issuer) is None:
+                raise UnknownIssuer(issuer)
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                raise UnknownClient(client_id)
+            row.federated_issuer, row.federated_subject = issuer, subject
+
+    # -- trusted issuers -----------------------------------------------------------------
+
+    def add_issuer(
+        self,
+        name: str,
+        issuer: str,
+        *,
+        jwks_url: str | None = None,
+        audience: str | None = None,
+        max_lifetime: int | None = None,
+    ) -> TrustedIssuerRecord:
+        """Trust ``issuer`` under ``name``; IssuerExists if either is taken."""
+        try:
+            with self.session() as session:
+                taken = session.scalar(
+                    select(TrustedIssuerRow.name).where(TrustedIssuerRow.issuer == issuer)
+                )
+                if taken is not None or session.get(TrustedIssuerRow, name) is not None:
+                    raise IssuerExists(name)
+                session.add(
+                    TrustedIssuerRow(
+                        name=name,
+                        issuer=issuer,
+                        jwks_url=jwks_url,
+                        audience=audience,
+                        max_lifetime=max_lifetime,
+                        created_at=_utcnow(),
+                    )
+                )
+        except IntegrityError:  # added at the same moment by another instance
+            raise IssuerExists(name) from None
+        return self.get_issuer(name)
+
+    def get_issuer(self, name: str) -> TrustedIssuerRecord:
+        with self.session() as session:
+            row = session.get(TrustedIssuerRow, name)
+            if row is None:
+                raise UnknownIssuer(name)
+            return _issuer(row)
+
+    def issuers(self) -> list[TrustedIssuerRecord]:
+        """Every trusted issuer, by name."""
+        with self.session() as session:
+            rows = session.scalars(select(TrustedIssuerRow).order_by(TrustedIssuerRow.name))
+            return [_issuer(row) for row in rows]
+
+    def remove_issuer(self, name: str) -> None:
+        """Trust ``name`` no more; IssuerInUse while clients are bound to it."""
+        with self.session() as session:
+            bound = session.scalars(
+                select(ClientRow.client_id).where(ClientRow.federated_issuer == name).limit(5)
+            ).all()
+            if bound:
+                raise IssuerInUse(", ".join(bound))
+            result = session.execute(delete(TrustedIssuerRow).where(TrustedIssuerRow.name == name))
+            if cast("CursorResult[Any]", result).rowcount == 0:
+                raise UnknownIssuer(name)
 
     # -- signing keys --------------------------------------------------------------------
 
@@ -590,6 +683,19 @@ def _record(row: Any, hashes: tuple[SecretHash, ...]) -> ClientRecord:
         introspection=row.introspection,
         client_name=row.client_name,
         registration_token_hash=row.registration_token_hash,
+        federated_issuer=row.federated_issuer,
+        federated_subject=row.federated_subject,
+    )
+
+
+def _issuer(row: TrustedIssuerRow) -> TrustedIssuerRecord:
+    return TrustedIssuerRecord(
+        name=row.name,
+        issuer=row.issuer,
+        jwks_url=row.jwks_url,
+        audience=row.audience,
+        max_lifetime=row.max_lifetime,
+        created_at=_aware(row.created_at) or row.created_at,
     )
 
 
