@@ -1413,3 +1413,39 @@ def test_a_0001_store_upgrades_to_0002_keeping_its_clients(tmp_path: Path) -> No
         command.downgrade(config, "0001")
     assert store.schema_version() == "0001"
     store.close()
+
+
+# -- the guarded transport a trusted issuer's metadata and keys are fetched through ----------
+
+
+@pytest.mark.parametrize("addresses", [["127.0.0.1"], ["10.1.2.3"], ["::1"], ["169.254.169.254"]])
+def test_the_guarded_transport_refuses_private_addresses_before_connecting(
+    addresses: list[str],
+) -> None:
+    from authkestra.errors import NetworkError
+    from authkestra.server.jwks_uri import GuardedTransport
+
+    transport = GuardedTransport(resolver=lambda *_: addresses)
+    with httpx.Client(transport=transport) as http, pytest.raises(NetworkError) as caught:
+        http.get("https://issuer.example.com/.well-known/openid-configuration")
+    assert "loopback, private or reserved" in str(caught.value)
+    assert caught.value.retryable is False
+
+
+def test_the_guarded_transport_connects_to_the_address_it_checked() -> None:
+    from authkestra.server.jwks_uri import GuardedTransport
+
+    seen: list[httpx.Request] = []
+
+    class Recording(GuardedTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            pinned = self._pin(request)
+            seen.append(pinned)
+            return httpx.Response(200, json={"keys": []}, request=pinned)
+
+    transport = Recording(resolver=lambda *_: ["93.184.215.14"])
+    with httpx.Client(transport=transport) as http:
+        assert http.get("https://issuer.example.com:8443/keys").json() == {"keys": []}
+    assert str(seen[0].url) == "https://93.184.215.14:8443/keys"
+    assert seen[0].headers["host"] == "issuer.example.com:8443"
+    assert seen[0].extensions["sni_hostname"] == "issuer.example.com"
