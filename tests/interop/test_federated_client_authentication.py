@@ -58,13 +58,12 @@ def public_jwk(key: Any) -> dict[str, Any]:
 
 class Platforms(http.server.ThreadingHTTPServer):
     """The platforms' own endpoints: the cluster's discovery document and key set, and
-    the Actions issuer's key set. ``fail`` makes every answer a 503."""
+    the Actions issuer's key set; anything else is a 404."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _PlatformHandler)
         self.base = f"http://127.0.0.1:{self.server_address[1]}"
         self.cluster_keys = [public_jwk(CLUSTER_KEY)]
-        self.fail = False
         self.hits: dict[str, int] = {}
 
     @property
@@ -95,9 +94,9 @@ class Platforms(http.server.ThreadingHTTPServer):
 class _PlatformHandler(http.server.BaseHTTPRequestHandler):
     server: Platforms
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         document = self.server.answer(self.path)
-        status = 503 if self.server.fail else (200 if document is not None else 404)
+        status = 200 if document is not None else 404
         body = json.dumps(document if status == 200 else {}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -449,9 +448,7 @@ def test_an_issuer_that_cannot_be_reached_is_a_refusal_not_an_error(
         "clients", "create", "stranded", "--trusted-issuer", "down", "--subject", "s",
         "--db", deployment.server.db,
     )  # fmt: skip
-    claims = service_account_token(
-        deployment, iss=f"{deployment.platforms.base}/down", sub="s"
-    )
+    claims = service_account_token(deployment, iss=f"{deployment.platforms.base}/down", sub="s")
     reason = refused(deployment, "stranded", mint(CLUSTER_KEY, claims), tmp_path)
     assert "no key of 'down'" in reason
 
