@@ -27,7 +27,10 @@ def test_metadata(server: InProcessServer, path: str) -> None:
     assert metadata["jwks_uri"] == f"{ISSUER}/jwks.json"
     assert metadata["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert metadata["revocation_endpoint"] == f"{ISSUER}/revoke"
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
     methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"]
     assert metadata["token_endpoint_auth_methods_supported"] == methods
     assert metadata["introspection_endpoint_auth_methods_supported"] == methods

@@ -1402,7 +1402,7 @@ def test_a_0001_store_upgrades_to_0002_keeping_its_clients(tmp_path: Path) -> No
             " VALUES ('old', 'client_secret_basic', 'read', '', 1, '2024-01-01 00:00:00')"
         )
     store.migrate()
-    assert store.schema_version() == "0006"
+    assert store.schema_version() == "0007"
     client = store.get_client("old")
     assert client.jwks is None and client.jwks_uri is None
     assert client.scopes == ("read",)

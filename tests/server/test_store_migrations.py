@@ -14,7 +14,7 @@ from authkestra.server.store import ClientExists, Store, UnknownClient
 from tests.server.harness import in_process_server
 
 #: The newest schema version (migrations/versions/).
-HEAD = "0006"
+HEAD = "0007"
 TABLES = {
     "alembic_version",
     "clients",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._protocol.client_auth import AuthMethod
+from .._protocol.token_exchange import TOKEN_EXCHANGE
 from ._management import Management, management
 from ._render import (
     ListFormatOption,
@@ -107,6 +108,7 @@ def _describe(client: ClientRecord) -> dict[str, object]:
         "token_ttl": client.token_ttl,
         "enabled": client.enabled,
         "can_introspect": client.introspection,
+        "can_exchange": TOKEN_EXCHANGE in client.grant_types,
         "created_at": client.created_at.isoformat(timespec="seconds"),
     }
 
@@ -126,6 +128,7 @@ _OPTIONS = {
     "introspection": "--can-introspect",
     "enabled": "--enable/--disable",
     "trusted_issuer": "--trusted-issuer",
+    "grant_types": "--can-exchange",
     "subject": "--subject",
 }
 
@@ -249,6 +252,14 @@ def create(
             " system:serviceaccount:payments:reporter.",
         ),
     ] = None,
+    can_exchange: Annotated[
+        bool,
+        typer.Option(
+            "--can-exchange",
+            help="Let it exchange tokens it is called with for tokens to call on with"
+            " (RFC 8693 token exchange).",
+        ),
+    ] = False,
     jwks: JwksOption = None,
     jwks_uri: JwksUriOption = None,
     tls_subject_dn: TlsSubjectDnOption = None,
@@ -293,6 +304,7 @@ def create(
         introspection=_introspection(can_introspect),
         trusted_issuer=trusted_issuer,
         subject=subject,
+        grant_types=[TOKEN_EXCHANGE] if can_exchange else [],
     )
     with _clients(env, server, db, master_key_file, name) as backend:
         issued = backend.create(spec)
@@ -513,6 +525,10 @@ def update(
         typer.Option("--enable/--disable", help="Let it get tokens, or refuse it new ones."),
     ] = None,
     can_introspect: CanIntrospectOption = None,
+    can_exchange: Annotated[
+        bool | None,
+        typer.Option("--can-exchange/--cannot-exchange", help="Allow or forbid it token exchange."),
+    ] = None,
     jwks: JwksOption = None,
     jwks_uri: JwksUriOption = None,
     cert: CertOption = None,
@@ -544,6 +560,7 @@ def update(
         token_ttl=token_ttl if token_ttl is not None else (None if default_token_ttl else KEEP),
         enabled=enabled if enabled is not None else KEEP,
         introspection=_introspection(can_introspect) if can_introspect is not None else KEEP,
+        grant_types=KEEP if can_exchange is None else ([TOKEN_EXCHANGE] if can_exchange else []),
     )
     subjects = _subjects(tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email)
     new_keys = jwks is not None or jwks_uri is not None or bool(cert) or bool(subjects)

@@ -23,6 +23,7 @@ from typing import Any
 from .._protocol.client_auth import AuthMethod
 from ..errors import ConfigError
 from .mtls import SUBJECT_KINDS
+from .registration import GRANT_TYPES as ALL_GRANT_TYPES
 from .registration import KEEP, ClientChanges, ClientSpec, IssuedClient, RegistrationError
 from .store import ClientRecord, SecretHash
 
@@ -40,7 +41,8 @@ __all__ = [
     "spec_from_metadata",
 ]
 
-#: The grants a client of this server can use.
+#: The grants a client registers itself for (dynamic registration): the operator
+#: allows token exchange (:data:`~.registration.GRANT_TYPES`).
 GRANT_TYPES = ("client_credentials",)
 _TLS_FIELDS = {f"tls_client_auth_{kind}": kind for kind in SUBJECT_KINDS}
 #: Registry's field names as metadata names them.
@@ -65,12 +67,13 @@ _CHANGEABLE = {
     "introspection",
     "jwks",
     "jwks_uri",
+    "grant_types",
     *_TLS_FIELDS,
 }
 #: A federated client's binding (this server's own members): set when it is made, by an
 #: operator only -- dynamic registration ignores them, as it does every unknown member.
 _FEDERATION = {"trusted_issuer", "subject"}
-_KNOWN = {*_CHANGEABLE, *_FEDERATION, "client_id", "grant_types", "token_endpoint_auth_method"}
+_KNOWN = {*_CHANGEABLE, *_FEDERATION, "client_id", "token_endpoint_auth_method"}
 
 
 class MetadataError(ValueError):
@@ -101,15 +104,7 @@ def spec_from_metadata(
     fields = _object(document, ignore_unknown=ignore_unknown)
     if ignore_unknown:
         fields = {name: value for name, value in fields.items() if name not in _FEDERATION}
-    grant_types = fields.get("grant_types", list(GRANT_TYPES))
-    if (
-        not isinstance(grant_types, list)
-        or not grant_types
-        or not all(isinstance(g, str) and g in GRANT_TYPES for g in grant_types)
-    ):
-        raise MetadataError(
-            "grant_types: this server issues tokens to clients with client_credentials only"
-        )
+    grant_types = _grant_types(fields, ALL_GRANT_TYPES if not ignore_unknown else GRANT_TYPES)
     method = _string(fields, "token_endpoint_auth_method") or (
         AuthMethod.PRIVATE_KEY_JWT.value  # its platform's assertions are private_key_jwt ones
         if "trusted_issuer" in fields
@@ -134,7 +129,22 @@ def spec_from_metadata(
         introspection=_introspection(fields),
         trusted_issuer=_string(fields, "trusted_issuer"),
         subject=_string(fields, "subject"),
+        grant_types=grant_types,
     )
+
+
+def _grant_types(fields: Mapping[str, Any], allowed: Sequence[str]) -> tuple[str, ...]:
+    grant_types = fields.get("grant_types", ["client_credentials"])
+    if (
+        not isinstance(grant_types, list)
+        or "client_credentials" not in grant_types
+        or not all(isinstance(g, str) and g in allowed for g in grant_types)
+    ):
+        raise MetadataError(
+            "grant_types: client_credentials"
+            + (", and optionally " + ", ".join(allowed[1:]) if len(allowed) > 1 else " only")
+        )
+    return tuple(grant_types)
 
 
 def changes_from_metadata(document: object) -> tuple[ClientChanges, dict[str, Any] | None]:
@@ -154,6 +164,7 @@ def changes_from_metadata(document: object) -> tuple[ClientChanges, dict[str, An
         token_ttl=_lifetime(fields) if "access_token_lifetime" in fields else KEEP,
         enabled=_enabled(fields) if "enabled" in fields else KEEP,
         introspection=_introspection(fields) if "introspection" in fields else KEEP,
+        grant_types=_grant_types(fields, ALL_GRANT_TYPES) if "grant_types" in fields else KEEP,
     )
     keys: dict[str, Any] | None = None
     if {"jwks", "jwks_uri", *_TLS_FIELDS} & set(fields):
@@ -170,7 +181,7 @@ def metadata_of(client: ClientRecord) -> dict[str, Any]:
         "client_id": client.client_id,
         "client_id_issued_at": int(client.created_at.timestamp()),
         "token_endpoint_auth_method": client.auth_method,
-        "grant_types": list(GRANT_TYPES),
+        "grant_types": list(client.grant_types),
         "scope": " ".join(client.scopes),
         "audience": list(client.audiences),
         "access_token_lifetime": client.token_ttl,
@@ -231,6 +242,7 @@ def metadata_from_spec(spec: ClientSpec) -> dict[str, Any]:
         "introspection": spec.introspection,
         "trusted_issuer": spec.trusted_issuer,
         "subject": spec.subject,
+        "grant_types": ["client_credentials", *spec.grant_types] if spec.grant_types else None,
     }
     document.update({name: value for name, value in optional.items() if value is not None})
     document.update(_keys_metadata(spec.jwks, spec.certificates, spec.tls_subjects))
@@ -254,6 +266,8 @@ def metadata_from_changes(
             value = " ".join(given or ()) or (None if name == "default_scopes" else "")
         elif name == "audiences":
             value = list(given)
+        elif name == "grant_types":
+            value = list(dict.fromkeys(["client_credentials", *given]))
         document[names.get(name, name)] = value
     if keys is not None:
         document["jwks"] = None
@@ -325,6 +339,7 @@ def record_from_metadata(document: Mapping[str, Any]) -> ClientRecord:
         client_name=document.get("client_name"),
         federated_issuer=document.get("trusted_issuer"),
         federated_subject=document.get("subject"),
+        grant_types=tuple(document.get("grant_types") or ("client_credentials",)),
     )
 
 

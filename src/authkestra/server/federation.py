@@ -42,6 +42,7 @@ from .._clock import SystemClock
 from .._io.drivers import Drivers
 from .._jose.algorithms import ASYMMETRIC
 from .._jose.claims import ClaimError, TimeRules
+from .._jose.compact import CompactJWS
 from .._jose.signing import verify_signature
 from .._protocol.context import ProtocolContext
 from .._protocol.redact import Redactor
@@ -52,7 +53,7 @@ from ..resource.jwks import JWKSCache
 from .jwks_uri import AsyncGuardedTransport, GuardedTransport
 from .oauth_request import ClientAssertion
 from .shared_state import AssertionReplayCache
-from .store import ClientRecord, Store, TrustedIssuerRecord, UnknownIssuer
+from .store import ClientRecord, Store, TrustedIssuerRecord
 
 __all__ = ["FederatedRefusal", "TrustedIssuers", "forget_issuers"]
 
@@ -107,32 +108,35 @@ class TrustedIssuers:
         self.keys_max_age = max(keys_max_age, KID_COOLDOWN)
         self.allow_insecure = allow_insecure
         self.clock = clock
-        self._records: dict[str, tuple[float, TrustedIssuerRecord | None]] = {}
+        self._all: tuple[float, dict[str, TrustedIssuerRecord]] | None = None
         self._key_sets: dict[tuple[str, str, str | None], JWKSCache] = {}
         self._lock = threading.Lock()
         _ALL.add(self)
 
     # -- the issuers -----------------------------------------------------------------------
 
-    def issuer(self, name: str) -> TrustedIssuerRecord | None:
+    def _records(self) -> dict[str, TrustedIssuerRecord]:
+        """Every trusted issuer by name: read from the store, kept ``cache_seconds``."""
         now = time.monotonic()
-        hit = self._records.get(name)
-        if hit is not None and now - hit[0] < self.cache_seconds:
-            return hit[1]
-        try:
-            record: TrustedIssuerRecord | None = self.store.get_issuer(name)
-        except UnknownIssuer:
-            record = None
-        with self._lock:
-            if len(self._records) > 1_000:
-                self._records.clear()
-            self._records[name] = (now, record)
-        return record
+        held = self._all
+        if held is not None and now - held[0] < self.cache_seconds:
+            return held[1]
+        records = {record.name: record for record in self.store.issuers()}
+        self._all = (now, records)
+        return records
+
+    def issuer(self, name: str) -> TrustedIssuerRecord | None:
+        return self._records().get(name)
+
+    def issuer_of(self, iss: object) -> TrustedIssuerRecord | None:
+        """The trusted issuer whose tokens carry ``iss``, if one is."""
+        if not isinstance(iss, str):
+            return None
+        return next((r for r in self._records().values() if r.issuer == iss), None)
 
     def forget(self) -> None:
         """Read the issuers from the store again (one was just added or removed)."""
-        with self._lock:
-            self._records.clear()
+        self._all = None
 
     def key_set(self, record: TrustedIssuerRecord) -> JWKSCache:
         """The issuer's key set cache, made on first use and kept while its URLs stay."""
@@ -195,9 +199,7 @@ class TrustedIssuers:
             raise FederatedRefusal(f"assertion not issued by trusted issuer {record.name!r}")
         if claims.get("sub") != client.federated_subject:
             raise FederatedRefusal("assertion subject is not the client's")
-        self._check_audience(record, claims.get("aud"))
-        exp = self._check_times(record, claims)
-        self._check_signature(record, assertion)
+        exp = self.verify(record, assertion.jws)
         jti = claims.get("jti")
         if jti is None:
             return  # nothing to remember it by: see the module docstring
@@ -205,6 +207,14 @@ class TrustedIssuers:
             raise FederatedRefusal(f"assertion jti is not a string of 1-{MAX_JTI_CHARS} characters")
         if not self.replay.first_use(client.client_id, jti, exp + self.leeway):
             raise FederatedRefusal("assertion replayed (its jti is spent)")
+
+    def verify(self, record: TrustedIssuerRecord, jws: CompactJWS) -> float:
+        """A token of ``record`` checked -- audience, times, signature -- and its ``exp``;
+        else :class:`FederatedRefusal` (blocking: it may fetch the issuer's keys)."""
+        self._check_audience(record, jws.claims.get("aud"))
+        exp = self._check_times(record, jws.claims)
+        self._check_signature(record, jws)
+        return exp
 
     def _check_audience(self, record: TrustedIssuerRecord, aud: Any) -> None:
         wanted = (record.audience,) if record.audience else self.audiences
@@ -224,9 +234,9 @@ class TrustedIssuers:
             raise FederatedRefusal(f"assertion lives longer than {longest} s (exp - iat)")
         return float(exp)
 
-    def _check_signature(self, record: TrustedIssuerRecord, assertion: ClientAssertion) -> None:
-        alg = assertion.header.get("alg")
-        kid = assertion.header.get("kid")
+    def _check_signature(self, record: TrustedIssuerRecord, jws: CompactJWS) -> None:
+        alg = jws.header.get("alg")
+        kid = jws.header.get("kid")
         if not isinstance(alg, str) or alg not in ASYMMETRIC:
             raise FederatedRefusal(f"assertion alg {alg!r} is not an asymmetric signature")
         if kid is not None and not isinstance(kid, str):
@@ -235,6 +245,5 @@ class TrustedIssuers:
             key = self.key_set(record).key_sync(kid, alg)
         except AuthError as exc:  # no such key, or the issuer's keys cannot be had
             raise FederatedRefusal(f"no key of {record.name!r} for it: {exc}") from None
-        jws = assertion.jws
         if not verify_signature(alg, jws.signing_input, jws.signature, key):
             raise FederatedRefusal("bad assertion signature")

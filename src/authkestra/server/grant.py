@@ -13,7 +13,7 @@ from .logs import audit
 from .oauth_request import FormParams, single
 from .store import ClientRecord
 
-__all__ = ["issue_token"]
+__all__ = ["issue_token", "requested_audiences"]
 
 
 def _granted_scopes(client: ClientRecord, requested: str | None) -> tuple[str, ...]:
@@ -30,7 +30,8 @@ def _granted_scopes(client: ClientRecord, requested: str | None) -> tuple[str, .
     return scopes
 
 
-def _audiences(client: ClientRecord, params: FormParams, issuer: str) -> tuple[str, ...]:
+def requested_audiences(client: ClientRecord, params: FormParams, issuer: str) -> tuple[str, ...]:
+    """The audiences asked for (each one of the client's), or the client's; invalid_target."""
     # RFC 8707 resource and the common audience parameter both name the API the token is for.
     requested = tuple(dict.fromkeys(params.get("resource", []) + params.get("audience", [])))
     if not requested:
@@ -74,10 +75,11 @@ def issue_token(
         raise UnsupportedGrantType(
             "unsupported grant type",
             status_code=400,
-            error_description="this server issues tokens for grant_type=client_credentials only",
+            error_description="this server's grants are client_credentials and"
+            " urn:ietf:params:oauth:grant-type:token-exchange",
         )
     scopes = _granted_scopes(client, single(params, "scope"))
-    audiences = _audiences(client, params, issuer)
+    audiences = requested_audiences(client, params, issuer)
     ttl = client.token_ttl or default_ttl
     now = int(time.time())
     claims: dict[str, Any] = {

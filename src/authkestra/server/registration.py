@@ -41,6 +41,7 @@ from typing import Any
 
 from .._protocol.client_auth import AuthMethod
 from .._protocol.scope import is_scope_token
+from .._protocol.token_exchange import TOKEN_EXCHANGE
 from ..errors import ConfigError
 from .client_auth import forget_client
 from .client_keys import InvalidJwks, normalize_jwks
@@ -54,6 +55,7 @@ from .settings import ServerSettings
 from .store import ClientRecord, Store, new_secret
 
 __all__ = [
+    "GRANT_TYPES",
     "INTROSPECTION_RIGHTS",
     "INTROSPECT_ANY",
     "INTROSPECT_AUDIENCE",
@@ -76,6 +78,8 @@ SUPPORTED_AUTH_METHODS = (
     AuthMethod.TLS_CLIENT_AUTH,
     AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH,
 )
+#: The grants a client may be allowed: every client has client_credentials.
+GRANT_TYPES = ("client_credentials", TOKEN_EXCHANGE)
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 #: A client may introspect the tokens meant for one of its audiences (an API asking
 #: about the tokens presented to it) ...
@@ -126,6 +130,8 @@ class ClientSpec:
     #: authenticate it, and their ``sub`` (``system:serviceaccount:payments:reporter``).
     trusted_issuer: str | None = None
     subject: str | None = None
+    #: Grants beyond client_credentials it may use: :data:`GRANT_TYPES` (token exchange).
+    grant_types: Sequence[str] = ()
 
 
 class _Keep:
@@ -152,6 +158,7 @@ class ClientChanges:
     enabled: bool = KEEP
     introspection: str | None = KEEP
     client_name: str | None = KEEP
+    grant_types: Sequence[str] = KEEP
 
     def given(self) -> dict[str, Any]:
         """The fields to change, by name."""
@@ -215,6 +222,7 @@ class Registry:
         _token_ttl(spec.token_ttl)
         _introspection(spec.introspection)
         _client_name(spec.client_name)
+        grant_types = _grant_types(spec.grant_types)
         federation = self._federation(method, spec)
         keys = (
             None if federation else self._keys(method, spec.jwks, spec.jwks_uri, spec.certificates)
@@ -238,6 +246,7 @@ class Registry:
             registration_token_hash=registration_token_hash,
             federated_issuer=federation[0] if federation else None,
             federated_subject=federation[1] if federation else None,
+            grant_types=grant_types,
         )
         self._audit(
             "client_created",
@@ -247,6 +256,7 @@ class Registry:
             audiences=audiences,
             can_introspect=spec.introspection,
             trusted_issuer=spec.trusted_issuer,
+            grant_types=grant_types,
         )
         return IssuedClient(
             record,
@@ -368,6 +378,8 @@ class Registry:
             _introspection(given["introspection"])
         if "client_name" in given:
             _client_name(given["client_name"])
+        if "grant_types" in given:
+            given["grant_types"] = _grant_types(given["grant_types"])
         return given
 
     def set_enabled(self, client_id: str, enabled: bool) -> None:
@@ -464,6 +476,15 @@ def _method(value: AuthMethod | str) -> AuthMethod:
             + " or ".join(m.value for m in SUPPORTED_AUTH_METHODS)
         )
     return method
+
+
+def _grant_types(values: Sequence[str]) -> tuple[str, ...]:
+    """client_credentials, and the other grants asked for (each one of :data:`GRANT_TYPES`)."""
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise RegistrationError("{grant_types} is a list of grant types")
+    if not set(values) <= set(GRANT_TYPES):
+        raise RegistrationError("{grant_types}: one or more of " + ", ".join(GRANT_TYPES))
+    return tuple(g for g in GRANT_TYPES if g == "client_credentials" or g in values)
 
 
 def _scopes(values: Sequence[str]) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..._jose.algorithms import ASYMMETRIC, HMAC
+from ..._protocol.token_exchange import TOKEN_EXCHANGE
 from ..context import ServerContext
 from ..dpop import DPOP_SIGNING_ALGS
 from ..registration import SUPPORTED_AUTH_METHODS
@@ -33,7 +34,7 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "jwks_uri": ctx.settings.endpoint("/jwks.json"),
         "introspection_endpoint": ctx.settings.endpoint("/introspect"),
         "revocation_endpoint": ctx.settings.endpoint("/revoke"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,

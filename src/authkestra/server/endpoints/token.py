@@ -1,4 +1,5 @@
-"""``POST /token``: the Client Credentials grant, tokens bound by DPoP or mTLS (RFC 9449, 8705)."""
+"""``POST /token``: the Client Credentials grant and token exchange (RFC 8693), tokens bound
+by DPoP or mTLS (RFC 9449, 8705)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..._protocol.token_exchange import TOKEN_EXCHANGE
 from ...errors import OAuthError, RateLimited
 from ...tls import ClientCertificate, presented_certificate
 from ..context import ServerContext
@@ -17,7 +19,8 @@ from ..dpop import UseDPoPNonce
 from ..grant import issue_token
 from ..logs import authenticated_client
 from ..metrics import count_token_request
-from ..oauth_request import ClientCredentials, FormParams, client_credentials
+from ..oauth_request import ClientCredentials, FormParams, client_credentials, single
+from ..token_exchange import exchange_token
 from ..tracing import token_span
 from ._common import (
     THROTTLED_ERROR,
@@ -53,6 +56,8 @@ def _token(
     # bound to it, whichever way the client authenticated.
     binds = ctx.mtls is not None and ctx.mtls.bind_tokens
     x5t = certificate.thumbprint if certificate is not None and binds else None
+    if single(params, "grant_type") == TOKEN_EXCHANGE:
+        return exchange_token(ctx, client, params, jkt=jkt, x5t=x5t)
     return issue_token(
         client,
         params,
@@ -75,6 +80,8 @@ def _in_memory(
     """
     if ctx.redis is not None or not ctx.keys.is_fresh():
         return False, None
+    if params.get("grant_type") == [TOKEN_EXCHANGE]:
+        return False, None  # the subject token's revocation is looked up, its issuer's keys too
     try:
         credentials = client_credentials(authorization, params)
     except OAuthError:

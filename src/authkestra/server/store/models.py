@@ -53,6 +53,8 @@ class ClientRow(Base):
     #: assertions authenticate the client, and the ``sub`` they must carry.
     federated_issuer: Mapped[str | None] = mapped_column(String(64), nullable=True)
     federated_subject: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    #: (0007) the grants it may use, space-separated; NULL: client_credentials only.
+    grant_types: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TrustedIssuerRow(Base):

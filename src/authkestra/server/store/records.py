@@ -55,6 +55,8 @@ class ClientRecord:
     #: authenticate this client, and the ``sub`` they carry.
     federated_issuer: str | None = None
     federated_subject: str | None = None
+    #: The grants it may use (RFC 7591 ``grant_types``).
+    grant_types: tuple[str, ...] = ("client_credentials",)
 
     @property
     def federated(self) -> bool:

@@ -69,6 +69,7 @@ UPDATABLE = frozenset(
         "enabled",
         "introspection",
         "client_name",
+        "grant_types",
     }
 )
 #: Serialises schema upgrades of instances starting together on one PostgreSQL.
@@ -275,6 +276,7 @@ class Store:
         registration_token_hash: str | None = None,
         federated_issuer: str | None = None,
         federated_subject: str | None = None,
+        grant_types: tuple[str, ...] | None = None,
     ) -> ClientRecord:
         """Register a client: with a secret (its hash; ``encrypted_secret`` too for
         ``client_secret_jwt``), or without one and with ``jwks``/``jwks_uri`` (private_key_jwt,
@@ -303,6 +305,7 @@ class Store:
                         registration_token_hash=registration_token_hash,
                         federated_issuer=federated_issuer,
                         federated_subject=federated_subject,
+                        grant_types=" ".join(grant_types) if grant_types else None,
                     )
                 )
                 session.flush()
@@ -423,7 +426,10 @@ class Store:
             if row is None:
                 raise UnknownClient(client_id)
             for name, value in changes.items():
-                listed = name in ("scopes", "audiences", "default_scopes") and value is not None
+                listed = (
+                    name in ("scopes", "audiences", "default_scopes", "grant_types")
+                    and value is not None
+                )
                 setattr(row, name, " ".join(value) if listed else value)  # type: ignore[arg-type]
         return self.get_client(client_id)
 
@@ -685,6 +691,7 @@ def _record(row: Any, hashes: tuple[SecretHash, ...]) -> ClientRecord:
         registration_token_hash=row.registration_token_hash,
         federated_issuer=row.federated_issuer,
         federated_subject=row.federated_subject,
+        grant_types=tuple(row.grant_types.split()) if row.grant_types else ("client_credentials",),
     )
 
 
