@@ -1,4 +1,4 @@
-"""Building the Client Credentials token request (RFC 6749 §4.4.2)."""
+"""Building the token request: Client Credentials (RFC 6749 §4.4.2), token exchange (RFC 8693)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,13 @@ class TokenRequestSpec:
     resources: tuple[str, ...] = ()
     extra_params: tuple[tuple[str, str], ...] = ()
     form_encode_basic: bool = True
+    grant_type: str = "client_credentials"
+    #: The grant's own fields (token exchange: the subject token...): never in a repr.
+    grant_fields: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
     def form_fields(self) -> list[tuple[str, str]]:
         """The grant's form fields, without client authentication."""
-        fields = [("grant_type", "client_credentials")]
+        fields = [("grant_type", self.grant_type), *self.grant_fields]
         if self.scopes:
             fields.append(("scope", " ".join(self.scopes)))
         if self.audience is not None:

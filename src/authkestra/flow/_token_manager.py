@@ -57,6 +57,9 @@ def cache_key(where: str, spec: TokenRequestSpec, *, dpop_jkt: str | None = None
         sorted(spec.resources),
         list(spec.extra_params),
     ]
+    if spec.grant_type != "client_credentials":
+        # A token exchanged for a subject token is that subject's: keyed by it (hashed).
+        parts.append([spec.grant_type, list(spec.grant_fields)])
     if dpop_jkt is not None:
         parts.append(["dpop", dpop_jkt])
     material = json.dumps(parts, separators=(",", ":"))
@@ -92,7 +95,10 @@ class TokenManager:
         client_id: str,
         on_event: TokenEventHook | None,
         rng: Callable[[], float] = random.random,
+        max_tokens: int | None = None,
     ) -> None:
+        """``max_tokens``: keep at most this many tokens (the oldest unused go first) --
+        for tokens keyed by something callers bring (exchanged subject tokens)."""
         self._fetch = fetch
         self.cache = cache
         self.clock = clock
@@ -101,6 +107,7 @@ class TokenManager:
         self.client_id = client_id
         self.on_event = on_event
         self.rng = rng
+        self.max_tokens = max_tokens
         #: The request behind each key (a key is a hash of it).
         self._specs: dict[str, TokenRequestSpec] = {}
         #: An access token reported bad (a 401), per key: never adopted again from a backend.
@@ -115,6 +122,7 @@ class TokenManager:
             max_flight=2 * wait_timeout,
             backoff=self._backoff,
             what="token request",
+            max_slots=max_tokens,
             on_hit=self._hit if on_event is not None else None,
             on_miss=self._miss,
             on_obtained=self._obtained,
@@ -130,7 +138,12 @@ class TokenManager:
 
     def register(self, key: str, spec: TokenRequestSpec) -> None:
         """Make ``key`` stand for the token ``spec`` asks for (before any call with it)."""
-        self._specs.setdefault(key, spec)
+        specs = self._specs
+        if self.max_tokens is not None and key not in specs and len(specs) >= 4 * self.max_tokens:
+            # Bounded: the oldest quarter goes (their tokens were evicted long before).
+            for old in list(specs)[: self.max_tokens]:
+                del specs[old]
+        specs.setdefault(key, spec)
 
     def register_slot(self, key: str) -> Slot[Token]:
         """The state of a registered ``key``, for a holder that reads its entry directly."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from .._protocol.params import (
 )
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
+from .._protocol.token_exchange import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, exchange_fields
 from .._protocol.token_fetch import AssertionSettings, request_token
 from .._protocol.token_request import TokenRequestSpec
 from .._protocol.urls import check_endpoint_url
@@ -54,6 +56,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: Token and metadata answers are a few KiB; anything past this is refused.
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024
 USER_AGENT = f"authkestra/{__version__}"
+#: The most tokens got by exchange a flow keeps (one per subject token and parameters).
+MAX_EXCHANGED_TOKENS = 1024
 
 _UNSET: Any = object()
 
@@ -297,6 +301,19 @@ class ClientCredentialsFlow:
             client_id=client_id,
             on_event=on_event,
         )
+        # Tokens got by exchange, one per subject token: bounded, callers bring the keys.
+        self._exchanged = TokenManager(
+            fetch=self._obtain,
+            sync_driver=self._sync,
+            async_driver=self._async,
+            cache=cache if cache is not None else MemoryCache(),
+            clock=self.clock,
+            default_ttl=default_token_ttl,
+            wait_timeout=self.retry.total_timeout + 10.0,
+            client_id=client_id,
+            on_event=on_event,
+            max_tokens=MAX_EXCHANGED_TOKENS,
+        )
 
     @classmethod
     def from_env(
@@ -382,6 +399,65 @@ class ClientCredentialsFlow:
             if token is not None:
                 return token
         return self._tokens.get_sync(key, force=force_refresh)
+
+    async def exchange(
+        self,
+        subject_token: str,
+        *,
+        scopes: ScopesLike = None,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+        actor_token: str | None = None,
+        subject_token_type: str = ACCESS_TOKEN_TYPE,
+        actor_token_type: str = ACCESS_TOKEN_TYPE,
+        requested_token_type: str | None = ACCESS_TOKEN_TYPE,
+        force_refresh: bool = False,
+    ) -> Token:
+        """A token for calling on, in exchange for ``subject_token`` (RFC 8693 token exchange).
+
+        A service called with ``subject_token`` trades it for a token of its own
+        authorization server for the next API (``audience``/``resource``, default the
+        flow's) with at most ``scopes`` (default: none asked, the server narrows),
+        acting for the subject -- or, with ``actor_token``, showing who acts. The flow
+        authenticates as itself, as for :meth:`get_token`, with the same retries and
+        errors. The result is cached per subject token (and parameters), renewed ahead
+        of expiry while the server allows it, and bounded in number.
+        """
+        key = self._exchange_key(
+            subject_token, scopes=scopes, audience=audience, resource=resource,
+            actor_token=actor_token, subject_token_type=subject_token_type,
+            actor_token_type=actor_token_type, requested_token_type=requested_token_type,
+        )  # fmt: skip
+        if not force_refresh:
+            token = self._exchanged.cached(key, in_async=True)
+            if token is not None:
+                return token
+        return await self._exchanged.get_async(key, force=force_refresh)
+
+    def exchange_sync(
+        self,
+        subject_token: str,
+        *,
+        scopes: ScopesLike = None,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+        actor_token: str | None = None,
+        subject_token_type: str = ACCESS_TOKEN_TYPE,
+        actor_token_type: str = ACCESS_TOKEN_TYPE,
+        requested_token_type: str | None = ACCESS_TOKEN_TYPE,
+        force_refresh: bool = False,
+    ) -> Token:
+        """Blocking twin of :meth:`exchange`."""
+        key = self._exchange_key(
+            subject_token, scopes=scopes, audience=audience, resource=resource,
+            actor_token=actor_token, subject_token_type=subject_token_type,
+            actor_token_type=actor_token_type, requested_token_type=requested_token_type,
+        )  # fmt: skip
+        if not force_refresh:
+            token = self._exchanged.cached(key, in_async=False)
+            if token is not None:
+                return token
+        return self._exchanged.get_sync(key, force=force_refresh)
 
     def invalidate(
         self,
@@ -484,6 +560,53 @@ class ClientCredentialsFlow:
         if memo is not None and len(self._specs) < 256:
             self._specs[memo] = resolved
         return resolved
+
+    def _exchange_key(
+        self,
+        subject_token: object,
+        *,
+        scopes: ScopesLike,
+        audience: Any,
+        resource: Any,
+        actor_token: object,
+        subject_token_type: object,
+        actor_token_type: object,
+        requested_token_type: object,
+    ) -> str:
+        """The cache key of an exchange, its spec registered; the tokens given, checked."""
+        for name, value in (("subject_token", subject_token), ("actor_token", actor_token)):
+            if value is None and name == "actor_token":
+                continue
+            if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+                raise ConfigError(f"{name} must be a token: a non-empty string without spaces")
+            self._ctx.redact.add(value)
+        for name, value in (
+            ("subject_token_type", subject_token_type),
+            ("actor_token_type", actor_token_type),
+            ("requested_token_type", requested_token_type),
+        ):
+            if not (value is None and name == "requested_token_type") and (
+                not isinstance(value, str) or ":" not in value
+            ):
+                raise ConfigError(f"{name} must be a token type URI (RFC 8693 §3)")
+        assert isinstance(subject_token, str) and isinstance(subject_token_type, str)
+        assert isinstance(actor_token_type, str)
+        assert requested_token_type is None or isinstance(requested_token_type, str)
+        spec = dataclasses.replace(
+            self._spec(scopes if scopes is not None else (), audience, resource),
+            grant_type=TOKEN_EXCHANGE,
+            grant_fields=exchange_fields(
+                subject_token,
+                subject_token_type,
+                actor_token=actor_token if isinstance(actor_token, str) else None,
+                actor_token_type=actor_token_type,
+                requested_token_type=requested_token_type,
+            ),
+        )
+        jkt = self._dpop.key.thumbprint if self._dpop is not None else None
+        key = cache_key(self._where, spec, dpop_jkt=jkt)
+        self._exchanged.register(key, spec)
+        return key
 
     def _spec(self, scopes: ScopesLike, audience: Any, resource: Any) -> TokenRequestSpec:
         chosen = normalize_scopes(scopes) if scopes is not None else self.scopes
