@@ -15,6 +15,10 @@
 // Optional "dpop": {"nonceSecret": "<32 bytes, base64>", "requireNonce": true} sets
 // features.dPoP (RFC 9449): nonceSecret lets the server hand out DPoP-Nonce values and
 // requireNonce demands one in every proof. Without "dpop", oidc-provider's defaults apply.
+// Optional "tokenExchange": true registers an RFC 8693 token-exchange grant through
+// provider.registerGrantType (a fixture of the tests, not a feature of oidc-provider): a
+// client whose grant_types include it trades one of this provider's (opaque) client
+// credentials access tokens for a new one of its own, with at most the subject's scope.
 // Listens on 127.0.0.1 on a free port and prints one JSON line {"issuer": ...} when ready.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -69,11 +73,51 @@ server.listen(0, '127.0.0.1', () => {
     },
   });
   provider.proxy = false;
+  if (config.tokenExchange) registerTokenExchange(provider);
   handler = config.countRequests
     ? counting(provider.callback(), config.tokenDelayMs || 0)
     : provider.callback();
   process.stdout.write(JSON.stringify({ issuer }) + '\n');
 });
+
+// The token-exchange grant of the test fixture (opt-in, see the header).
+function registerTokenExchange(provider) {
+  const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+  const parameters = new Set([
+    'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+    'requested_token_type', 'audience', 'scope',
+  ]);
+  provider.registerGrantType(
+    'urn:ietf:params:oauth:grant-type:token-exchange',
+    async (ctx) => {
+      const { params, client } = ctx.oidc;
+      if (params.subject_token_type !== ACCESS_TOKEN) {
+        throw new errors.InvalidRequest('unsupported subject_token_type');
+      }
+      const subject = await provider.ClientCredentials.find(params.subject_token);
+      if (!subject || subject.isExpired) {
+        throw new errors.InvalidGrant('the subject_token is not valid');
+      }
+      const granted = new Set((subject.scope || '').split(' '));
+      const asked = (params.scope || subject.scope || '').split(' ').filter(Boolean);
+      if (asked.some((scope) => !granted.has(scope))) {
+        throw new errors.InvalidScope('wider than the subject_token', params.scope);
+      }
+      const token = new provider.ClientCredentials({ client, scope: asked.join(' ') || undefined });
+      const value = await token.save();
+      ctx.body = {
+        access_token: value,
+        issued_token_type: ACCESS_TOKEN,
+        token_type: 'Bearer',
+        expires_in: Math.min(token.expiration, subject.remainingTTL),
+        scope: token.scope,
+        // What the fixture was asked, for the test to check what the client sent.
+        received: { audience: params.audience, actor_token: Boolean(params.actor_token) },
+      };
+    },
+    parameters,
+  );
+}
 
 // Wraps the provider's handler to count token requests (opt-in, see the header).
 function counting(inner, delayMs) {
