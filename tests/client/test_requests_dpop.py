@@ -10,11 +10,9 @@ the API's (RFC 9449 §9). Tokens are "revoked" by the API's verifier, so a
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
-import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -22,7 +20,6 @@ from typing import Any
 
 import pytest
 import requests
-import uvicorn
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey
 from starlette.applications import Starlette
@@ -34,6 +31,7 @@ from authkestra import ClientCredentialsFlow, InvalidToken, RetryPolicy
 from authkestra._jose.signing import jws_registry
 from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.asgi import BearerTokenMiddleware
+from tests.support.asgi_server import serving
 from tests.support.authkestra_server import AuthkestraServer
 from tests.support.redis_server import free_port
 
@@ -173,22 +171,6 @@ class Deployment:
         )
 
 
-@contextlib.contextmanager
-def _serving(app: Any, port: int) -> Iterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Deployment]:
     issuer = AuthkestraServer()
@@ -209,7 +191,7 @@ def deployment() -> Iterator[Deployment]:
         protected = BearerTokenMiddleware(Starlette(routes=routes), verifier, scopes=["read"])
         gate = NonceGate(protected)
         recorder = Recorder(gate)
-        with _serving(recorder, port):
+        with serving(recorder, port):
             yield Deployment(issuer, client, url, recorder, gate, verifier, other_origin)
     finally:
         issuer.stop()

@@ -28,6 +28,7 @@ from authkestra import ConfigError
 from authkestra.resource import AccessToken, JWTVerifier
 from authkestra.resource.asgi import ACCESS_TOKEN_KEY, BearerTokenMiddleware
 from authkestra.resource.fastapi import require_scopes
+from authkestra.resource.protected_resource import ResourceMetadata, serve_resource_metadata
 from authkestra.resource.rfc6750 import MalformedAuthorization, authorization_token, bearer_token
 from authkestra.resource.starlette import (
     BearerTokenBackend,
@@ -47,9 +48,14 @@ def who(token: AccessToken) -> dict[str, Any]:
     return {"client_id": token.client_id, "scopes": list(token.scopes)}
 
 
+#: Every app of these tests serves its RFC 9728 metadata, and its challenges name it.
+METADATA = 'resource_metadata="https://api.example.test/.well-known/oauth-protected-resource"'
+
+
 def fastapi_app(verifier: Any) -> FastAPI:
     app = FastAPI()
     app.state.token_verifier = verifier
+    serve_resource_metadata(app, ResourceMetadata.for_verifier(verifier))
 
     @app.get("/orders")
     async def orders(token: AccessToken = Depends(require_scopes("read"))) -> dict[str, Any]:
@@ -73,7 +79,7 @@ def starlette_app(verifier: Any) -> Starlette:
     async def up(request: Request) -> Response:
         return JSONResponse({"status": "ok", "user": request.user.is_authenticated})
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/orders", orders), Route("/up", up)],
         middleware=[
             Middleware(
@@ -83,6 +89,8 @@ def starlette_app(verifier: Any) -> Starlette:
             )
         ],
     )
+    serve_resource_metadata(app, ResourceMetadata.for_verifier(verifier))
+    return app
 
 
 def asgi_app(verifier: Any) -> BearerTokenMiddleware:
@@ -155,7 +163,8 @@ def test_no_bearer_token_is_401_without_an_error_code(
 ) -> None:
     response = get(make_app(make_verifier()), "/orders", authorization)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"  # RFC 6750 §3.1: no error code
+    # RFC 6750 §3.1: no error code; RFC 9728 §5.1: where the metadata is.
+    assert response.headers["www-authenticate"] == f"Bearer {METADATA}"
     body = error_body(response)
     assert "error" not in body, body  # nor in the body
     assert body == {"error_description": "this resource needs an access token"}
@@ -182,7 +191,7 @@ def test_two_authorization_headers_are_400_invalid_request(
     response = get(make_app(make_verifier()), "/orders", headers=headers)
     assert response.status_code == 400, response.text
     assert response.headers["www-authenticate"] == (
-        MALFORMED + 'more than one Authorization header was sent"'
+        MALFORMED + f'more than one Authorization header was sent", {METADATA}'
     )
     assert error_body(response) == {
         "error": "invalid_request",
@@ -273,7 +282,7 @@ def test_an_invalid_token_is_401_invalid_token(
     assert response.status_code == 401
     challenge = response.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="invalid_token", error_description="')
-    assert challenge.count('"') == 4 and "\\" not in challenge  # nothing injected
+    assert challenge.count('"') == 6 and "\\" not in challenge  # nothing injected
     assert error_body(response)["error"] == "invalid_token"
 
 
@@ -284,7 +293,7 @@ def test_a_token_without_the_scope_is_403_insufficient_scope(
         response = get(make_app(make_verifier()), "/orders", f"Bearer {issuer.token(scope=scope)}")
         assert response.status_code == 403
         assert response.headers["www-authenticate"] == (
-            'Bearer error="insufficient_scope", scope="read"'
+            f'Bearer error="insufficient_scope", scope="read", {METADATA}'
         )
         body = error_body(response)
         assert body["error"] == "insufficient_scope"
@@ -675,3 +684,61 @@ def test_fastapi_require_scopes_on_a_websocket(
         closed = open_websocket(app, authorization)
         assert closed[:2] == ("closed", 1008), closed
         assert closed[2].startswith(reason), closed
+
+
+# -- RFC 9728: the metadata itself -----------------------------------------------------------
+
+
+def test_every_app_serves_its_metadata_without_a_token(
+    issuer: TestIssuer, make_verifier: MakeVerifier, make_app: MakeApp
+) -> None:
+    response = get(make_app(make_verifier()), "/.well-known/oauth-protected-resource")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    document = response.json()
+    assert document["resource"] == "https://api.example.test/"
+    assert document["authorization_servers"] == [issuer.url]
+    assert document["bearer_methods_supported"] == ["header"]
+    assert document["dpop_bound_access_tokens_required"] is False
+    assert document["tls_client_certificate_bound_access_tokens"] is True
+    assert issuer.jwks_requests == 0
+
+
+def test_a_resource_with_a_path_serves_its_metadata_below_the_well_known_path(
+    issuer: TestIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier()
+    metadata = ResourceMetadata(
+        "https://api.example.test/reports", [issuer.url], scopes_supported=["read"]
+    )
+    app = asgi_app(verifier)
+    app.resource_metadata = metadata
+    response = get(app, "/.well-known/oauth-protected-resource/reports")
+    assert response.json()["scopes_supported"] == ["read"]
+    refused = get(app, "/orders")
+    assert (
+        'resource_metadata="https://api.example.test/.well-known/oauth-protected-resource/reports"'
+        in (refused.headers["www-authenticate"])
+    )
+
+
+def test_resource_metadata_settings_that_cannot_work_are_config_errors(
+    issuer: TestIssuer,
+) -> None:
+    with pytest.raises(ConfigError, match="authorization_servers"):
+        ResourceMetadata("https://api.example.test/", [])
+    with pytest.raises(ConfigError, match="fragment"):
+        ResourceMetadata("https://api.example.test/#x", [issuer.url])
+    with pytest.raises(ConfigError, match="resource"):
+        ResourceMetadata("http://api.example.test/", [issuer.url])
+
+    class Introspecting:
+        async def verify(self, token: str) -> AccessToken:
+            raise NotImplementedError
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+    assert BearerTokenMiddleware(inner, Introspecting()).resource_metadata is None
+    with pytest.raises(ConfigError, match="names no issuer"):
+        BearerTokenMiddleware(inner, Introspecting(), resource_metadata=True)

@@ -157,6 +157,15 @@ def token_command(
             help="Read the client secret from this file [env: AUTHKESTRA_CLIENT_SECRET_FILE].",
         ),
     ] = None,
+    for_resource: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            metavar="URL",
+            help="Instead of --token-url/--issuer: the API the token is for; its RFC 9728"
+            " metadata names the authorization server, and the token is asked for it.",
+        ),
+    ] = None,
     client_assertion_file: Annotated[
         Path | None,
         typer.Option(
@@ -274,8 +283,8 @@ def token_command(
       vault kv get -field=secret kv/svc | authkestra token --client-secret-stdin
     """
     env: Environment = ctx.obj  # set by the app's callback before any command runs
-    if token_url is not None and issuer is not None:
-        raise typer.BadParameter("give --token-url or --issuer, not both", ctx=ctx)
+    if sum(x is not None for x in (token_url, issuer, for_resource)) > 1:
+        raise typer.BadParameter("give one of --token-url, --issuer and --for", ctx=ctx)
     if client_secret_file is not None and client_secret_stdin:
         raise typer.BadParameter(
             "give --client-secret-file or --client-secret-stdin, not both", ctx=ctx
@@ -302,6 +311,7 @@ def token_command(
             "client_secret": client_secret,
             "token_url": token_url,
             "issuer": issuer,
+            "protected_resource": for_resource,
             "scopes": _split_scopes(scope),
             "audience": audience,
             "resource": resource or None,

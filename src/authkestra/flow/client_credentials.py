@@ -23,6 +23,7 @@ from .._protocol.params import (
     normalize_resources,
     normalize_scopes,
 )
+from .._protocol.protected_resource import ProtectedResource, discover_protected_resource
 from .._protocol.redact import Redactor
 from .._protocol.retry import RetryPolicy
 from .._protocol.token_exchange import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, exchange_fields
@@ -82,10 +83,21 @@ def _method(
     return method
 
 
-def _check_where(token_url: str | None, issuer: str | None, allow_insecure_http: bool) -> None:
-    """Exactly one of token_url and issuer, each a URL fit to receive credentials."""
-    if (token_url is None) == (issuer is None):
-        raise ConfigError("give exactly one of token_url and issuer")
+def _check_where(
+    token_url: str | None,
+    issuer: str | None,
+    protected_resource: str | None,
+    allow_insecure_http: bool,
+) -> None:
+    """Exactly one of token_url, issuer and protected_resource, each a URL fit for it."""
+    if sum(where is not None for where in (token_url, issuer, protected_resource)) != 1:
+        raise ConfigError("give exactly one of token_url, issuer and protected_resource")
+    if protected_resource is not None:
+        check_endpoint_url(
+            protected_resource,
+            what="protected_resource",
+            allow_insecure_http=allow_insecure_http,
+        )
     if token_url is not None:
         check_endpoint_url(token_url, what="token_url", allow_insecure_http=allow_insecure_http)
     if issuer is not None:
@@ -177,6 +189,13 @@ class ClientCredentialsFlow:
             certificate). Loaded once, when the flow is made.
         ca_bundle: a PEM bundle of the CAs that sign the server's certificate
             (a private CA), for the flow's own connections.
+        protected_resource: instead of ``token_url`` or ``issuer``: the URL of the API
+            the tokens are for (RFC 9728). Its protected resource metadata names its
+            authorization server (the first listed), whose metadata gives the token
+            endpoint; read once, at the first token request. Metadata describing
+            another resource than this URL is refused (§3.3). Tokens are asked for
+            with ``resource`` = this URL unless ``resource`` is given.
+            :meth:`for_resource` is the short way.
         clock: a time source (tests).
 
     Tokens are cached: a call returns the cached token until it nears expiry;
@@ -216,6 +235,7 @@ class ClientCredentialsFlow:
         dpop_key: PrivateKeyLike | None = None,
         client_cert: ClientCertLike | None = None,
         ca_bundle: str | Path | None = None,
+        protected_resource: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         check_client_id(client_id)
@@ -241,7 +261,7 @@ class ClientCredentialsFlow:
             ca_bundle,
             injected=http_client is not None or async_http_client is not None,
         )
-        _check_where(token_url, issuer, allow_insecure_http)
+        _check_where(token_url, issuer, protected_resource, allow_insecure_http)
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigError("audience must be a non-empty string")
         if not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
@@ -257,7 +277,11 @@ class ClientCredentialsFlow:
         self.auth_method = method
         self.scopes = normalize_scopes(scopes)
         self.audience = audience
-        self.resources = normalize_resources(resource)
+        self.resources = normalize_resources(
+            resource if resource is not None or protected_resource is None else protected_resource
+        )
+        self.protected_resource = protected_resource
+        self._resource_metadata: ProtectedResource | None = None
         self.extra_params = normalize_extra_params(extra_params)
         self.form_encode_basic = form_encode_basic
         self.retry = retry or RetryPolicy()
@@ -287,7 +311,7 @@ class ClientCredentialsFlow:
             ssl_context=ssl_context,
         )
         self._sync, self._async = drivers.sync, drivers.async_
-        self._where = token_url or issuer or ""
+        self._where = token_url or issuer or protected_resource or ""
         self._specs: dict[Any, tuple[str, TokenRequestSpec]] = {}
         self._tokens = TokenManager(
             fetch=self._obtain,
@@ -314,6 +338,21 @@ class ClientCredentialsFlow:
             on_event=on_event,
             max_tokens=MAX_EXCHANGED_TOKENS,
         )
+
+    @classmethod
+    def for_resource(
+        cls, url: str, client_id: str, client_secret: SecretLike | None = None, **kwargs: Any
+    ) -> ClientCredentialsFlow:
+        """A flow for the API at ``url``, which says where its tokens come from (RFC 9728).
+
+        ::
+
+            flow = ClientCredentialsFlow.for_resource("https://api.example.com/reports",
+                                                      client_id, secret)
+
+        Nothing is fetched until the first token request; see ``protected_resource``.
+        """
+        return cls(client_id, client_secret, protected_resource=url, **kwargs)
 
     @classmethod
     def from_env(
@@ -355,6 +394,11 @@ class ClientCredentialsFlow:
     def metadata(self) -> ServerMetadata | None:
         """The issuer's metadata once discovered, else None."""
         return self._metadata
+
+    @property
+    def resource_metadata(self) -> ProtectedResource | None:
+        """The protected resource's metadata once read (``protected_resource`` flows)."""
+        return self._resource_metadata
 
     @property
     def cache(self) -> TokenCache:
@@ -527,9 +571,12 @@ class ClientCredentialsFlow:
         return TokenSource(self._tokens, key, spec.scopes, clock=self.clock, dpop=self._dpop)
 
     def __repr__(self) -> str:
-        where = (
-            f"token_url={self._token_url!r}" if self.issuer is None else f"issuer={self.issuer!r}"
-        )
+        if self.protected_resource is not None:
+            where = f"protected_resource={self.protected_resource!r}"
+        elif self.issuer is None:
+            where = f"token_url={self._token_url!r}"
+        else:
+            where = f"issuer={self.issuer!r}"
         return (
             f"ClientCredentialsFlow(client_id={self.client_id!r}, {where}, "
             f"auth_method={self.auth_method.value!r}, "
@@ -629,7 +676,16 @@ class ClientCredentialsFlow:
     def _obtain(self, spec: TokenRequestSpec) -> Operation[Token]:
         token_url = self._token_url
         if token_url is None:
-            assert self.issuer is not None
+            if self.issuer is None:
+                assert self.protected_resource is not None
+                found = yield from discover_protected_resource(self.protected_resource, self._ctx)
+                self._resource_metadata = found
+                self.issuer = found.authorization_servers[0]
+                logger.debug(
+                    "authkestra: %s names the authorization server %s",
+                    self.protected_resource,
+                    self.issuer,
+                )
             self._metadata = yield from discover(self.issuer, self._ctx)
             token_url = self._token_url = self._metadata.endpoint
             logger.debug("authkestra: discovered token endpoint %s", token_url)

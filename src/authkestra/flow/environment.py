@@ -68,7 +68,7 @@ def flow_arguments_from_env(
 
     args.update(_credential_arguments(env, given, auth_method))
 
-    if "token_url" in given or "issuer" in given:
+    if "token_url" in given or "issuer" in given or "protected_resource" in given:
         args["token_url"] = given.pop("token_url", None)
         args["issuer"] = given.pop("issuer", None)
     else:

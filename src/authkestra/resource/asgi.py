@@ -11,6 +11,7 @@ from ._integration import TokenVerifier, check_scopes, scope_names
 from ._options import name_list
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
+from .protected_resource import ResourceMetadata
 from .rfc6750 import refusal
 
 __all__ = ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"]
@@ -56,6 +57,13 @@ class BearerTokenMiddleware:
     are scopes that are not non-empty strings and paths that do not start with ``/``).
     A FastAPI dependency or Starlette backend behind this middleware does not check
     the DPoP proof again on the same request (it would be a replay).
+
+    RFC 9728: the API's protected resource metadata is served (without a token) at
+    ``/.well-known/oauth-protected-resource[/path]`` and named in every challenge
+    (``resource_metadata="..."``). By default it is built from the verifier (its
+    issuer, and its audience as the resource) when the verifier has exactly one of
+    each; pass a :class:`~authkestra.resource.protected_resource.ResourceMetadata` to
+    say more (scopes, a name), or ``resource_metadata=False`` for none.
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class BearerTokenMiddleware:
         realm: str | None = None,
         exempt_paths: Iterable[str] = (),
         dpop: DPoPChecker | None = None,
+        resource_metadata: ResourceMetadata | bool | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -77,8 +86,21 @@ class BearerTokenMiddleware:
             raise ConfigError("exempt_paths must be paths, each a string starting with /")
         self.exempt_paths = frozenset(paths)
         self.dpop = dpop or DPoPChecker()
+        self.resource_metadata = _metadata(verifier, resource_metadata)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metadata = self.resource_metadata
+        if (
+            metadata is not None
+            and scope["type"] == "http"
+            and scope.get("path") == metadata.path
+            and scope.get("method") in ("GET", "HEAD")
+        ):
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": metadata.headers()})  # fmt: skip
+            body = metadata.body if scope.get("method") == "GET" else b""
+            await send({"type": "http.response.body", "body": body})
+            return
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
@@ -109,7 +131,11 @@ class BearerTokenMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         status, body, extra = refusal(
-            error, realm=self.realm, required_scopes=self.scopes, scheme=scheme
+            error,
+            realm=self.realm,
+            required_scopes=self.scopes,
+            scheme=scheme,
+            resource_metadata=self.resource_metadata.url if self.resource_metadata else None,
         )
         payload = json.dumps(body).encode()
         headers = [
@@ -119,3 +145,18 @@ class BearerTokenMiddleware:
         headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _metadata(verifier: Any, given: ResourceMetadata | bool | None) -> ResourceMetadata | None:
+    """The metadata to serve: given, built from the verifier (True, or None when the
+    verifier names one issuer and one audience), or none (False)."""
+    if isinstance(given, ResourceMetadata):
+        return given
+    if given is False:
+        return None
+    try:
+        return ResourceMetadata.for_verifier(verifier)
+    except ConfigError:
+        if given is True:
+            raise
+        return None  # an introspecting verifier, several audiences: not without being told

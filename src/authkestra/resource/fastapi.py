@@ -12,6 +12,7 @@ from ._integration import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
+from .protected_resource import METADATA_STATE_KEY
 from .rfc6750 import POLICY_VIOLATION, close_reason, refusal
 
 __all__ = ["VERIFIER_STATE_KEY", "require_scopes"]
@@ -60,6 +61,9 @@ def require_scopes(
     checked once per request: a router's dependency and a route's, or
     :class:`~authkestra.resource.BearerTokenMiddleware` in front, do not see it twice.
 
+    With :func:`~authkestra.resource.protected_resource.serve_resource_metadata` on
+    the app, every challenge names the API's RFC 9728 metadata.
+
     Each scope is a non-empty string (ConfigError otherwise, here).
     """
     required = scope_names(scopes, "require_scopes")
@@ -83,7 +87,14 @@ def require_scopes(
         if request.scope["type"] == "websocket":
             raise WebSocketException(code=POLICY_VIOLATION, reason=close_reason(error))
         scheme = presentation.scheme if presentation is not None else "Bearer"
-        status, body, headers = refusal(error, realm=realm, required_scopes=required, scheme=scheme)
+        metadata = getattr(request.app.state, METADATA_STATE_KEY, None)
+        status, body, headers = refusal(
+            error,
+            realm=realm,
+            required_scopes=required,
+            scheme=scheme,
+            resource_metadata=metadata.url if metadata is not None else None,
+        )
         raise HTTPException(status_code=status, detail=body, headers=headers or None)
 
     return dependency

@@ -58,8 +58,12 @@ def challenge(
     realm: str | None = None,
     required_scopes: tuple[str, ...] = (),
     scheme: str = "Bearer",
+    resource_metadata: str | None = None,
 ) -> str:
     """The ``WWW-Authenticate`` header value for ``error`` (None: no token was presented).
+
+    ``resource_metadata``: the URL of the API's RFC 9728 metadata, named in the challenge
+    (§5.1) so a client can find the authorization server.
 
     ``scheme`` is the one the request used (``Bearer`` or ``DPoP``); a bad DPoP proof
     is always answered ``DPoP error="invalid_dpop_proof"`` (RFC 9449 §7.1).
@@ -85,6 +89,8 @@ def challenge(
         params.append(f'error_description="{_quoted(error.message)}"')
     if scheme == "DPoP":
         params.append(f'algs="{" ".join(DPOP_ALGORITHMS)}"')
+    if resource_metadata:
+        params.append(f'resource_metadata="{_quoted(resource_metadata)}"')
     return scheme + (" " + ", ".join(params) if params else "")
 
 
@@ -152,6 +158,7 @@ def refusal(
     realm: str | None = None,
     required_scopes: tuple[str, ...] = (),
     scheme: str = "Bearer",
+    resource_metadata: str | None = None,
 ) -> tuple[int, dict[str, str], dict[str, str]]:
     """(status, JSON body, headers) refusing a request; ``error`` None means no token was sent.
 
@@ -164,7 +171,11 @@ def refusal(
     headers = {}
     if status in (400, 401, 403):
         headers["WWW-Authenticate"] = challenge(
-            error, realm=realm, required_scopes=required_scopes, scheme=scheme
+            error,
+            realm=realm,
+            required_scopes=required_scopes,
+            scheme=scheme,
+            resource_metadata=resource_metadata,
         )
     return status, body, headers
 

@@ -23,6 +23,7 @@ from ._integration import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
+from .protected_resource import METADATA_STATE_KEY
 from .rfc6750 import POLICY_VIOLATION, close_reason, refusal
 
 __all__ = ["BearerTokenBackend", "TokenUser", "on_auth_error", "require_scopes"]
@@ -94,17 +95,26 @@ class BearerTokenBackend(AuthenticationBackend):
 
 
 def _refusal(
-    error: AuthError | None, required: tuple[str, ...] = (), scheme: str = "Bearer"
+    conn: HTTPConnection,
+    error: AuthError | None,
+    required: tuple[str, ...] = (),
+    scheme: str = "Bearer",
 ) -> Response:
-    status, body, headers = refusal(error, required_scopes=required, scheme=scheme)
+    metadata = getattr(conn.app.state, METADATA_STATE_KEY, None) if "app" in conn.scope else None
+    status, body, headers = refusal(
+        error,
+        required_scopes=required,
+        scheme=scheme,
+        resource_metadata=metadata.url if metadata is not None else None,
+    )
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def on_auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
     """The ``on_error`` for ``AuthenticationMiddleware``: RFC 6750 (and RFC 9449) answers."""
     if isinstance(exc, _VerificationFailed):
-        return _refusal(exc.error, scheme=exc.scheme)
-    return _refusal(None)
+        return _refusal(conn, exc.error, scheme=exc.scheme)
+    return _refusal(conn, None)
 
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -127,10 +137,11 @@ def require_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
 
             @functools.wraps(endpoint)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                verdict = _verdict(_connection(args, kwargs), required)
+                conn = _connection(args, kwargs)
+                verdict = _verdict(conn, required)
                 if verdict is None:
                     return endpoint(*args, **kwargs)
-                return _refusal(verdict[0], required, verdict[1])
+                return _refusal(conn, verdict[0], required, verdict[1])
 
             return cast(Endpoint, sync_wrapper)
 
@@ -143,7 +154,7 @@ def require_scopes(*scopes: str) -> Callable[[Endpoint], Endpoint]:
             if isinstance(conn, WebSocket):
                 await conn.close(POLICY_VIOLATION, close_reason(verdict[0]))
                 return None
-            return _refusal(verdict[0], required, verdict[1])
+            return _refusal(conn, verdict[0], required, verdict[1])
 
         return cast(Endpoint, async_wrapper)
 
