@@ -21,7 +21,10 @@ URL = "https://as.example/token"
             {"client_id": "svc", "client_secret": "s", "token_url": URL, "auth_method": "none"},
             "sends no secret",
         ),
-        ({"client_id": "svc", "client_secret": "s"}, "exactly one of token_url and issuer"),
+        (
+            {"client_id": "svc", "client_secret": "s"},
+            "exactly one of token_url, issuer and protected_resource",
+        ),
         (
             {
                 "client_id": "svc",

@@ -42,8 +42,12 @@ PUBLIC: dict[str, list[str]] = {
     "authkestra.cache": ["CachedToken", "FileCache", "MemoryCache", "RedisCache", "TokenCache"],
     "authkestra.resource": [
         "AccessToken", "DEFAULT_ALGORITHMS", "InsufficientScope", "IntrospectionVerifier",
-        "InvalidToken", "JWTVerifier", "TokenVerifier",
+        "InvalidToken", "JWTVerifier", "ResourceMetadata", "Revocations", "TokenVerifier",
     ],
+    "authkestra.resource.protected_resource": [
+        "METADATA_STATE_KEY", "ResourceMetadata", "serve_resource_metadata",
+    ],
+    "authkestra.resource.revocations": ["Revocations"],
     "authkestra.resource.asgi": ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"],
     "authkestra.resource.dpop": [
         "DPOP_ALGORITHMS", "DPoPChecker", "InvalidDPoPProof", "ReplayCache", "ReplaySetFull",

@@ -12,6 +12,8 @@ from ..errors import InsufficientScope, InvalidToken
 from ._integration import TokenVerifier
 from .access_token import AccessToken
 from .introspection import IntrospectionVerifier
+from .protected_resource import ResourceMetadata
+from .revocations import Revocations
 from .verifier import DEFAULT_ALGORITHMS, JWTVerifier
 
 __all__ = [
@@ -21,5 +23,7 @@ __all__ = [
     "IntrospectionVerifier",
     "InvalidToken",
     "JWTVerifier",
+    "ResourceMetadata",
+    "Revocations",
     "TokenVerifier",
 ]

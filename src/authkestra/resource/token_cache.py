@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from .._clock import Clock
 from .access_token import AccessToken
@@ -44,6 +45,18 @@ class VerifiedTokenCache:
             if token not in self._entries and len(self._entries) >= self.max_entries:
                 del self._entries[next(iter(self._entries))]  # dicts keep insertion order
             self._entries[token] = (access, until)
+
+    def drop(self, token: str) -> None:
+        with self._lock:
+            self._entries.pop(token, None)
+
+    def drop_where(self, condition: Callable[[AccessToken], bool]) -> int:
+        """Forget every token whose verified form meets ``condition``; how many."""
+        with self._lock:
+            doomed = [token for token, (access, _) in self._entries.items() if condition(access)]
+            for token in doomed:
+                del self._entries[token]
+        return len(doomed)
 
     def clear(self) -> None:
         with self._lock:

@@ -22,6 +22,8 @@ from . import _options as options
 from ._issuer_io import issuer_io
 from .access_token import AccessToken
 from .jwks import JWKSCache
+from .revocations import Revocations, RevokedSet
+from .revocations import for_verifier as revocation_watch
 from .token_cache import VerifiedTokenCache
 
 __all__ = ["DEFAULT_ALGORITHMS", "RFC9068_CLAIMS", "JWTVerifier"]
@@ -126,14 +128,19 @@ class JWTVerifier:
             or an array). Azure AD puts an application's permissions in ``roles``.
         cache_tokens: remember verified tokens until they expire (or
             ``cache_max_age``), so a token presented again costs a dict lookup.
-            No effect on revocation: a JWT is checked without the issuer, so a
-            revoked one is accepted until its ``exp`` either way (for
-            revocation before then: short lifetimes, or IntrospectionVerifier).
+            Cached tokens are checked against the revocation list too.
         cache_max_age: the longest a verified token is remembered, in seconds.
         max_cached_tokens: bound on remembered tokens.
         jwks_max_age: the longest the key set is kept before it is fetched again.
         jwks_cooldown: the least time between two fetches of the key set.
         max_token_length: longer tokens are refused unread.
+        revocations: follow the issuer's revocation list and refuse the tokens it
+            names (revoked, or of a disabled client), cached ones included: ``True``
+            (the ``revocation_list_endpoint`` of the issuer's metadata, every 5 s),
+            the list's URL, or a :class:`~authkestra.resource.revocations.Revocations`
+            (its refresh interval, a Redis client for the server's nudges). See
+            :mod:`authkestra.resource.revocations`. Without it a JWT is accepted until
+            its ``exp`` whatever the issuer revoked since.
     """
 
     def __init__(
@@ -153,6 +160,7 @@ class JWTVerifier:
         jwks_max_age: float = 3600.0,
         jwks_cooldown: float = 30.0,
         max_token_length: int = 16_384,
+        revocations: bool | str | Revocations | None = None,
         timeout: float | httpx.Timeout = 5.0,
         allow_insecure_http: bool = False,
         http_client: httpx.Client | None = None,
@@ -208,6 +216,12 @@ class JWTVerifier:
             max_age=options.seconds(jwks_max_age, "jwks_max_age", positive=True),
             cooldown=options.seconds(jwks_cooldown, "jwks_cooldown"),
         )
+        #: The issuer's revocation list, when followed (``revocations``).
+        self.revocations = revocation_watch(
+            revocations, issuer=issuer, jwks=self.jwks, drivers=drivers, ctx=ctx, clock=self.clock
+        )
+        if self.revocations is not None:
+            self.revocations.on_change = self._drop_revoked
         self.cache = (
             VerifiedTokenCache(
                 options.count(max_cached_tokens, "max_cached_tokens"),
@@ -232,9 +246,11 @@ class JWTVerifier:
             except TypeError:  # unhashable: a list, a dict... anything but a token
                 raise _not_a_string(token) from None
             if hit is not None:
-                return hit
+                return hit  # a revoked one was dropped when the list named it
         parsed = self._parse(token)
         key = await self.jwks.key_async(parsed[0].kid, parsed[0].alg)
+        if self.revocations is not None:
+            await self.revocations.ensure_async()
         return self._finish(token, parsed, key)
 
     def verify_sync(self, token: str) -> AccessToken:
@@ -245,9 +261,11 @@ class JWTVerifier:
             except TypeError:  # unhashable: a list, a dict... anything but a token
                 raise _not_a_string(token) from None
             if hit is not None:
-                return hit
+                return hit  # a revoked one was dropped when the list named it
         parsed = self._parse(token)
         key = self.jwks.key_sync(parsed[0].kid, parsed[0].alg)
+        if self.revocations is not None:
+            self.revocations.ensure_sync()
         return self._finish(token, parsed, key)
 
     # -- the checks ----------------------------------------------------------------------
@@ -311,9 +329,33 @@ class JWTVerifier:
             # Only headers of tokens the issuer signed: forged ones cannot fill the table.
             self._remember(header, header.segment)
         access = self._check_claims(claims)
+        watch = self.revocations
+        if watch is not None:
+            generation = watch.generation
+            watch.refuse(access)
         if self.cache is not None:
             self.cache.put(token, access)
+            if watch is not None and watch.generation != generation:
+                # A new list came while this token was checked: judge it by that one too.
+                try:
+                    watch.refuse(access)
+                except InvalidToken:
+                    self.cache.drop(token)
+                    raise
         return access
+
+    def close(self) -> None:
+        """Stop following the revocation list (its background thread); the rest needs no
+        closing."""
+        if self.revocations is not None:
+            self.revocations.close()
+
+    def _drop_revoked(self, revoked: RevokedSet) -> None:
+        """Forget the cached tokens a new revocation list names."""
+        if self.cache is not None:
+            self.cache.drop_where(
+                lambda access: access.jwt_id in revoked.jtis or access.client_id in revoked.clients
+            )
 
     def _check_claims(self, claims: dict[str, Any]) -> AccessToken:
         # This runs for every token not in the cache, so it is written for the common case

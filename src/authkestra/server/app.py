@@ -18,7 +18,7 @@ from starlette.routing import Route
 from .access_log import AccessLogMiddleware
 from .context import ServerContext, build_context
 from .endpoints._common import NO_STORE, RETRY_UNAVAILABLE_AFTER
-from .endpoints.discovery import jwks_endpoint, metadata_endpoint
+from .endpoints.discovery import jwks_endpoint, metadata_endpoint, revocation_list_endpoint
 from .endpoints.health import health_endpoint, readiness_endpoint
 from .endpoints.introspection import introspection_endpoint, revocation_endpoint
 from .endpoints.registration import client_registration_endpoint, register_endpoint
@@ -145,6 +145,7 @@ def create_app(
         Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
         Route("/.well-known/openid-configuration", metadata_endpoint, methods=["GET"]),
         Route("/jwks.json", jwks_endpoint, methods=["GET"]),
+        Route("/revocations", revocation_list_endpoint, methods=["GET"]),
         Route("/healthz", health_endpoint, methods=["GET"]),
         Route("/readyz", readiness_endpoint, methods=["GET"]),
     ]

@@ -16,6 +16,7 @@ from .housekeeping import purge
 from .jwks_uri import RemoteKeySets
 from .keys import KeyRing
 from .mtls import ClientCAs, MutualTLS
+from .revocation_list import RevocationPublisher
 from .secret_box import SecretBox
 from .secret_hashing import SecretHasher
 from .settings import ServerSettings
@@ -45,6 +46,7 @@ class ServerContext:
     limiter: FailureLimiter
     revocations: RevocationList
     redis: Any | None
+    revocation_list: RevocationPublisher | None = None
     assertions: AssertionVerifier | None = None
     dpop: DPoPVerifier | None = None
     mtls: MutualTLS | None = None
@@ -164,6 +166,7 @@ def build_context(settings: ServerSettings, store: Store | None = None) -> Serve
         ),
         revocations=RevocationList(store, redis_client),
         redis=redis_client,
+        revocation_list=RevocationPublisher(store, keys, issuer=issuer, redis=redis_client),
         assertions=assertions,
         dpop=DPoPVerifier(
             token_endpoint=settings.endpoint("/token"),

@@ -51,6 +51,7 @@ from .issuers import IssuerError, UnknownIssuer, check_subject
 from .jwks_uri import JwksUriError, check_jwks_uri
 from .logs import audit
 from .mtls import SUBJECT_KINDS, TLSSubject, jwks_for_certificates, self_signed_pems
+from .revocation_list import announce
 from .settings import ServerSettings
 from .store import ClientRecord, Store, new_secret
 
@@ -350,6 +351,8 @@ class Registry:
             return self.store.get_client(client_id)
         updated = self.store.update_client(client_id, given)
         self._audit("client_updated", client_id, changed=sorted(given))
+        if given.get("enabled") is False:
+            announce(client_id)  # its tokens are refused by APIs that follow the list
         return updated
 
     def _checked(self, client: ClientRecord, changes: ClientChanges) -> dict[str, Any]:

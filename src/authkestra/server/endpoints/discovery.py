@@ -1,4 +1,4 @@
-"""Metadata (RFC 8414), the JWKS, and the health check."""
+"""Metadata (RFC 8414), the JWKS, and the revocation list."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..._jose.algorithms import ASYMMETRIC, HMAC
+from ..._protocol.revocations import METADATA_MEMBER
 from ..._protocol.token_exchange import TOKEN_EXCHANGE
 from ..context import ServerContext
 from ..dpop import DPOP_SIGNING_ALGS
 from ..registration import SUPPORTED_AUTH_METHODS
 
-__all__ = ["jwks_endpoint", "metadata_endpoint"]
+__all__ = ["jwks_endpoint", "metadata_endpoint", "revocation_list_endpoint"]
 
 #: What client assertions (private_key_jwt, client_secret_jwt) may be signed with.
 AUTH_SIGNING_ALGS = [*ASYMMETRIC, *HMAC]
@@ -34,6 +35,7 @@ def metadata(ctx: ServerContext) -> dict[str, Any]:
         "jwks_uri": ctx.settings.endpoint("/jwks.json"),
         "introspection_endpoint": ctx.settings.endpoint("/introspect"),
         "revocation_endpoint": ctx.settings.endpoint("/revoke"),
+        METADATA_MEMBER: ctx.settings.endpoint("/revocations"),
         "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,
@@ -66,7 +68,17 @@ async def jwks_endpoint(request: Request) -> Response:
     return Response(body, media_type="application/json", headers=_JWKS_CACHE)
 
 
+async def revocation_list_endpoint(request: Request) -> Response:
+    """The signed revocation list (see :mod:`..revocation_list`)."""
+    ctx: ServerContext = request.app.state.ctx
+    assert ctx.revocation_list is not None
+    body = await anyio.to_thread.run_sync(ctx.revocation_list.document)
+    return Response(body, media_type="application/jwt", headers=_REVOCATIONS_CACHE)
+
+
 _METADATA_CACHE = {"Cache-Control": "public, max-age=300"}
+#: As fresh as the verifiers poll it: a cache on the way must not hold a revocation back.
+_REVOCATIONS_CACHE = {"Cache-Control": "public, max-age=1"}
 _JWKS_CACHE = {"Cache-Control": "public, max-age=60"}
 
 

@@ -16,6 +16,7 @@ from ..context import ServerContext
 from ..logs import audit
 from ..oauth_request import FormParams, single
 from ..registration import INTROSPECT_ANY, INTROSPECT_AUDIENCE
+from ..revocation_list import announce
 from ..store import ClientRecord
 from ..token_check import read_own_token
 from ._common import (
@@ -105,6 +106,7 @@ def _revoke(
     # left alone, and answered the same way, so the endpoint is no oracle for other tokens.
     if claims is not None and claims["client_id"] == client.client_id:
         ctx.revocations.revoke(claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc))
+        announce(claims["jti"])
         audit("token_revoked", client_id=client.client_id, jti=claims["jti"])
 
 

@@ -357,6 +357,13 @@ class Store:
             ).all()
             return [jwks for jwks in rows if jwks]
 
+    def disabled_clients(self) -> list[str]:
+        """The ids of the clients that are disabled (their tokens must be refused)."""
+        with self.session() as session:
+            return list(
+                session.scalars(select(ClientRow.client_id).where(ClientRow.enabled.is_(False)))
+            )
+
     def list_clients(self) -> list[ClientRecord]:
         with self.session() as session:
             rows = session.scalars(select(ClientRow).order_by(ClientRow.client_id)).all()
