@@ -14,7 +14,7 @@ from .responses import raise_for_failure
 from .retry import send_with_retries
 from .urls import check_endpoint_url, metadata_urls
 
-__all__ = ["ServerMetadata", "discover", "parse_metadata"]
+__all__ = ["ServerMetadata", "discover", "get_document", "parse_metadata"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +94,18 @@ _SETTING_FOR = {
 }
 
 
+def get_document(
+    url: str, ctx: ProtocolContext, *, what: str, accept: str = "application/json"
+) -> Operation[HttpResponse]:
+    """``GET url`` with the context's retries and limits (a metadata document, a list)."""
+
+    def request(deadline: float) -> HttpRequest:
+        headers = (("Accept", accept), ("User-Agent", ctx.user_agent))
+        return HttpRequest("GET", url, headers, None, deadline, ctx.max_body)
+
+    return (yield from send_with_retries(request, ctx.policy, ctx.clock, what=what))
+
+
 def discover(
     issuer: str, ctx: ProtocolContext, *, require: str = "token_endpoint"
 ) -> Operation[ServerMetadata]:
@@ -104,20 +116,7 @@ def discover(
     """
     not_found: list[str] = []
     for url in metadata_urls(issuer):
-
-        def request(deadline: float, url: str = url) -> HttpRequest:
-            return HttpRequest(
-                method="GET",
-                url=url,
-                headers=(("Accept", "application/json"), ("User-Agent", ctx.user_agent)),
-                body=None,
-                deadline=deadline,
-                max_body=ctx.max_body,
-            )
-
-        response = yield from send_with_retries(
-            request, ctx.policy, ctx.clock, what=f"metadata request {url}"
-        )
+        response = yield from get_document(url, ctx, what=f"metadata request {url}")
         if response.status_code in (404, 405, 410):
             not_found.append(url)
             continue

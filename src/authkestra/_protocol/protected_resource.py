@@ -15,10 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._json import parse_json_object
 from ..errors import ConfigError, MalformedResponse
-from .actions import HttpRequest, Operation
+from .actions import Operation
 from .context import ProtocolContext
+from .discovery import get_document
 from .responses import raise_for_failure
-from .retry import send_with_retries
 from .urls import check_endpoint_url
 
 __all__ = [
@@ -59,20 +59,7 @@ def discover_protected_resource(
 ) -> Operation[ProtectedResource]:
     """Read and check the metadata of ``resource`` (blocking nothing: an operation)."""
     url = metadata_url(resource)
-
-    def request(deadline: float) -> HttpRequest:
-        return HttpRequest(
-            method="GET",
-            url=url,
-            headers=(("Accept", "application/json"), ("User-Agent", ctx.user_agent)),
-            body=None,
-            deadline=deadline,
-            max_body=ctx.max_body,
-        )
-
-    response = yield from send_with_retries(
-        request, ctx.policy, ctx.clock, what=f"resource metadata request {url}"
-    )
+    response = yield from get_document(url, ctx, what=f"resource metadata request {url}")
     what = f"the resource metadata {url}"
     raise_for_failure(response, ctx.redact, what=what)
     status = response.status_code

@@ -40,11 +40,10 @@ from .._io.refresh import Entry, RefreshingCache
 from .._jose.algorithms import ASYMMETRIC
 from .._jose.compact import MalformedJWS, parse_compact
 from .._jose.signing import verify_signature
-from .._protocol.actions import Call, HttpRequest, Operation
+from .._protocol.actions import Call, Operation
 from .._protocol.context import ProtocolContext
-from .._protocol.discovery import discover
+from .._protocol.discovery import discover, get_document
 from .._protocol.responses import raise_for_failure
-from .._protocol.retry import send_with_retries
 from .._protocol.revocations import CHANNEL, METADATA_MEMBER, REVOCATIONS_TYP
 from .._protocol.urls import check_endpoint_url
 from ..errors import AuthError, ConfigError, InvalidToken, MalformedResponse
@@ -254,13 +253,8 @@ class RevocationWatch:
         if url is None:
             metadata = yield from discover(self.issuer, ctx, require=METADATA_MEMBER)
             url = self.url = metadata.endpoint
-
-        def request(deadline: float) -> HttpRequest:
-            headers = (("Accept", "application/jwt"), ("User-Agent", ctx.user_agent))
-            return HttpRequest("GET", url, headers, None, deadline, ctx.max_body)
-
-        response = yield from send_with_retries(
-            request, ctx.policy, ctx.clock, what=f"revocation list request {url}"
+        response = yield from get_document(
+            url, ctx, what=f"revocation list request {url}", accept="application/jwt"
         )
         what = f"the revocation list {url}"
         raise_for_failure(response, ctx.redact, what=what)

@@ -39,16 +39,12 @@ from typing import Any
 import httpx
 
 from .._clock import SystemClock
-from .._io.drivers import Drivers
 from .._jose.algorithms import ASYMMETRIC
 from .._jose.claims import ClaimError, TimeRules
 from .._jose.compact import CompactJWS
 from .._jose.signing import verify_signature
-from .._protocol.context import ProtocolContext
-from .._protocol.redact import Redactor
-from .._protocol.retry import RetryPolicy
-from .._version import __version__
 from ..errors import AuthError
+from ..resource._issuer_io import issuer_io
 from ..resource.jwks import JWKSCache
 from .jwks_uri import AsyncGuardedTransport, GuardedTransport
 from .oauth_request import ClientAssertion
@@ -62,8 +58,6 @@ logger = logging.getLogger("authkestra.server")
 MAX_JTI_CHARS = 256
 #: Refetch a key set for an unknown kid at most this often per issuer.
 KID_COOLDOWN = 10.0
-#: A client authentication waits for an issuer's keys less than a client waits for a token.
-FETCH_RETRY = RetryPolicy(max_attempts=2, base_backoff=0.2, max_backoff=1.0, total_timeout=8.0)
 FETCH_TIMEOUT = httpx.Timeout(5.0)
 MAX_FETCH_BYTES = 64 * 1024
 
@@ -151,28 +145,19 @@ class TrustedIssuers:
 
     def _new_key_set(self, record: TrustedIssuerRecord) -> JWKSCache:
         clock = SystemClock()
-        ctx = ProtocolContext(
-            policy=FETCH_RETRY,
-            clock=clock.monotonic,
-            wall_clock=clock.now,
-            max_body=MAX_FETCH_BYTES,
-            user_agent=f"authkestra-server/{__version__}",
-            redact=Redactor(),
-            allow_insecure_http=self.allow_insecure,
-        )
         insecure = self.allow_insecure
-        drivers = Drivers(
+        # The verifiers' way of talking to an issuer, over the SSRF-guarded transport;
+        # redirects are not followed: each hop would escape the address check.
+        ctx, drivers = issuer_io(
+            clock=clock,
             timeout=FETCH_TIMEOUT,
-            clock=clock.monotonic,
+            max_body=MAX_FETCH_BYTES,
+            allow_insecure_http=insecure,
             http_client=httpx.Client(
-                transport=GuardedTransport(allow_insecure=insecure),
-                follow_redirects=False,
-                trust_env=False,
+                transport=GuardedTransport(allow_insecure=insecure), follow_redirects=False
             ),
             async_http_client=httpx.AsyncClient(
-                transport=AsyncGuardedTransport(allow_insecure=insecure),
-                follow_redirects=False,
-                trust_env=False,
+                transport=AsyncGuardedTransport(allow_insecure=insecure), follow_redirects=False
             ),
         )
         return JWKSCache(
