@@ -23,6 +23,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from authkestra import InvalidToken, MalformedResponse, NetworkError, ProviderError
+from authkestra._protocol.revocations import client_digest
 from authkestra.resource import JWTVerifier, Revocations
 from tests.support.authkestra_server import AuthkestraServer, cli
 from tests.support.redis_server import RedisServer, free_port
@@ -179,7 +180,13 @@ def test_the_server_publishes_a_signed_list(deployment: Deployment) -> None:
     assert claims["iss"] == deployment.server.issuer
     jti = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["jti"]
     assert jti in claims["revoked_jtis"]
-    assert isinstance(claims["disabled_clients"], list)
+    # Disabled clients by digest only: the list is public, it names no client.
+    client = deployment.server.create_client("gone", "--scope", "read")
+    cli("clients", "disable", "gone", "--db", deployment.server.db)
+    time.sleep(1.1)  # the list is rendered at most once a second
+    listed = jwt.decode(httpx.get(url, timeout=10).text, keys).claims["disabled_clients"]
+    assert client_digest("gone") in listed and "gone" not in json.dumps(listed)
+    assert client[0] == "gone"
     assert claims["exp"] > time.time()
 
 

@@ -44,7 +44,7 @@ from .._protocol.actions import Call, Operation
 from .._protocol.context import ProtocolContext
 from .._protocol.discovery import discover, get_document
 from .._protocol.responses import raise_for_failure
-from .._protocol.revocations import CHANNEL, METADATA_MEMBER, REVOCATIONS_TYP
+from .._protocol.revocations import CHANNEL, METADATA_MEMBER, REVOCATIONS_TYP, client_digest
 from .._protocol.urls import check_endpoint_url
 from ..errors import AuthError, ConfigError, InvalidToken, MalformedResponse
 
@@ -95,12 +95,22 @@ class Revocations:
 
 @dataclasses.dataclass(frozen=True)
 class RevokedSet:
-    """One list, as read: revoked token ids and disabled clients, and when it stops being
-    current (wall clock)."""
+    """One list, as read: revoked token ids, digests of disabled clients' ids, and when it
+    stops being current (wall clock)."""
 
     jtis: frozenset[str]
     clients: frozenset[str]
     expires_at: float
+
+    def names(self, access: AccessToken) -> bool:
+        """True if ``access`` is revoked, or of a disabled client."""
+        if access.jwt_id in self.jtis:
+            return True
+        return (
+            bool(self.clients)
+            and access.client_id is not None
+            and (client_digest(access.client_id) in self.clients)
+        )
 
 
 class RevocationWatch:
@@ -159,12 +169,11 @@ class RevocationWatch:
     def refuse(self, access: AccessToken) -> None:
         """InvalidToken if the list held names ``access`` (by jti, or its client)."""
         current = self.current
-        if current is None:
+        if current is None or not current.names(access):
             return
-        if access.client_id in current.clients:
-            raise InvalidToken("the token's client is disabled at the issuer")
         if access.jwt_id in current.jtis:
             raise InvalidToken("the token was revoked")
+        raise InvalidToken("the token's client is disabled at the issuer")
 
     def ensure_sync(self) -> None:
         """Hold a list (fetched now if there is none yet) and keep it fresh from now on."""

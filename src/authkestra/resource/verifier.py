@@ -353,9 +353,7 @@ class JWTVerifier:
     def _drop_revoked(self, revoked: RevokedSet) -> None:
         """Forget the cached tokens a new revocation list names."""
         if self.cache is not None:
-            self.cache.drop_where(
-                lambda access: access.jwt_id in revoked.jtis or access.client_id in revoked.clients
-            )
+            self.cache.drop_where(revoked.names)
 
     def _check_claims(self, claims: dict[str, Any]) -> AccessToken:
         # This runs for every token not in the cache, so it is written for the common case

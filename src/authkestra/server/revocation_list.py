@@ -4,8 +4,9 @@ A JWT access token is checked by an API without asking this server, so a revoked
 token -- or a token of a client disabled since -- would be accepted until its
 ``exp``. ``GET /revocations`` publishes, signed by this server's key (a JWT of type
 :data:`REVOCATIONS_TYP`, verified with the JWKS), the ``jti`` of every revoked token
-still unexpired and the ids of disabled clients. ``JWTVerifier(revocations=True)``
-fetches it every few seconds and refuses what it names.
+still unexpired and the digests of the ids of disabled clients (:func:`client_digest`:
+the list is public, and says which tokens to refuse, not which clients there are).
+``JWTVerifier(revocations=True)`` fetches it every few seconds and refuses what it names.
 
 The document is rendered at most once per :data:`RENDER_SECONDS` per instance (a
 fleet of APIs polling it costs one store read per second), lives
@@ -22,7 +23,7 @@ import time
 import weakref
 from typing import Any
 
-from .._protocol.revocations import CHANNEL, REVOCATIONS_TYP
+from .._protocol.revocations import CHANNEL, REVOCATIONS_TYP, client_digest
 from .keys import KeyRing
 from .store import Store
 
@@ -80,7 +81,7 @@ class RevocationPublisher:
         jtis = sorted(
             jti for jti, expires_at in self.store.revocations() if expires_at.timestamp() > now
         )
-        clients = sorted(self.store.disabled_clients())
+        clients = sorted(client_digest(client_id) for client_id in self.store.disabled_clients())
         claims = {
             "iss": self.issuer,
             "iat": now,
