@@ -416,6 +416,8 @@ def test_plain_http_elsewhere_needs_the_flag(monkeypatch: pytest.MonkeyPatch) ->
         "AUTHKESTRA_TOKEN_URL": "http://auth.example.test/token",
     }
     assert_failure(run([], env), ExitCode.CONFIG, "plain http")
+    # The message names the flag a command-line user can give.
+    assert "--allow-insecure-http" in run([], env).stderr
 
     # With the flag the flow is built; stop it before it touches the network.
     def fake_get_token(flow: ClientCredentialsFlow) -> Token:
@@ -745,3 +747,18 @@ def test_cache_file_is_reused_across_runs(token_server: TokenServer, tmp_path: P
     assert token_server.requests == 1
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert run([], env).stdout == "tok-2\n"  # without the cache: a new token
+
+
+def test_a_misspelled_variable_is_named_not_ignored(oidc_provider: OidcProvider) -> None:
+    env = {**basic_env(oidc_provider), "AUTHKESTRA_SCOPE": "read"}
+    result = run([], env)
+    assert result.exit_code == 0
+    assert (
+        "authkestra: warning: AUTHKESTRA_SCOPE is not a variable authkestra reads; ignored"
+        " (did you mean AUTHKESTRA_SCOPES?)"
+    ) in result.stderr
+
+
+def test_a_bad_auth_method_variable_is_named(oidc_provider: OidcProvider) -> None:
+    env = {**basic_env(oidc_provider), "AUTHKESTRA_AUTH_METHOD": "client_secret_basik"}
+    assert_failure(run([], env), ExitCode.CONFIG, "AUTHKESTRA_AUTH_METHOD: auth_method")

@@ -50,7 +50,8 @@ def check_endpoint_url(url: str, *, what: str, allow_insecure_http: bool) -> str
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"{what} uses plain http to {parts.hostname}: credentials would cross the network"
-            " unencrypted. Use https, or pass allow_insecure_http=True if you really mean it"
+            " unencrypted. Use https, or allow it explicitly if you really mean it:"
+            " allow_insecure_http=True in Python, --allow-insecure-http on the command line"
         )
     return url
 

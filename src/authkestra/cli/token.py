@@ -339,7 +339,10 @@ def token_command(
 
 
 def _obtain(env: Environment, overrides: dict[str, Any], redact: Redactor) -> Token:
-    arguments = flow_arguments_from_env(env.environ, overrides)
+    def warn(message: str) -> None:
+        env.stderr.write(f"authkestra: warning: {message}\n")
+
+    arguments = flow_arguments_from_env(env.environ, overrides, warn=warn)
     # Mask every secret the command knows of, the unused one from the environment too.
     for secret in (env.environ.get(ENV_PREFIX + "CLIENT_SECRET"), _secret_text(arguments)):
         if secret:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._protocol.client_auth import AuthMethod
@@ -11,7 +13,9 @@ from ..assertions import AssertionFile
 from ..errors import ConfigError
 from ..secrets import FileSecret, Secret
 
-__all__ = ["CLIENT_VARIABLES", "ENV_PREFIX", "flow_arguments_from_env"]
+__all__ = ["CLIENT_VARIABLES", "ENV_PREFIX", "flow_arguments_from_env", "unknown_variables"]
+
+logger = logging.getLogger("authkestra")
 
 ENV_PREFIX = "AUTHKESTRA_"
 #: Every variable a client reads (after ``AUTHKESTRA_``): ``from_env`` and ``authkestra
@@ -39,17 +43,48 @@ CLIENT_VARIABLES = (
 )
 
 
+def _log_warning(message: str) -> None:
+    logger.warning("authkestra: %s", message)
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """``AUTHKESTRA_*`` names in ``env`` that no client reads (the server's,
+    ``AUTHKESTRA_SERVER_*``, aside): a misspelling is silently ignored otherwise."""
+    known = {ENV_PREFIX + name for name in CLIENT_VARIABLES}
+    return sorted(
+        name
+        for name in env
+        if name.startswith(ENV_PREFIX)
+        and not name.startswith(ENV_PREFIX + "SERVER_")
+        and name not in known
+    )
+
+
+def unknown_variable_message(name: str) -> str:
+    """``AUTHKESTRA_SCOPE is not a variable authkestra reads (AUTHKESTRA_SCOPES?)``."""
+    close = difflib.get_close_matches(
+        name, [ENV_PREFIX + known for known in CLIENT_VARIABLES], n=1, cutoff=0.75
+    )
+    guess = f" (did you mean {close[0]}?)" if close else ""
+    return f"{name} is not a variable authkestra reads; ignored{guess}"
+
+
 def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(ENV_PREFIX + name)
     return value if value and value.strip() else None
 
 
 def flow_arguments_from_env(
-    environ: Mapping[str, str] | None, overrides: Mapping[str, Any] | None = None
+    environ: Mapping[str, str] | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """``ClientCredentialsFlow`` keyword arguments from the environment, then ``overrides``.
 
     An override of None is ignored, so callers (the CLI) can pass every option.
+    ``warn`` is told of ``AUTHKESTRA_*`` variables no client reads (a misspelling);
+    by default they are logged as warnings.
     """
     env = os.environ if environ is None else environ
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
@@ -60,11 +95,19 @@ def flow_arguments_from_env(
         raise ConfigError("AUTHKESTRA_CLIENT_ID is not set: it names the client to authenticate as")
     args["client_id"] = client_id
 
-    auth_method = given.pop("auth_method", None) or _get(env, "AUTH_METHOD")
+    auth_method = given.pop("auth_method", None)
+    if auth_method is None and _get(env, "AUTH_METHOD") is not None:
+        auth_method = str(_get(env, "AUTH_METHOD")).strip()
+        try:
+            AuthMethod.parse(auth_method)
+        except ConfigError as exc:
+            raise ConfigError(f"AUTHKESTRA_AUTH_METHOD: {exc}") from None
     if isinstance(auth_method, str):
         auth_method = auth_method.strip()
     if auth_method is not None:
         args["auth_method"] = auth_method
+    for name in unknown_variables(env):
+        (warn or _log_warning)(unknown_variable_message(name))
 
     args.update(_credential_arguments(env, given, auth_method))
 
