@@ -155,9 +155,7 @@ def test_a_valid_token_reaches_the_handler(
     assert issuer.jwks_requests == 1
 
 
-@pytest.mark.parametrize(
-    "authorization", [None, "", "Basic dXNlcjpwdw==", "Bearer", "Bearer   ", "Token abc"]
-)
+@pytest.mark.parametrize("authorization", [None, "", "Basic dXNlcjpwdw==", "Token abc"])
 def test_no_bearer_token_is_401_without_an_error_code(
     make_verifier: MakeVerifier, make_app: MakeApp, authorization: str | None
 ) -> None:
@@ -200,6 +198,17 @@ def test_two_authorization_headers_are_400_invalid_request(
     assert issuer.jwks_requests == 0  # refused before any token was looked at
 
 
+@pytest.mark.parametrize("authorization", ["Bearer", "Bearer   ", "bearer "])
+def test_the_scheme_without_a_token_is_400_invalid_request(
+    make_verifier: MakeVerifier, make_app: MakeApp, authorization: str
+) -> None:
+    """RFC 6750 §3.1: a malformed request (not a missing token: that has no error code)."""
+    response = get(make_app(make_verifier()), "/orders", authorization)
+    assert response.status_code == 400, response.text
+    assert response.headers["www-authenticate"].startswith(MALFORMED)
+    assert error_body(response)["error"] == "invalid_request"
+
+
 @pytest.mark.parametrize(
     "authorization",
     ["Bearer abc def", "Bearer {token} {token}", "bearer {token}\tx", "Bearer \t{token}"],
@@ -239,18 +248,20 @@ def test_spaces_between_the_scheme_and_the_token_are_tolerated(
         (None, None),
         ("", None),
         ("Basic a b", None),
-        ("Bearer", None),
+        ("Bearer", "no token"),
+        ("Bearer   ", "no token"),
+        ("DPoP", "no token"),
         ("Bearer abc", ("Bearer", "abc")),
         ("Bearer  abc ", ("Bearer", "abc")),
         ("dpop abc", ("DPoP", "abc")),
-        ("Bearer abc def", MalformedAuthorization),
-        ("Bearer abc\tdef", MalformedAuthorization),
-        ("DPoP abc def", MalformedAuthorization),
+        ("Bearer abc def", "whitespace inside"),
+        ("Bearer abc\tdef", "whitespace inside"),
+        ("DPoP abc def", "whitespace inside"),
     ],
 )
 def test_authorization_token_parsing(authorization: str | None, expected: object) -> None:
-    if expected is MalformedAuthorization:
-        with pytest.raises(MalformedAuthorization, match="whitespace inside"):
+    if isinstance(expected, str):  # malformed: what the refusal says
+        with pytest.raises(MalformedAuthorization, match=expected):
             authorization_token(authorization)
         with pytest.raises(MalformedAuthorization):
             bearer_token(authorization)

@@ -120,8 +120,8 @@ def error_status_and_body(error: AuthError) -> tuple[int, dict[str, str]]:
 def authorization_token(authorization: str | None) -> tuple[str, str] | None:
     """(scheme, token) of an ``Authorization: Bearer|DPoP <token>`` header, or None.
 
-    None for no header, another scheme (``Basic``, ...) or no token after the scheme;
-    :class:`MalformedAuthorization` for a token with whitespace inside (a b64token,
+    None for no header or another scheme (``Basic``, ...); :class:`MalformedAuthorization`
+    for the scheme without a token, or a token with whitespace inside (a b64token,
     RFC 6750 §2.1, has none; spaces between the scheme and the token are tolerated).
     The scheme comes back as ``Bearer`` or ``DPoP`` whatever its case (RFC 9449 §7.1).
     """
@@ -130,8 +130,14 @@ def authorization_token(authorization: str | None) -> tuple[str, str] | None:
     scheme, _, token = authorization.strip().partition(" ")
     token = token.lstrip(" ")
     canonical = {"bearer": "Bearer", "dpop": "DPoP"}.get(scheme.lower())
-    if canonical is None or not token:
+    if canonical is None:
         return None
+    if not token:
+        # RFC 6750 §3.1: a malformed request, not a missing token.
+        raise MalformedAuthorization(
+            f"the Authorization header names the {canonical} scheme but holds no token",
+            scheme=canonical,
+        )
     if _WHITESPACE.search(token):
         raise MalformedAuthorization(
             f"the {canonical} token in the Authorization header has whitespace inside",
