@@ -7,7 +7,7 @@ import hmac
 import logging
 
 from .._json import parse_json_object
-from ..errors import ClientAssertionError, InvalidClient
+from ..errors import ClientAssertionError, InvalidClient, InvalidScope
 from ..token import Token
 from .actions import HttpRequest, HttpResponse, Operation, ReadSecret
 from .client_assertion import (
@@ -71,6 +71,8 @@ def request_token(
         ctx.redact.add(secret, client_id=spec.client_id)
     try:
         return (yield from _exchange(spec, token_url, secret, ctx, assertions, dpop=dpop))
+    except InvalidScope as refused:
+        raise _comma_hint(refused, spec.scopes) from None
     except InvalidClient:
         if secret is None or not secret_rotates:
             raise
@@ -86,6 +88,20 @@ def request_token(
             "authkestra: invalid_client; the credential source has a new one, retrying once"
         )
         return (yield from _exchange(spec, token_url, fresh, ctx, assertions, dpop=dpop))
+
+
+def _comma_hint(refused: InvalidScope, scopes: tuple[str, ...]) -> InvalidScope:
+    """``refused``, saying so when a scope asked for holds a comma: ``"read,write"`` is one
+    scope to the server (RFC 6749 §3.3 separates scopes with spaces)."""
+    listed = [scope for scope in scopes if "," in scope]
+    if not listed:
+        return refused
+    refused.message += (
+        f" (the scope {listed[0]!r} has a comma: scopes are separated by spaces, so it is"
+        " one scope; pass a list, or 'read write')"
+    )
+    refused.args = (refused.message,)
+    return refused
 
 
 def read_platform_assertion(ctx: ProtocolContext) -> Operation[str]:
