@@ -71,6 +71,18 @@ def test_file_cache_ignores_corrupt_and_world_readable_files(
     assert flow_with(token_server, FileCache(path)).get_token_sync().access_token == "tok-2"
 
 
+def test_a_corrupt_file_cache_is_reported_once_per_call(
+    token_server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text("{not json")
+    os.chmod(path, 0o600)
+    with caplog.at_level("WARNING", logger="authkestra"):
+        flow_with(token_server, FileCache(path)).get_token_sync()
+    said = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
+    assert said == [f"authkestra: token cache {path} is corrupt; starting afresh"]
+
+
 def test_file_cache_drops_expired_records(tmp_path: Path) -> None:
     import time
 

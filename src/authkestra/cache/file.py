@@ -35,6 +35,9 @@ class FileCache(TokenCache):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        #: The file (its inode, size and time) last warned about: one warning per bad file,
+        #: not one per read (a token request reads it up to three times).
+        self._warned: tuple[int, int, int] | None = None
 
     # -- records -----------------------------------------------------------------------
 
@@ -44,17 +47,24 @@ class FileCache(TokenCache):
         except FileNotFoundError:
             return {}
         with os.fdopen(fd, "rb") as fh:
+            stat = os.fstat(fh.fileno())
             # Windows reports no group/other permission bits to check.
-            if os.name == "posix" and os.fstat(fh.fileno()).st_mode & 0o077:
-                logger.warning("authkestra: ignoring token cache %s: readable by others", self.path)
+            if os.name == "posix" and stat.st_mode & 0o077:
+                self._warn(stat, "readable by others; ignoring it")
                 return {}
             data = fh.read(4 * 1024 * 1024)
         try:
             obj = json.loads(data)
         except ValueError:
-            logger.warning("authkestra: token cache %s is corrupt; starting afresh", self.path)
+            self._warn(stat, "corrupt; starting afresh")
             return {}
         return obj if isinstance(obj, dict) else {}
+
+    def _warn(self, stat: os.stat_result, problem: str) -> None:
+        seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if seen != self._warned:
+            self._warned = seen
+            logger.warning("authkestra: token cache %s is %s", self.path, problem)
 
     def _write_all(self, records: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
