@@ -429,3 +429,25 @@ def test_trio_backend(hostile: HostileServer) -> None:
     hostile.reply_with(Reply(200, ok_body()))
     token = anyio.run(flow_for(hostile).get_token, backend="trio")
     assert token.access_token == "tok-123"
+
+
+def test_a_server_that_is_down_reads_the_same_in_sync_and_async_code() -> None:
+    """The system's reason, not what the async stack wrapped it in."""
+    import asyncio
+    import socket
+
+    from authkestra import NetworkError, RetryPolicy
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    flow = ClientCredentialsFlow(
+        "svc", "a-secret-value", f"http://127.0.0.1:{port}/token",
+        retry=RetryPolicy(max_attempts=1),
+    )  # fmt: skip
+    with pytest.raises(NetworkError) as sync_error:
+        flow.get_token_sync()
+    with pytest.raises(NetworkError) as async_error:
+        asyncio.run(flow.get_token())
+    assert str(sync_error.value) == str(async_error.value)
+    assert "Connection refused" in str(sync_error.value)

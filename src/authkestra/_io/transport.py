@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
@@ -30,6 +31,21 @@ def _is_certificate_failure(exc: BaseException) -> bool:
     return False
 
 
+def _connect_reason(exc: BaseException) -> str:
+    """Why a connection failed, the same words in sync and async code: the system's error
+    (``[Errno 111] Connection refused``) under whatever the async stack wrapped it in
+    (anyio's "All connection attempts failed")."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            reason = current.strerror or os.strerror(current.errno)
+            return clean_text(f"[Errno {current.errno}] {reason}", 160)
+        current = current.__cause__ or current.__context__
+    return clean_text(str(exc), 160)
+
+
 def network_error(exc: httpx.HTTPError | TimeoutError, url: str) -> NetworkError:
     """The :class:`NetworkError` for an httpx failure (to be raised ``from exc``)."""
     if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
@@ -41,7 +57,7 @@ def network_error(exc: httpx.HTTPError | TimeoutError, url: str) -> NetworkError
             retryable=False,
         )
     if isinstance(exc, httpx.ConnectError):
-        return NetworkError(f"could not connect to {url} ({clean_text(str(exc), 160)})")
+        return NetworkError(f"could not connect to {url} ({_connect_reason(exc)})")
     if isinstance(exc, httpx.TransportError):
         kind = type(exc).__name__
         return NetworkError(f"connection to {url} failed ({kind}: {clean_text(str(exc), 160)})")
