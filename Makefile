@@ -57,8 +57,14 @@ check: lint typecheck bench-smoke
 test: install peers servers check
 	$(BIN)/pytest
 
-demo: install
+# The demo needs the server and the resource side, not the test toolchain.
+demo: $(VENV)/.demo-installed
 	$(BIN)/authkestra demo
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[server,resource]'
+	touch $@
 
 # Side-by-side benchmarks (several minutes; results go in bench/README.md).
 bench: install peers servers
