@@ -428,3 +428,40 @@ def test_refused_tokens_are_throttled_per_address(make_server: MakeServer) -> No
     assert [a.status_code for a in answers[:3]] == [401, 401, 401]
     assert answers[-1].status_code == 429
     assert int(answers[-1].headers["Retry-After"]) >= 1
+
+
+def test_a_refused_federated_assertion_is_counted_as_such(
+    server: InProcessServer, admin: str
+) -> None:
+    """Its reasons vary (they name issuers): one fixed label, whatever the reason."""
+    from authkestra.server.metrics import refusal_reason
+
+    assert refusal_reason("federated assertion: assertion replayed") == "federated_assertion"
+    client_id = "fed-counted"
+    server.ctx.store.add_issuer("cluster", "https://cluster.example.test")
+    server.ctx.store.create_client(
+        client_id, secret_hash=None, auth_method="private_key_jwt", scopes=("read",),
+        audiences=(), federated_issuer="cluster", federated_subject="system:sa",
+    )  # fmt: skip
+    header = jose_part_of({"alg": "ES256", "typ": "JWT"})
+    claims = jose_part_of({"iss": "https://elsewhere.test", "sub": "system:sa", "exp": 2**31})
+    answer = server.form(
+        "/token",
+        {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": f"{header}.{claims}.c2lnbmF0dXJl",
+        },
+    )
+    assert answer.json()["error"] == "invalid_client"
+    text = server.admin("GET", "/metrics", token=admin).text
+    assert 'authkestra_authentication_failures_total{reason="federated_assertion"}' in text
+    assert "elsewhere" not in text
+
+
+def jose_part_of(document: dict[str, object]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from .._protocol.client_auth import AuthMethod
 from ..errors import InvalidClient
 from .federation import FederatedRefusal
+from .metrics import FEDERATED_PREFIX
 from .oauth_request import ClientAssertion, ClientCredentials
 from .secret_hashing import SecretHasher
 from .store import ClientRecord, Store
@@ -184,9 +185,9 @@ class ClientDirectory:
         client = self.lookup(credentials.client_id)
         reason = _refusal(client, credentials.method)
         if reason is None and client is not None and not client.federated:
-            reason = "assertion from another issuer for a client bound to none"
+            reason = f"{FEDERATED_PREFIX}from another issuer for a client bound to none"
         if reason is None and self.federation is None:
-            reason = "federated client authentication not set up"
+            reason = f"{FEDERATED_PREFIX}not set up on this server"
         if reason is not None:
             # As slow as a refused signature: timing does not tell which client ids exist.
             verifier.decoy_signature_check(assertion)
@@ -195,7 +196,7 @@ class ClientDirectory:
         try:
             self.federation.check(client, assertion)
         except FederatedRefusal as refusal:
-            raise _refused(str(refusal)) from None
+            raise _refused(f"{FEDERATED_PREFIX}{refusal}") from None
         return client
 
 

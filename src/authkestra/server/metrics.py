@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTENT_TYPE",
+    "FEDERATED_PREFIX",
     "REFUSAL_REASONS",
     "count_backend_error",
     "count_refusal",
@@ -58,8 +59,11 @@ REFUSAL_REASONS = (
     "assertions_not_accepted",
     "no_client_certificate",
     "wrong_certificate",
+    "federated_assertion",
     "malformed_credentials",
 )
+#: How the refusals of a trusted issuer's assertion begin (the rest says why, for the log).
+FEDERATED_PREFIX = "federated assertion: "
 _BY_MESSAGE = {
     "unknown client": "unknown_client",
     "client disabled": "client_disabled",
@@ -85,6 +89,7 @@ ENDPOINTS = frozenset(
         "/healthz",
         "/readyz",
         "/register",
+        "/revocations",
     }
 )
 
@@ -122,6 +127,8 @@ def refusal_reason(message: str) -> str:
         return reason
     if " used by a " in message:
         return "wrong_method"
+    if message.startswith(FEDERATED_PREFIX):
+        return "federated_assertion"
     return "malformed_credentials"
 
 
