@@ -297,3 +297,22 @@ def test_a_list_held_keeps_serving_while_the_issuer_is_down(deployment: Deployme
     with pytest.raises(InvalidToken, match="revoked"):
         verifier.verify_sync(token)
     verifier.close()
+
+
+def test_a_list_rendered_anew_with_the_same_names_changes_nothing(
+    deployment: Deployment,
+) -> None:
+    """The server signs a new list every second (new iat, exp); the verifier keeps its
+    cached tokens and its generation unless the names change."""
+    verifier = deployment.verifier(refresh=0.5)
+    verifier.verify_sync(deployment.token())
+    watch = verifier.revocations
+    assert watch is not None and watch.current is not None
+    generation, fetches = watch.generation, watch.fetches
+    deadline = time.monotonic() + 20
+    while watch.fetches < fetches + 3:  # three more lists fetched
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert watch.generation == generation
+    assert verifier.cache is not None and len(verifier.cache) == 1
+    verifier.close()

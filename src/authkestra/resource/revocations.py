@@ -100,7 +100,8 @@ class RevokedSet:
 
     jtis: frozenset[str]
     clients: frozenset[str]
-    expires_at: float
+    #: Not part of what the list says: a list rendered anew with the same names is the same.
+    expires_at: float = dataclasses.field(compare=False)
 
     def names(self, access: AccessToken) -> bool:
         """True if ``access`` is revoked, or of a disabled client."""
@@ -198,9 +199,10 @@ class RevocationWatch:
     # -- keeping it fresh --------------------------------------------------------------
 
     def _take(self, revoked: RevokedSet) -> None:
-        if revoked == self.current:
-            return
-        self.current = revoked
+        same = revoked == self.current
+        self.current = revoked  # a later expiry, at least
+        if same:
+            return  # nothing new to refuse: the cached tokens stay
         self.generation += 1
         if self.on_change is not None:
             self.on_change(revoked)
