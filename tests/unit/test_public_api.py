@@ -53,7 +53,9 @@ PUBLIC: dict[str, list[str]] = {
         "DPOP_ALGORITHMS", "DPoPChecker", "InvalidDPoPProof", "ReplayCache", "ReplaySetFull",
         "ReplayStore", "bound_thumbprint", "check_dpop",
     ],
-    "authkestra.resource.fastapi": ["VERIFIER_STATE_KEY", "require_scopes"],
+    "authkestra.resource.fastapi": [
+        "VERIFIER_STATE_KEY", "ClientCredentialsScheme", "require_scopes", "use_authkestra",
+    ],
     "authkestra.resource.redis_replay": ["RedisReplayCache"],
     "authkestra.resource.starlette": [
         "BearerTokenBackend", "TokenUser", "on_auth_error", "require_scopes",

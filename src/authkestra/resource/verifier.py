@@ -185,6 +185,9 @@ class JWTVerifier:
             check_endpoint_url(issuer, what="issuer", allow_insecure_http=allow_insecure_http)
         self.issuer = issuer
         self.audiences = frozenset(audiences)
+        #: Plain http to the issuer allowed (for what else talks to it: RFC 9728 metadata,
+        #: FastAPI's OpenAPI token URL).
+        self.allow_insecure_http = allow_insecure_http
         self.leeway = options.seconds(leeway, "leeway")
         self._times = TimeRules(leeway=self.leeway)
         self.require_at_jwt_typ = bool(require_at_jwt_typ)
