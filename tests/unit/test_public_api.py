@@ -66,6 +66,7 @@ PUBLIC: dict[str, list[str]] = {
     "authkestra.tls.uvicorn": ["TLSExtensionHTTPProtocol", "tls_extension", "uvicorn_tls_options"],
     "authkestra.cli": ["COMMANDS", "Environment", "app", "main"],
     "authkestra.demo": ["run_demo"],
+    "authkestra.testing": ["LocalIssuer"],
 }  # fmt: skip
 #: Packages that are parts of the server, not API: their names may change.
 INTERNAL_PACKAGES = {
