@@ -12,8 +12,6 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from .._jose.keys import generate_key
-from .._jose.signing import sign_jwt
 from .._protocol.client_auth import decode_basic_credentials
 from ..errors import ConfigError
 
@@ -54,7 +52,7 @@ class LocalIssuer:
         self.issuer = issuer
         self.alg = alg
         self.kid = secrets.token_hex(6)
-        self._key = generate_key(alg, {"kid": self.kid})
+        self._key = _generate_key(alg, self.kid)
         self.clients = dict(clients) if clients is not None else None
         self.default_scopes = tuple(scopes)
         self.token_ttl = token_ttl
@@ -96,6 +94,8 @@ class LocalIssuer:
             body["scope"] = scope
         body.update(claims)
         body = {name: value for name, value in body.items() if value is not None}
+        from .._jose.signing import sign_jwt
+
         return sign_jwt({"alg": self.alg, "kid": self.kid, "typ": typ}, body, self._key)
 
     def jwks(self) -> dict[str, Any]:
@@ -213,6 +213,16 @@ class LocalIssuer:
 
     def __repr__(self) -> str:
         return f"LocalIssuer({self.issuer!r}, alg={self.alg!r})"
+
+
+def _generate_key(alg: str, kid: str) -> Any:
+    # Imported here: the pytest plugin loads this module in every test run of a project
+    # that has authkestra installed, with or without the keys extra.
+    try:
+        from .._jose.keys import generate_key
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ConfigError("LocalIssuer needs joserfc: pip install 'authkestra[keys]'") from None
+    return generate_key(alg, {"kid": kid})
 
 
 def _oauth_error(status: int, error: str, description: str) -> httpx.Response:
