@@ -14,7 +14,7 @@ from .responses import raise_for_failure
 from .retry import send_with_retries
 from .urls import check_endpoint_url, metadata_urls
 
-__all__ = ["ServerMetadata", "discover", "get_document", "parse_metadata"]
+__all__ = ["ServerMetadata", "discover", "get_document", "metadata_document", "parse_metadata"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,16 +57,8 @@ def parse_metadata(
 ) -> ServerMetadata:
     """Validate metadata: a JSON object for *this* issuer with a usable ``require`` endpoint."""
     what = f"the metadata endpoint {url}"
-    raise_for_failure(response, redact, what=what)
+    body = metadata_document(response, redact, what=what)
     status = response.status_code
-    if response.truncated:
-        raise MalformedResponse(f"{what} sent a body over the size limit", status_code=status)
-    try:
-        body = parse_json_object(response.body)
-    except ValueError as exc:
-        raise MalformedResponse(
-            f"{what} sent invalid metadata: {exc}", status_code=status
-        ) from None
     if body.get("issuer") != issuer:
         shown = redact.clean(body["issuer"], 100) if isinstance(body.get("issuer"), str) else None
         raise MalformedResponse(
@@ -84,6 +76,21 @@ def parse_metadata(
     except ConfigError as exc:
         raise MalformedResponse(f"{what}: {exc}", status_code=status) from None
     return ServerMetadata(issuer=issuer, endpoint=endpoint, raw=body)
+
+
+def metadata_document(response: HttpResponse, redact: Redactor, *, what: str) -> dict[str, Any]:
+    """The JSON object a metadata answer holds, or the error saying what it is instead
+    (an HTTP failure, a body over the limit, not a JSON object)."""
+    raise_for_failure(response, redact, what=what)
+    status = response.status_code
+    if response.truncated:
+        raise MalformedResponse(f"{what} sent a body over the size limit", status_code=status)
+    try:
+        return parse_json_object(response.body)
+    except ValueError as exc:
+        raise MalformedResponse(
+            f"{what} sent invalid metadata: {exc}", status_code=status
+        ) from None
 
 
 #: The setting that names an endpoint directly, for the error that says to give it.

@@ -13,12 +13,10 @@ import dataclasses
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .._json import parse_json_object
 from ..errors import ConfigError, MalformedResponse
 from .actions import Operation
 from .context import ProtocolContext
-from .discovery import get_document
-from .responses import raise_for_failure
+from .discovery import get_document, metadata_document
 from .urls import check_endpoint_url
 
 __all__ = [
@@ -61,16 +59,8 @@ def discover_protected_resource(
     url = metadata_url(resource)
     response = yield from get_document(url, ctx, what=f"resource metadata request {url}")
     what = f"the resource metadata {url}"
-    raise_for_failure(response, ctx.redact, what=what)
+    body = metadata_document(response, ctx.redact, what=what)
     status = response.status_code
-    if response.truncated:
-        raise MalformedResponse(f"{what} sent a body over the size limit", status_code=status)
-    try:
-        body = parse_json_object(response.body)
-    except ValueError as exc:
-        raise MalformedResponse(
-            f"{what} is not valid metadata: {exc}", status_code=status
-        ) from None
     if body.get("resource") != resource:
         shown = body.get("resource")
         shown = ctx.redact.clean(shown, 100) if isinstance(shown, str) else None
