@@ -45,9 +45,10 @@ PUBLIC: dict[str, list[str]] = {
         "InvalidToken", "JWTVerifier", "ResourceMetadata", "Revocations", "TokenVerifier",
     ],
     "authkestra.resource.protected_resource": [
-        "METADATA_STATE_KEY", "ResourceMetadata", "serve_resource_metadata",
+        "METADATA_STATE_KEY", "ResourceMetadata", "metadata_for", "serve_resource_metadata",
     ],
     "authkestra.resource.revocations": ["Revocations"],
+    "authkestra.resource.flask": ["CONFIG_KEY", "EXTENSION_KEY", "Authkestra", "require_scopes"],
     "authkestra.resource.asgi": ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"],
     "authkestra.resource.dpop": [
         "DPOP_ALGORITHMS", "DPoPChecker", "InvalidDPoPProof", "ReplayCache", "ReplaySetFull",

@@ -11,7 +11,7 @@ from ._integration import TokenVerifier, check_scopes, scope_names
 from ._options import name_list
 from .dpop import DPoPChecker
 from .presentation import Presentation, check_holder_async
-from .protected_resource import ResourceMetadata
+from .protected_resource import ResourceMetadata, metadata_for
 from .rfc6750 import refusal
 
 __all__ = ["ACCESS_TOKEN_KEY", "BearerTokenMiddleware"]
@@ -86,7 +86,7 @@ class BearerTokenMiddleware:
             raise ConfigError("exempt_paths must be paths, each a string starting with /")
         self.exempt_paths = frozenset(paths)
         self.dpop = dpop or DPoPChecker()
-        self.resource_metadata = _metadata(verifier, resource_metadata)
+        self.resource_metadata = metadata_for(verifier, resource_metadata)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metadata = self.resource_metadata
@@ -145,18 +145,3 @@ class BearerTokenMiddleware:
         headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-
-def _metadata(verifier: Any, given: ResourceMetadata | bool | None) -> ResourceMetadata | None:
-    """The metadata to serve: given, built from the verifier (True, or None when the
-    verifier names one issuer and one audience), or none (False)."""
-    if isinstance(given, ResourceMetadata):
-        return given
-    if given is False:
-        return None
-    try:
-        return ResourceMetadata.for_verifier(verifier)
-    except ConfigError:
-        if given is True:
-            raise
-        return None  # an introspecting verifier, several audiences: not without being told

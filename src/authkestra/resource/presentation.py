@@ -205,3 +205,31 @@ def request_path(scope: Mapping[str, Any]) -> str:
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else str(scope.get("path", "/"))
     return path.split("?", 1)[0] or "/"
+
+
+def scope_from_wsgi(environ: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an ASGI scope :class:`Presentation` reads, from a WSGI ``environ``
+    (Flask, Django under WSGI): method, scheme, path as sent, headers.
+
+    WSGI gives no TLS client certificate: a certificate-bound token is refused there.
+    """
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and isinstance(value, str):
+            name = key[5:].replace("_", "-").lower()
+            headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
+    # PEP 3333: PATH_INFO and SCRIPT_NAME are bytes decoded as latin-1, as raw_path is.
+    path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}" or "/"
+    port = str(environ.get("SERVER_PORT") or "")
+    return {
+        "type": "http",
+        "method": str(environ.get("REQUEST_METHOD", "GET")),
+        "scheme": str(environ.get("wsgi.url_scheme", "http")),
+        "raw_path": path.encode("latin-1", "replace"),
+        "path": path,
+        "headers": headers,
+        "server": (
+            str(environ.get("SERVER_NAME", "localhost")),
+            int(port) if port.isdigit() else None,
+        ),
+    }

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ._options import name_list
 from .dpop import DPOP_ALGORITHMS
 
-__all__ = ["METADATA_STATE_KEY", "ResourceMetadata", "serve_resource_metadata"]
+__all__ = ["METADATA_STATE_KEY", "ResourceMetadata", "metadata_for", "serve_resource_metadata"]
 
 #: Where the Starlette and FastAPI integrations find the metadata: ``app.state.resource_metadata``.
 METADATA_STATE_KEY = "resource_metadata"
@@ -117,6 +117,21 @@ class ResourceMetadata:
 
     def __repr__(self) -> str:
         return f"ResourceMetadata({self.resource!r}, {list(self.authorization_servers)!r})"
+
+
+def metadata_for(verifier: Any, given: ResourceMetadata | bool | None) -> ResourceMetadata | None:
+    """The metadata an integration serves: ``given``; built from the verifier (True, or
+    None when the verifier names one issuer and one audience); or none (False)."""
+    if isinstance(given, ResourceMetadata):
+        return given
+    if given is False:
+        return None
+    try:
+        return ResourceMetadata.for_verifier(verifier)
+    except ConfigError:
+        if given is True:
+            raise
+        return None  # an introspecting verifier, several audiences: not without being told
 
 
 def serve_resource_metadata(app: Any, metadata: ResourceMetadata) -> None:
