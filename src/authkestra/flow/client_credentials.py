@@ -46,6 +46,7 @@ from .private_key import PrivateKeyLike, load_private_key
 from .token_source import TokenSource
 
 if TYPE_CHECKING:
+    from .aiohttp_auth import AiohttpBearerMiddleware
     from .requests_auth import RequestsBearerAuth
 
 __all__ = ["DEFAULT_TIMEOUT", "ClientCredentialsFlow"]
@@ -554,6 +555,22 @@ class ClientCredentialsFlow:
         from .requests_auth import RequestsBearerAuth
 
         return RequestsBearerAuth(self.token_source(scopes, audience=audience, resource=resource))
+
+    def aiohttp_middleware(
+        self,
+        scopes: ScopesLike = None,
+        *,
+        audience: str | None = _UNSET,
+        resource: str | Iterable[str] | None = _UNSET,
+    ) -> AiohttpBearerMiddleware:
+        """The same as :meth:`auth`, for ``aiohttp.ClientSession(middlewares=(...,))``
+        (``pip install 'authkestra[aiohttp]'``, aiohttp 3.12 or later): the token from
+        this flow's cache, renewed ahead of expiry, one retry with a fresh token on 401,
+        DPoP proofs and nonces."""
+        from .aiohttp_auth import AiohttpBearerMiddleware
+
+        source = self.token_source(scopes, audience=audience, resource=resource)
+        return AiohttpBearerMiddleware(source)
 
     def token_source(
         self,
