@@ -49,6 +49,10 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "authkestra.resource.revocations": ["Revocations"],
     "authkestra.resource.flask": ["CONFIG_KEY", "EXTENSION_KEY", "Authkestra", "require_scopes"],
+    "authkestra.resource.django": [
+        "AuthkestraAuthentication", "AuthkestraMiddleware", "HasScopes", "exception_handler",
+        "require_scopes",
+    ],
     "authkestra.resource.aiohttp": [
         "ACCESS_TOKEN_KEY", "access_token", "bearer_token_middleware", "require_scopes",
     ],
