@@ -53,6 +53,7 @@ PUBLIC: dict[str, list[str]] = {
         "AuthkestraAuthentication", "AuthkestraMiddleware", "HasScopes", "exception_handler",
         "require_scopes",
     ],
+    "authkestra.resource.grpc": ["AioTokenInterceptor", "TokenInterceptor", "access_token"],
     "authkestra.resource.aiohttp": [
         "ACCESS_TOKEN_KEY", "access_token", "bearer_token_middleware", "require_scopes",
     ],

@@ -243,12 +243,10 @@ try:
     from rest_framework import exceptions as drf_exceptions
     from rest_framework.authentication import BaseAuthentication
     from rest_framework.permissions import BasePermission
-    from rest_framework.views import exception_handler as drf_exception_handler
 except ImportError:  # DRF is optional: plain Django needs none of this
     BaseAuthentication = object
     BasePermission = object
     drf_exceptions = None
-    drf_exception_handler = None
 
 
 class TokenUser:
@@ -311,6 +309,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     """DRF's exception handler, with RFC 6750 on top: a 403 for missing scopes carries its
     ``WWW-Authenticate: Bearer error="insufficient_scope"`` challenge. Set it as
     ``REST_FRAMEWORK["EXCEPTION_HANDLER"]``."""
+    # Imported here: rest_framework.views reads the Django settings when it is imported.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, InsufficientScopeDenied):
         error = InsufficientScope(str(exc), required_scopes=exc.required)
