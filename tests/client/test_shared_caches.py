@@ -246,3 +246,40 @@ def test_logs_do_not_leak_tokens(
     caplog.set_level(logging.DEBUG, logger="authkestra")
     flow_with(token_server, RedisCache(redis_url)).get_token_sync()
     assert "tok-1" not in caplog.text and "secret-value-123" not in caplog.text
+
+
+def test_file_cache_leaves_no_lock_files_behind(token_server: TokenServer, tmp_path: Path) -> None:
+    flow_with(token_server, FileCache(tmp_path / "tokens.json")).get_token_sync()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json"]
+
+
+def _count_under_lock(path: str, counter: str, times: int) -> None:
+    from authkestra.cache._lockfile import held
+
+    for _ in range(times):
+        with held(Path(path), blocking=True) as got:
+            assert got
+            value = int(Path(counter).read_text() or "0")
+            Path(counter).write_text(str(value + 1))
+
+
+def test_the_lock_file_excludes_other_processes_and_goes_away(tmp_path: Path) -> None:
+    """Processes that increment a counter under the lock lose no increment, although each
+    holder removes the lock file on the way out; and none is left at the end."""
+    import multiprocessing
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    lock = tmp_path / "counter.lock"
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_count_under_lock, args=(str(lock), str(counter), 60))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert counter.read_text() == "240"
+    assert not lock.exists()

@@ -138,3 +138,23 @@ def test_require_scopes_needs_the_middleware() -> None:
     assert run_with_api(app, work) == 500  # the ConfigError, in aiohttp's log
     with pytest.raises(ConfigError, match="give a verifier"):
         bearer_token_middleware(None)  # type: ignore[arg-type]
+
+
+def test_dpop_bound_tokens_on_both_sides(our_server: OurDeployment) -> None:
+    """The client middleware proves possession on every request; the server middleware
+    checks the proof against the URL it reached."""
+    flow = flow_of(our_server, dpop=True)
+
+    async def work(base: str) -> None:
+        async with aiohttp.ClientSession(middlewares=(flow.aiohttp_middleware(["read"]),)) as s:
+            for _ in range(2):  # a new proof each time (a replayed one would be refused)
+                async with s.get(f"{base}/orders") as answer:
+                    assert answer.status == 200, await answer.text()
+        token = await flow.get_token(["read"])
+        assert token.token_type == "DPoP"
+        async with aiohttp.ClientSession() as plain:
+            stolen = {"Authorization": f"DPoP {token.access_token}"}
+            async with plain.get(f"{base}/orders", headers=stolen) as answer:
+                assert answer.status == 401  # no proof: the token alone is not enough
+
+    run_with_api(api(verifier_of(our_server)), work)

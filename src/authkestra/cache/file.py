@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ._lockfile import held
 from .base import CachedToken, TokenCache
 
 __all__ = ["FileCache"]
@@ -24,10 +24,10 @@ class FileCache(TokenCache):
     """Tokens in a JSON file readable only by its owner (mode 0600).
 
     Writes are atomic (a temporary file renamed over the old one), so a reader
-    never sees half a file; ``lock()`` is a lock on ``PATH.lock`` (``filelock``:
-    ``flock`` on POSIX, ``msvcrt`` locking on Windows, released by the system if
-    its holder dies), so of several processes that need a new token at once, one
-    fetches it. The file holds access tokens: keep it in a directory only the
+    never sees half a file; ``lock()`` is a lock on ``PATH.lock`` (``flock`` on POSIX,
+    released by the system if its holder dies, and the file removed by its holder so
+    none is left behind; filelock's on Windows), so of several processes that need a
+    new token at once, one fetches it. The file holds access tokens: keep it in a directory only the
     service's user can read. A corrupt or foreign file is ignored and replaced,
     never trusted; on POSIX, so is one that others can read.
     """
@@ -86,7 +86,7 @@ class FileCache(TokenCache):
     def _exclusive(self) -> Iterator[None]:
         # Read-modify-write under a short lock so two writers do not drop each other's keys.
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with _file_lock(self.path.with_name(self.path.name + ".write-lock")):
+        with held(self.path.with_name(self.path.name + ".write-lock"), blocking=True):
             yield
 
     def load(self, key: str) -> CachedToken | None:
@@ -115,28 +115,9 @@ class FileCache(TokenCache):
         The system releases it when its holder dies, so ``ttl`` is not needed to
         recover from a crash here.
         """
-        from filelock import Timeout
-
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = _file_lock(self.lock_path)
-        try:
-            lock.acquire(blocking=False)
-        except Timeout:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
+        with held(self.lock_path, blocking=False) as got:
+            yield got
 
     def __repr__(self) -> str:
         return f"FileCache({str(self.path)!r})"
-
-
-def _file_lock(path: Path) -> Any:
-    """A cross-process lock on ``path`` (a file only its owner may open)."""
-    try:
-        from filelock import FileLock
-    except ImportError:  # pragma: no cover - a dependency of authkestra
-        raise ConfigError("FileCache needs filelock: pip install filelock") from None
-    return FileLock(str(path), mode=0o600, thread_local=False)
