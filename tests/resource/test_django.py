@@ -168,3 +168,20 @@ def test_over_a_live_server(live_server: str) -> None:
     refused = httpx.get(f"{live_server}/reports", timeout=10)
     assert refused.status_code == 401
     assert json.loads(refused.text)["detail"]
+
+
+def test_under_asgi_the_middleware_runs_async() -> None:
+    """Django's AsyncClient drives the ASGI handler: the middleware's async path, and an
+    async view behind it."""
+    import asyncio
+
+    from django.test import AsyncClient
+
+    async def run() -> tuple[int, Any, int]:
+        client = AsyncClient()
+        good = await client.get("/place", headers=bearer(scopes=["orders:write"], client_id="a"))
+        bad = await client.get("/up", headers=bearer(expires_in=-60))
+        return good.status_code, good.json(), bad.status_code
+
+    status, body, refused = asyncio.run(run())
+    assert (status, body, refused) == (200, {"placed_by": "a"}, 401)
