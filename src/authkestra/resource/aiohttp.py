@@ -32,12 +32,12 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AuthError, ConfigError
+from ._guard import Guard
 from ._integration import TokenVerifier, check_scopes, scope_names
 from .access_token import AccessToken
 from .dpop import DPoPChecker
-from .presentation import Presentation, check_holder_async
-from .protected_resource import ResourceMetadata, metadata_for
-from .rfc6750 import refusal
+from .presentation import Presentation
+from .protected_resource import ResourceMetadata
 
 __all__ = ["ACCESS_TOKEN_KEY", "access_token", "bearer_token_middleware", "require_scopes"]
 
@@ -55,21 +55,11 @@ _SETTINGS_KEY: Any = _request_key("authkestra_settings", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class _Settings:
-    def __init__(self, realm: str | None, metadata: ResourceMetadata | None) -> None:
-        self.realm = realm
-        self.metadata = metadata
-
+class _Settings(Guard):
     def refuse(
         self, error: AuthError | None, required: tuple[str, ...] = (), scheme: str = "Bearer"
     ) -> web.Response:
-        status, body, headers = refusal(
-            error,
-            realm=self.realm,
-            required_scopes=required,
-            scheme=scheme,
-            resource_metadata=self.metadata.url if self.metadata else None,
-        )
+        status, body, headers = self.refusal(error, required, scheme)
         return web.Response(
             status=status, text=json.dumps(body), content_type="application/json", headers=headers
         )
@@ -85,8 +75,7 @@ def bearer_token_middleware(
     """The middleware for ``web.Application(middlewares=[...])``; see the module."""
     if not callable(getattr(verifier, "verify", None)):
         raise ConfigError("bearer_token_middleware: give a verifier (JWTVerifier, ...)")
-    checker = dpop or DPoPChecker()
-    settings = _Settings(realm, metadata_for(verifier, resource_metadata))
+    settings = _Settings(verifier, realm=realm, dpop=dpop, resource_metadata=resource_metadata)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -100,11 +89,9 @@ def bearer_token_middleware(
             )
         presentation: Presentation | None = None
         try:
-            presentation = Presentation.from_scope(_scope(request))
+            presentation = settings.presentation(_scope(request))
             if presentation is not None:
-                access = await verifier.verify(presentation.token)
-                await check_holder_async(access, presentation, checker)
-                request[ACCESS_TOKEN_KEY] = access
+                request[ACCESS_TOKEN_KEY] = await settings.verify_async(presentation)
         except AuthError as exc:
             scheme = presentation.scheme if presentation is not None else "Bearer"
             return settings.refuse(exc, scheme=scheme)

@@ -47,12 +47,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
 from ..errors import AuthError, ConfigError, InsufficientScope
+from ._guard import Guard
 from ._integration import check_scopes, scope_names
 from .access_token import AccessToken
-from .dpop import DPoPChecker
-from .presentation import Presentation, check_holder, scope_from_wsgi
-from .protected_resource import ResourceMetadata, metadata_for
-from .rfc6750 import challenge, refusal
+from .presentation import scope_from_wsgi
 
 __all__ = [
     "AuthkestraAuthentication",
@@ -63,10 +61,18 @@ __all__ = [
 ]
 
 View = TypeVar("View", bound=Callable[..., Any])
-_UNSET: Any = object()
 
 
-class _Setup:
+class _Refused(Exception):
+    """A token that did not verify, and the scheme it came in (for the challenge)."""
+
+    def __init__(self, error: AuthError, scheme: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.scheme = scheme
+
+
+class _Setup(Guard):
     """What ``settings.AUTHKESTRA`` says, made once: the verifier, DPoP, the metadata."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -89,44 +95,31 @@ class _Setup:
             verifier = JWTVerifier(issuer=issuer, audience=audience, **options)
         if not callable(getattr(verifier, "verify_sync", None)):
             raise ConfigError("settings.AUTHKESTRA VERIFIER is not a verifier (no verify_sync)")
-        self.verifier: Any = verifier
-        self.realm: str | None = config.get("REALM")
-        self.dpop = DPoPChecker()
-        self.metadata: ResourceMetadata | None = metadata_for(
-            verifier, config.get("RESOURCE_METADATA")
+        super().__init__(
+            verifier,
+            realm=config.get("REALM"),
+            resource_metadata=config.get("RESOURCE_METADATA"),
         )
 
-    def verify(self, request: HttpRequest) -> tuple[AccessToken | None, str]:
-        """The request's verified token (None without one) and the scheme it came in."""
-        presentation = Presentation.from_scope(scope_from_wsgi(request.META))
+    def verify(self, request: HttpRequest) -> AccessToken | None:
+        """The request's verified token (None without one); :class:`_Refused` (the error
+        and the scheme the token came in) when it does not verify."""
+        presentation = self.presentation(scope_from_wsgi(request.META))
         if presentation is None:
-            return None, "Bearer"
-        access: AccessToken = self.verifier.verify_sync(presentation.token)
-        check_holder(access, presentation, self.dpop)
-        return access, presentation.scheme
+            return None
+        try:
+            return self.verify_sync(presentation)
+        except AuthError as exc:
+            raise _Refused(exc, presentation.scheme) from None
 
     def refuse(
         self, error: AuthError | None, required: tuple[str, ...] = (), scheme: str = "Bearer"
     ) -> HttpResponse:
-        status, body, headers = refusal(
-            error,
-            realm=self.realm,
-            required_scopes=required,
-            scheme=scheme,
-            resource_metadata=self.metadata.url if self.metadata else None,
-        )
+        status, body, headers = self.refusal(error, required, scheme)
         response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
         return response
-
-    def challenge(self, error: AuthError | None, required: tuple[str, ...] = ()) -> str:
-        return challenge(
-            error,
-            realm=self.realm,
-            required_scopes=required,
-            resource_metadata=self.metadata.url if self.metadata else None,
-        )
 
 
 _setups: dict[int, _Setup] = {}
@@ -157,11 +150,12 @@ def _check(request: HttpRequest) -> HttpResponse | None:
     if getattr(request, _CHECKED, False):
         return None
     chosen = setup()
-    scheme = "Bearer"
     try:
-        access, scheme = chosen.verify(request)
-    except AuthError as exc:
-        return chosen.refuse(exc, scheme=scheme)
+        access = chosen.verify(request)
+    except _Refused as refused:
+        return chosen.refuse(refused.error, scheme=refused.scheme)
+    except AuthError as exc:  # malformed Authorization: the error carries its scheme
+        return chosen.refuse(exc)
     setattr(request, _ACCESS, access)
     setattr(request, _CHECKED, True)
     return None
@@ -270,10 +264,11 @@ class AuthkestraAuthentication(BaseAuthentication):  # type: ignore[misc]
     def authenticate(self, request: Any) -> tuple[TokenUser, AccessToken] | None:
         chosen = setup()
         try:
-            access, _scheme = chosen.verify(request._request)
-        except AuthError as exc:
-            request._request._authkestra_error = exc
-            raise drf_exceptions.AuthenticationFailed(str(exc)) from None
+            access = chosen.verify(request._request)
+        except (_Refused, AuthError) as exc:
+            error = exc.error if isinstance(exc, _Refused) else exc
+            request._request._authkestra_error = error
+            raise drf_exceptions.AuthenticationFailed(str(error)) from None
         if access is None:
             return None
         return TokenUser(access), access

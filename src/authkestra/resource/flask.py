@@ -34,12 +34,11 @@ from typing import Any, TypeVar, cast
 from flask import Flask, Response, current_app, g, request
 
 from ..errors import AuthError, ConfigError
+from ._guard import Guard
 from ._integration import TokenVerifier, check_scopes, scope_names
-from .access_token import AccessToken
 from .dpop import DPoPChecker
-from .presentation import Presentation, check_holder, scope_from_wsgi
-from .protected_resource import ResourceMetadata, metadata_for
-from .rfc6750 import refusal
+from .presentation import scope_from_wsgi
+from .protected_resource import ResourceMetadata
 
 __all__ = ["CONFIG_KEY", "EXTENSION_KEY", "Authkestra", "require_scopes"]
 
@@ -64,10 +63,12 @@ class Authkestra:
         resource_metadata: ResourceMetadata | bool | None = None,
     ) -> None:
         self.verifier = verifier
-        self.realm = realm
-        self.dpop = dpop or DPoPChecker()
-        self._metadata_option = resource_metadata
-        self.resource_metadata: ResourceMetadata | None = None
+        self._options: dict[str, Any] = {
+            "realm": realm,
+            "dpop": dpop,
+            "resource_metadata": resource_metadata,
+        }
+        self.guard: Guard | None = None
         if app is not None:
             self.init_app(app)
 
@@ -80,8 +81,8 @@ class Authkestra:
                 " or IntrospectionVerifier)"
             )
         self.verifier = verifier
-        self.resource_metadata = metadata_for(verifier, self._metadata_option)
-        metadata = self.resource_metadata
+        self.guard = Guard(verifier, **self._options)
+        metadata = self.guard.metadata
         if metadata is not None:
 
             def resource_metadata() -> Response:
@@ -98,26 +99,21 @@ class Authkestra:
 
     def refuse(self, required: tuple[str, ...]) -> Response | None:
         """None, with the verified token on ``g.access_token``; or the refusal to send."""
-        presentation: Presentation | None = None
+        guard = self.guard
+        assert guard is not None  # set by init_app, which put this extension on the app
+        presentation = None
         error: AuthError | None = None
         try:
-            presentation = Presentation.from_scope(scope_from_wsgi(request.environ))
+            presentation = guard.presentation(scope_from_wsgi(request.environ))
             if presentation is not None:
-                verifier: Any = self.verifier
-                access: AccessToken = verifier.verify_sync(presentation.token)
-                check_holder(access, presentation, self.dpop)
+                access = guard.verify_sync(presentation)
                 check_scopes(access, required)
                 g.access_token = access
                 return None
         except AuthError as exc:
             error = exc
-        status, body, headers = refusal(
-            error,
-            realm=self.realm,
-            required_scopes=required,
-            scheme=presentation.scheme if presentation is not None else "Bearer",
-            resource_metadata=self.resource_metadata.url if self.resource_metadata else None,
-        )
+        scheme = presentation.scheme if presentation is not None else "Bearer"
+        status, body, headers = guard.refusal(error, required, scheme)
         return Response(
             json.dumps(body), status=status, mimetype="application/json", headers=headers
         )
