@@ -63,6 +63,9 @@ def request_token(
     rotated secret is picked up without a restart.
     """
     assertions = assertions or AssertionSettings()
+    for name, value in spec.grant_fields:
+        if name in ("subject_token", "actor_token"):
+            ctx.redact.add(value)  # sent with this request: never echoed back in an error
     secret: str | None = None
     if assertions.from_platform:
         secret = yield from read_platform_assertion(ctx)

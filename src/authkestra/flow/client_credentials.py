@@ -672,7 +672,6 @@ class ClientCredentialsFlow:
                 continue
             if not isinstance(value, str) or not value or any(c.isspace() for c in value):
                 raise ConfigError(f"{name} must be a token: a non-empty string without spaces")
-            self._ctx.redact.add(value)
         for name, value in (
             ("subject_token_type", subject_token_type),
             ("actor_token_type", actor_token_type),
