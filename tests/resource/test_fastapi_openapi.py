@@ -143,3 +143,17 @@ def test_a_route_with_its_own_verifier_needs_none_from_the_app(our_server: OurDe
 
 async def _json(answer: Awaitable[httpx.Response]) -> Any:
     return (await answer).json()
+
+
+def test_a_misconfigured_verifier_stops_the_app_too() -> None:
+    with pytest.raises(ConfigError, match="verifier must be a JWTVerifier"):
+        use_authkestra(FastAPI(), "https://auth.example.com")  # type: ignore[arg-type]
+    app = FastAPI()
+    app.state.token_verifier = "https://auth.example.com"  # set by hand, wrongly
+    use_authkestra(app)
+
+    async def nothing(client: httpx.AsyncClient) -> None:
+        raise AssertionError("the app started")
+
+    with pytest.raises(ConfigError, match="not a verifier"):
+        serve(app, nothing)

@@ -198,6 +198,11 @@ def use_authkestra(
     metadata (RFC 8414) -- when that cannot be fetched, a warning, and the app starts.
     """
     if verifier is not None:
+        if not callable(getattr(verifier, "verify", None)):
+            raise ConfigError(
+                f"use_authkestra: verifier must be a JWTVerifier or another verifier with"
+                f" async verify(), not {type(verifier).__name__}"
+            )
         setattr(app.state, VERIFIER_STATE_KEY, verifier)
     declared = scheme or CLIENT_CREDENTIALS
     if token_url is not None:
@@ -217,7 +222,12 @@ def use_authkestra(
 
 
 def _check_routes(app: Any) -> None:
-    if getattr(app.state, VERIFIER_STATE_KEY, None) is not None:
+    found = getattr(app.state, VERIFIER_STATE_KEY, None)
+    if found is not None:
+        if not callable(getattr(found, "verify", None)):
+            raise ConfigError(
+                f"app.state.{VERIFIER_STATE_KEY} is a {type(found).__name__}, not a verifier"
+            )
         return
     for route in app.routes:
         dependant = getattr(route, "dependant", None)
